@@ -1,0 +1,33 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# rust_timewait: the commands a person runs. Kbuild (the kernel's build) reads `Kbuild`, not
+# this file.
+#
+#   make              build rust_timewait.ko against the cached test kernel (built on first use)
+#   make KDIR=/path   build it against your own Rust-enabled kernel tree
+#   make demo         build what is missing, boot the test kernel in QEMU, show the module working
+#   make test         run every test: host-side, KUnit (in the guest) and guest scenarios
+#   make clean        remove build products from this directory
+#
+# RTW_CACHE (default /var/cache/rust_timewait) holds the build root and the test kernel.
+
+ifdef KDIR
+all:
+	$(MAKE) -C $(KDIR) M=$(CURDIR) modules
+clean:
+	$(MAKE) -C $(KDIR) M=$(CURDIR) clean
+else
+all:
+	bash qemu/module.sh
+clean:
+	rm -f *.o *.ko *.mod *.mod.c *.mod.o .*.cmd Module.symvers modules.order src/*.o src/.*.cmd \
+		src/bindings_generated.rs src/.*.d .*.d
+endif
+
+demo:
+	bash qemu/demo.sh
+
+test:
+	bash tests/run.sh
+
+.PHONY: all clean demo test

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Boot the test kernel with an initramfs under QEMU (TCG), collect the serial console into a
+# log, and fail on a timeout, a panic, an Oops, a WARNING, a BUG, or a guest that never said
+# it was done.  qemu/boot.sh INITRAMFS LOG TIMEOUT_S [kernel args...]
+. "$(dirname "$0")/env.sh"
+
+initrd=$1 log=$2 limit=$3; shift 3
+kernel="$RTW_KERNEL/src/arch/x86/boot/bzImage"
+[ -f "$kernel" ] || rtw_die "no test kernel at $kernel (run qemu/kernel.sh)"
+
+set +e
+timeout --foreground -k 5 "$limit" qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 1024M \
+	-nographic -no-reboot -monitor none -serial stdio -display none \
+	-kernel "$kernel" -initrd "$initrd" \
+	-append "console=ttyS0 panic=-1 oops=panic loglevel=7 $*" </dev/null >"$log" 2>&1
+rc=$?
+set -e
+tr -d '\r' <"$log" >"$log.tmp" && mv "$log.tmp" "$log"
+
+fail=""
+[ $rc = 124 ] || [ $rc = 137 ] && fail="timed out after ${limit} s"
+grep -q 'Kernel panic' "$log" && fail="${fail:+$fail; }kernel panic"
+grep -qE 'Oops|BUG:|WARNING:|general protection fault|UBSAN:' "$log" && fail="${fail:+$fail; }kernel Oops/BUG/WARNING"
+grep -q '^rtw-guest: done' "$log" || fail="${fail:+$fail; }guest did not finish"
+if [ -n "$fail" ]; then
+	echo "---- last 40 console lines ($log) ----" >&2
+	tail -n 40 "$log" >&2
+	echo "boot failed: $fail" >&2
+	exit 1
+fi

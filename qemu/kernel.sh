@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Ensure the test kernel (tinyconfig + qemu/kernel.config, with Rust and KUnit) is built in the
+# cache. Builds into a temporary directory and renames it into place only when complete, so an
+# interrupted run never leaves a tree that later runs trust. Inside the build root the tree is
+# always /kernel/src, whatever its path in the cache, so the rename does not break its paths.
+. "$(dirname "$0")/env.sh"
+
+"$RTW_TOP/qemu/buildroot.sh" >/dev/null
+
+build_kernel() {
+	local tmp=$1 jobs
+	jobs=$(nproc)
+	mkdir -p "$tmp"
+	cp "$RTW_TOP/qemu/kernel.config" "$tmp/fragment.config"
+	rtw_chroot "$RTW_ROOT" "$tmp" "" -- /bin/bash -euc '
+		cd /kernel
+		tar xf /usr/src/linux-source-'"$RTW_KVER"'.tar.xz
+		mv linux-source-'"$RTW_KVER"' src
+		cd src
+		make -s tinyconfig
+		scripts/kconfig/merge_config.sh -m .config /kernel/fragment.config
+		make -s olddefconfig
+		# Fail loudly when an option asked for did not survive (a missing dependency).
+		bad=0
+		while IFS= read -r line; do
+			case "$line" in
+			CONFIG_*=*) grep -qx "$line" .config || { echo "config: $line did not survive olddefconfig" >&2; bad=1; } ;;
+			"# CONFIG_"*" is not set") opt=${line#\# }; opt=${opt%% *}
+				! grep -q "^$opt=" .config || { echo "config: $opt is set but the fragment unsets it" >&2; bad=1; } ;;
+			esac
+		done </kernel/fragment.config
+		[ $bad = 0 ] || exit 1
+		make rustavailable
+		make -j'"$jobs"' bzImage modules
+		# Module.symvers exists only after `make modules`; external modules need it for modpost.
+		test -f Module.symvers && test -f arch/x86/boot/bzImage'
+}
+
+[ -f "$RTW_KERNEL/.complete" ] && { echo "$RTW_KERNEL"; exit 0; }
+rtw_lock
+if [ ! -f "$RTW_KERNEL/.complete" ]; then
+	tmp="$RTW_KERNEL.tmp.$$"
+	rm -rf "$tmp"
+	trap 'rm -rf "$tmp"' EXIT
+	rtw_step "$RTW_CACHE/kernel-build.log" "building the test kernel $RTW_KVER (about 5-8 min on 2 cores)" build_kernel "$tmp"
+	touch "$tmp/.complete"
+	rm -rf "$RTW_KERNEL"
+	mv "$tmp" "$RTW_KERNEL"
+	trap - EXIT
+fi
+echo "$RTW_KERNEL"

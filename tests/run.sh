@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The test command (`make test`): host-side tests, then the module built against the cached
+# test kernel, booted in QEMU with every guest scenario; KUnit's KTAP and the scenarios' TAP
+# are parsed from the console log. Ends with one line: "N passed, N failed[, N skipped]".
+. "$(dirname "$0")/../qemu/env.sh"
+
+work="$RTW_TOP/build/test"
+mkdir -p "$work"
+passed=0 failed=0 skipped=0
+count() { passed=$((passed + $1)); failed=$((failed + $2)); skipped=$((skipped + ${3:-0})); }
+
+# 1. Host-side cargo suites.
+for manifest in "$RTW_TOP"/tests/host/*/Cargo.toml; do
+	[ -f "$manifest" ] || continue
+	name=$(basename "$(dirname "$manifest")")
+	rtw_log "host tests: $name"
+	if cargo test --manifest-path "$manifest" >"$work/host-$name.log" 2>&1; then :; else
+		tail -n 30 "$work/host-$name.log" >&2
+	fi
+	p=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$work/host-$name.log" | awk '{s+=$4} END {print s+0}')
+	f=$(grep -Eo '[0-9]+ failed;' "$work/host-$name.log" | awk '{s+=$1} END {print s+0}')
+	# A crate that did not build ran nothing: count that as a failure.
+	grep -q 'test result:' "$work/host-$name.log" || f=$((f + 1))
+	rtw_log "host tests $name: $p passed, $f failed"
+	count "$p" "$f"
+done
+
+# 2. The module and the guest.
+bash "$RTW_TOP/qemu/module.sh" >/dev/null
+bash "$RTW_TOP/qemu/initramfs.sh" "$work/initramfs.cpio" >/dev/null
+rtw_log "booting the test kernel with every guest scenario (log: $work/console.log)"
+boot_ok=1
+bash "$RTW_TOP/qemu/boot.sh" "$work/initramfs.cpio" "$work/console.log" "${RTW_BOOT_TIMEOUT:-600}" \
+	rtw.scenarios=all || boot_ok=0
+
+# 3. KUnit: the KTAP printed while 00-kunit loaded the module, parsed by the kernel's kunit.py.
+sed -n '/^rtw-scenario-begin: 00-kunit/,/^rtw-scenario-end: 00-kunit/p' "$work/console.log" >"$work/kunit.log"
+python3 "$RTW_KERNEL/src/tools/testing/kunit/kunit.py" parse "$work/kunit.log" >"$work/kunit-parsed.log" 2>&1 || true
+sed 's/\x1b\[[0-9;]*m//g' "$work/kunit-parsed.log" | grep -E '\[(PASSED|FAILED|CRASHED|SKIPPED)\]|Testing complete' || true
+summary=$(sed 's/\x1b\[[0-9;]*m//g' "$work/kunit-parsed.log" | grep -o 'Ran [0-9]* tests:.*' | tail -n1)
+kp=$(echo "$summary" | grep -o 'passed: [0-9]*' | grep -o '[0-9]*' || true)
+kf=$(echo "$summary" | grep -o 'failed: [0-9]*' | grep -o '[0-9]*' || true)
+kc=$(echo "$summary" | grep -o 'crashed: [0-9]*' | grep -o '[0-9]*' || true)
+ks=$(echo "$summary" | grep -o 'skipped: [0-9]*' | grep -o '[0-9]*' || true)
+kp=${kp:-0} kf=$(( ${kf:-0} + ${kc:-0} )) ks=${ks:-0}
+if [ $((kp + kf + ks)) = 0 ]; then
+	echo "KUnit: no results found in the console log" >&2
+	kf=1
+fi
+rtw_log "KUnit: $kp passed, $kf failed, $ks skipped"
+count "$kp" "$kf" "$ks"
+
+# 4. Guest scenarios: TAP lines behind "rtw-tap: ".
+sp=$(grep -cE '^rtw-tap: ok [0-9]+' "$work/console.log" || true)
+ss=$(grep -cE '^rtw-tap: ok [0-9]+.*# SKIP' "$work/console.log" || true)
+sf=$(grep -cE '^rtw-tap: not ok [0-9]+' "$work/console.log" || true)
+grep -E '^rtw-(tap: not ok|scenario-begin)' "$work/console.log" || true
+[ $boot_ok = 1 ] || sf=$((sf + 1))
+rtw_log "guest scenarios: $((sp - ss)) passed, $sf failed, $ss skipped"
+count "$((sp - ss))" "$sf" "$ss"
+
+line="$passed passed, $failed failed"
+[ "$skipped" = 0 ] || line="$line, $skipped skipped"
+echo "$line"
+[ "$failed" = 0 ] && [ "$passed" -gt 0 ]
