@@ -13,8 +13,16 @@ use kernel::prelude::*;
 mod ffi;
 #[path = "src/hooks.rs"]
 mod hooks;
+#[path = "src/policy.rs"]
+pub mod policy;
+#[path = "src/reply.rs"]
+pub mod reply;
+#[path = "src/segment.rs"]
+pub mod segment;
 #[path = "src/seq.rs"]
 pub mod seq;
+#[path = "src/twcheck.rs"]
+pub mod twcheck;
 
 module! {
     type: RustTimeWait,

@@ -1,0 +1,217 @@
+//! Table and timing policy: how many entries a netns may hold, which sysctl values are
+//! accepted, when an entry has expired, and whether an entry may send a reply now.
+//!
+//! Times are jiffies (`get_jiffies_64()`); every comparison is wrapping-safe like the kernel's
+//! `time_after_eq()`, so nothing here depends on where the counter starts.
+
+/// Smallest table: the seed ignores `maxtcptw` below 32 and auto-sizing never goes below it
+/// ("protect against goofy port ranges smaller than 32").
+pub const MAXTCPTW_MIN: u32 = 32;
+/// Largest table: 2^24 entries of at most 64 bytes is 1 GiB of slab, a ceiling a typo cannot
+/// exceed, yet above Linux's own default `tcp_max_tw_buckets` (half the established hash) on
+/// any ordinary machine.
+pub const MAXTCPTW_MAX: u32 = 1 << 24;
+
+/// Default MSL: 30 s, FreeBSD's `net.inet.tcp.msl`, giving Linux's 60 s `TCP_TIMEWAIT_LEN`.
+pub const MSL_MS_DEFAULT: u32 = 30_000;
+/// Shortest MSL: 100 ms lets tests run fast; shorter would be below a typical RTO and make
+/// TIME_WAIT meaningless.
+pub const MSL_MS_MIN: u32 = 100;
+/// Longest MSL: 10 min, five times RFC 9293's 2-minute MSL; 2·MSL stays below an hour.
+pub const MSL_MS_MAX: u32 = 600_000;
+
+/// Default FIN_WAIT_2 lifetime: Linux's `tcp_fin_timeout` (60 s).
+pub const FIN_TIMEOUT_MS_DEFAULT: u32 = 60_000;
+/// Shortest FIN_WAIT_2 lifetime, for the same reason as [`MSL_MS_MIN`].
+pub const FIN_TIMEOUT_MS_MIN: u32 = 100;
+/// Longest FIN_WAIT_2 lifetime: 10 min, so an orphaned half-close cannot pin an entry for long
+/// (Linux caps a socket's `TCP_LINGER2` at `TCP_FIN_TIMEOUT_MAX`, 120 s).
+pub const FIN_TIMEOUT_MS_MAX: u32 = 600_000;
+
+/// The "last reply" stamp of an entry that has never replied. See [`ratelimit_stamp`].
+pub const NEVER_REPLIED: u64 = 0;
+
+/// The seed's `tcptw_auto_size()`: half the ephemeral port range, so TIME_WAIT entries cannot
+/// tie up more than half of the ports a client can pick, never below 32. The seed's
+/// `maxsockets / 5` term has no Linux counterpart and is dropped. Like the seed, a reversed
+/// range is accepted.
+pub fn auto_size(port_lo: u16, port_hi: u16) -> u32 {
+    let half_range = u32::from(port_lo.abs_diff(port_hi)) / 2;
+    half_range.max(MAXTCPTW_MIN)
+}
+
+/// Whether a `maxtcptw` value may be stored: 0 (automatic) or 32 ..= 2^24. The seed silently
+/// ignores values below 32; we refuse them (`-EINVAL`, spec §2).
+pub fn maxtcptw_valid(v: i32) -> bool {
+    v == 0 || u32::try_from(v).is_ok_and(|v| (MAXTCPTW_MIN..=MAXTCPTW_MAX).contains(&v))
+}
+
+/// Whether an `msl_ms` value may be stored: [`MSL_MS_MIN`] ..= [`MSL_MS_MAX`].
+pub fn msl_ms_valid(v: i32) -> bool {
+    u32::try_from(v).is_ok_and(|v| (MSL_MS_MIN..=MSL_MS_MAX).contains(&v))
+}
+
+/// Whether a `fin_timeout_ms` value may be stored: [`FIN_TIMEOUT_MS_MIN`] ..=
+/// [`FIN_TIMEOUT_MS_MAX`].
+pub fn fin_timeout_ms_valid(v: i32) -> bool {
+    u32::try_from(v).is_ok_and(|v| (FIN_TIMEOUT_MS_MIN..=FIN_TIMEOUT_MS_MAX).contains(&v))
+}
+
+/// The table size in force: [`auto_size`] when `maxtcptw` is 0, else `maxtcptw`. A value
+/// [`maxtcptw_valid`] would refuse cannot be stored; should one appear anyway, a negative one
+/// means automatic and a positive one is clamped into range, so the table always has a sane
+/// bound.
+pub fn effective_capacity(maxtcptw: i32, port_lo: u16, port_hi: u16) -> u32 {
+    match u32::try_from(maxtcptw) {
+        Ok(0) | Err(_) => auto_size(port_lo, port_hi),
+        Ok(v) => v.clamp(MAXTCPTW_MIN, MAXTCPTW_MAX),
+    }
+}
+
+/// T12: an entry whose expiry is `expiry` is dead at `now` (the kernel's
+/// `time_after_eq(now, expiry)`); the stack then answers for the tuple.
+pub fn expired(expiry: u64, now: u64) -> bool {
+    now.wrapping_sub(expiry) as i64 >= 0
+}
+
+/// Whether an entry that last replied at `last_reply` may reply at `now`, at most one reply per
+/// `interval` (Linux's `__tcp_oow_rate_limited()` with `tcp_invalid_ratelimit`, spec §4).
+/// [`NEVER_REPLIED`] always may. A `last_reply` in the future (more than half the counter's
+/// range ago) is treated as long past, as Linux does, so a stale stamp never silences an entry.
+pub fn ratelimit_allows(last_reply: u64, now: u64, interval: u64) -> bool {
+    if last_reply == NEVER_REPLIED {
+        return true;
+    }
+    let elapsed = now.wrapping_sub(last_reply) as i64;
+    elapsed < 0 || elapsed.unsigned_abs() >= interval
+}
+
+/// The stamp to store as "last reply" after replying at `now`. A reply at the one instant whose
+/// value is [`NEVER_REPLIED`] is recorded one jiffy later, so it still counts as a reply.
+pub fn ratelimit_stamp(now: u64) -> u64 {
+    if now == NEVER_REPLIED {
+        1
+    } else {
+        now
+    }
+}
+
+#[cfg_attr(not(rtw_host), kernel::prelude::kunit_tests(rust_timewait_policy))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_size_is_half_the_port_range() {
+        let cases: [(u16, u16, u32); 8] = [
+            (32768, 60999, 14115), // Linux's default ip_local_port_range
+            (60999, 32768, 14115), // reversed, as the seed accepts
+            (1, 65535, 32767),
+            (1024, 1090, 33),
+            (1024, 1088, 32),
+            (1024, 1050, 32), // goofy small range
+            (5000, 5000, 32),
+            (0, 0, 32),
+        ];
+        for (lo, hi, size) in cases {
+            assert_eq!(auto_size(lo, hi), size);
+        }
+    }
+
+    #[test]
+    fn maxtcptw_bounds() {
+        let cases: [(i32, bool); 9] = [
+            (0, true),
+            (32, true),
+            (100_000, true),
+            (1 << 24, true),
+            (31, false),
+            (1, false),
+            (-1, false),
+            ((1 << 24) + 1, false),
+            (i32::MAX, false),
+        ];
+        for (v, ok) in cases {
+            assert_eq!(maxtcptw_valid(v), ok);
+        }
+        assert!(!maxtcptw_valid(i32::MIN));
+    }
+
+    #[test]
+    fn msl_and_fin_timeout_bounds() {
+        let cases: [(i32, bool); 8] = [
+            (100, true),
+            (30_000, true),
+            (600_000, true),
+            (99, false),
+            (0, false),
+            (-30_000, false),
+            (600_001, false),
+            (i32::MAX, false),
+        ];
+        for (v, ok) in cases {
+            assert_eq!(msl_ms_valid(v), ok);
+            assert_eq!(fin_timeout_ms_valid(v), ok);
+        }
+        assert!(msl_ms_valid(MSL_MS_DEFAULT as i32));
+        assert!(fin_timeout_ms_valid(FIN_TIMEOUT_MS_DEFAULT as i32));
+    }
+
+    #[test]
+    fn effective_capacity_auto_explicit_and_clamped() {
+        assert_eq!(effective_capacity(0, 32768, 60999), 14115);
+        assert_eq!(effective_capacity(0, 1024, 1030), 32);
+        assert_eq!(effective_capacity(100, 32768, 60999), 100);
+        assert_eq!(effective_capacity(32, 32768, 60999), 32);
+        assert_eq!(effective_capacity(5, 32768, 60999), 32);
+        assert_eq!(effective_capacity(i32::MAX, 32768, 60999), 1 << 24);
+        assert_eq!(effective_capacity(-7, 32768, 60999), 14115);
+    }
+
+    #[test]
+    fn t12_entry_expires_at_its_deadline() {
+        assert!(!expired(1000, 999));
+        assert!(expired(1000, 1000));
+        assert!(expired(1000, 1001));
+        // Across the counter's wrap: the deadline 10 lies 16 jiffies after u64::MAX - 5.
+        assert!(!expired(10, u64::MAX - 5));
+        assert!(expired(10, 10));
+        assert!(expired(u64::MAX - 5, 3));
+    }
+
+    #[test]
+    fn ratelimit_first_reply_always_allowed() {
+        assert!(ratelimit_allows(NEVER_REPLIED, 0, 500));
+        assert!(ratelimit_allows(NEVER_REPLIED, 12345, 500));
+        assert!(ratelimit_allows(NEVER_REPLIED, u64::MAX, u64::MAX));
+    }
+
+    #[test]
+    fn ratelimit_one_reply_per_interval() {
+        assert!(!ratelimit_allows(1000, 1000, 500));
+        assert!(!ratelimit_allows(1000, 1499, 500));
+        assert!(ratelimit_allows(1000, 1500, 500));
+        assert!(ratelimit_allows(1000, 100_000, 500));
+        // A zero interval never limits.
+        assert!(ratelimit_allows(1000, 1000, 0));
+        // A stamp from the future is treated as long past.
+        assert!(ratelimit_allows(1000, 900, 500));
+    }
+
+    #[test]
+    fn ratelimit_survives_jiffies_wraparound() {
+        let last = u64::MAX - 100;
+        assert!(!ratelimit_allows(last, 299, 500)); // 400 jiffies later
+        assert!(ratelimit_allows(last, 399, 500)); // 500 jiffies later
+        assert!(!ratelimit_allows(last, last, 500));
+    }
+
+    #[test]
+    fn ratelimit_stamp_never_looks_like_never() {
+        assert_eq!(ratelimit_stamp(5), 5);
+        assert_eq!(ratelimit_stamp(u64::MAX), u64::MAX);
+        assert_eq!(ratelimit_stamp(0), 1);
+        // A reply recorded at jiffies 0 still limits the next one.
+        assert!(!ratelimit_allows(ratelimit_stamp(0), 100, 500));
+        assert!(ratelimit_allows(ratelimit_stamp(0), 501, 500));
+    }
+}

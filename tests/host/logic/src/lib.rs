@@ -1,0 +1,24 @@
+//! Host build of rust_timewait's pure logic: the very files the kernel module includes, so
+//! `cargo test` runs their KUnit tests under libtest.
+//!
+//! `no_std` even for tests: the files must build with `core` alone, as in the kernel.
+//! The `tests` modules are not `#[cfg(test)]` (the kernel's `kunit_tests` macro gates them on
+//! `CONFIG_KUNIT`), so outside `cargo test` their helpers and imports are unused.
+#![no_std]
+#![cfg_attr(not(test), allow(dead_code, unused_imports))]
+#![warn(missing_docs)]
+
+#[path = "../../../../src/seq.rs"]
+pub mod seq;
+
+#[path = "../../../../src/segment.rs"]
+pub mod segment;
+
+#[path = "../../../../src/twcheck.rs"]
+pub mod twcheck;
+
+#[path = "../../../../src/reply.rs"]
+pub mod reply;
+
+#[path = "../../../../src/policy.rs"]
+pub mod policy;

@@ -1,0 +1,269 @@
+//! The entry model: one compressed TIME_WAIT (or FIN_WAIT_2) entry as the module keeps it.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+
+/// `AF_INET`, as the `family` attribute carries it.
+pub const AF_INET: u8 = 2;
+/// `AF_INET6`, as the `family` attribute carries it.
+pub const AF_INET6: u8 = 10;
+
+/// What an entry waits for (the spec's `substate` enum).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Substate {
+    /// Both FINs seen; the tuple is guarded for 2*MSL.
+    #[default]
+    TimeWait,
+    /// Our FIN acknowledged, the peer's not seen yet (live-socket handoff).
+    FinWait2,
+}
+
+impl Substate {
+    /// The value on the wire.
+    pub fn to_u8(self) -> u8 {
+        match self {
+            Substate::TimeWait => 0,
+            Substate::FinWait2 => 1,
+        }
+    }
+
+    /// From the value on the wire.
+    pub fn from_u8(v: u8) -> Option<Self> {
+        match v {
+            0 => Some(Substate::TimeWait),
+            1 => Some(Substate::FinWait2),
+            _ => None,
+        }
+    }
+
+    /// The state as `ss` prints it.
+    pub fn ss_name(self) -> &'static str {
+        match self {
+            Substate::TimeWait => "TIME-WAIT",
+            Substate::FinWait2 => "FIN-WAIT-2",
+        }
+    }
+
+    /// The name in the netlink spec (used in JSON).
+    pub fn spec_name(self) -> &'static str {
+        match self {
+            Substate::TimeWait => "time-wait",
+            Substate::FinWait2 => "fin-wait2",
+        }
+    }
+}
+
+/// Why a 4-tuple cannot be an entry's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TupleError(pub String);
+
+impl fmt::Display for TupleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TupleError {}
+
+fn is_link_local(a: &Ipv6Addr) -> bool {
+    (a.segments()[0] & 0xffc0) == 0xfe80
+}
+
+/// The 4-tuple an entry guards: both ends of one TCP connection, of one family.
+///
+/// For IPv6 the scope (interface index) of a link-local address is kept in the
+/// `scope_id` of every link-local end, and is 0 on every other end (see [`Tuple::new`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Tuple {
+    /// Our end.
+    pub local: SocketAddr,
+    /// The peer's end.
+    pub remote: SocketAddr,
+}
+
+impl Tuple {
+    /// Checks and normalizes a tuple: both ends of one family, ports not 0, and for IPv6 a
+    /// consistent scope: given on either end (or both, equal), only when one end is link-local,
+    /// and required then. The scope is copied to every link-local end.
+    pub fn new(local: SocketAddr, remote: SocketAddr) -> Result<Self, TupleError> {
+        if local.port() == 0 || remote.port() == 0 {
+            return Err(TupleError("port 0 is not a connection's port (1-65535)".into()));
+        }
+        match (local, remote) {
+            (SocketAddr::V4(_), SocketAddr::V4(_)) => Ok(Tuple { local, remote }),
+            (SocketAddr::V6(l), SocketAddr::V6(r)) => {
+                let scope = match (l.scope_id(), r.scope_id()) {
+                    (0, s) | (s, 0) => s,
+                    (a, b) if a == b => a,
+                    (a, b) => {
+                        return Err(TupleError(format!(
+                            "the two ends name different scopes (%{a} and %{b})"
+                        )))
+                    }
+                };
+                let any_ll = is_link_local(l.ip()) || is_link_local(r.ip());
+                if scope != 0 && !any_ll {
+                    return Err(TupleError(format!(
+                        "a scope (%{scope}) belongs to a link-local (fe80::/10) address only"
+                    )));
+                }
+                if scope == 0 && any_ll {
+                    return Err(TupleError(
+                        "a link-local address needs its interface: [fe80::1%IFINDEX]:PORT or \
+                         [fe80::1%ifname]:PORT"
+                            .into(),
+                    ));
+                }
+                let fix = |a: SocketAddrV6| {
+                    let s = if is_link_local(a.ip()) { scope } else { 0 };
+                    SocketAddr::V6(SocketAddrV6::new(*a.ip(), a.port(), 0, s))
+                };
+                Ok(Tuple { local: fix(l), remote: fix(r) })
+            }
+            _ => Err(TupleError(
+                "the two ends are of different families (one IPv4, one IPv6)".into(),
+            )),
+        }
+    }
+
+    /// Builds a tuple from the attributes of a reply, where the scope is one `ifindex`.
+    pub fn from_parts(
+        local: IpAddr,
+        local_port: u16,
+        remote: IpAddr,
+        remote_port: u16,
+        ifindex: u32,
+    ) -> Result<Self, TupleError> {
+        let mk = |ip: IpAddr, port: u16| match ip {
+            IpAddr::V4(a) => SocketAddr::V4(SocketAddrV4::new(a, port)),
+            IpAddr::V6(a) => {
+                let s = if is_link_local(&a) { ifindex } else { 0 };
+                SocketAddr::V6(SocketAddrV6::new(a, port, 0, s))
+            }
+        };
+        Tuple::new(mk(local, local_port), mk(remote, remote_port))
+    }
+
+    /// `AF_INET` or `AF_INET6`.
+    pub fn family(&self) -> u8 {
+        match self.local {
+            SocketAddr::V4(_) => AF_INET,
+            SocketAddr::V6(_) => AF_INET6,
+        }
+    }
+
+    /// The interface index of a link-local IPv6 tuple, 0 otherwise.
+    pub fn ifindex(&self) -> u32 {
+        match (self.local, self.remote) {
+            (SocketAddr::V6(l), SocketAddr::V6(r)) => l.scope_id().max(r.scope_id()),
+            _ => 0,
+        }
+    }
+}
+
+impl fmt::Display for Tuple {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.local, self.remote)
+    }
+}
+
+/// One entry: the tuple and the TCP state the module needs to answer for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Entry {
+    /// The guarded 4-tuple.
+    pub tuple: Tuple,
+    /// Our next sequence number (after our FIN).
+    pub snd_nxt: u32,
+    /// Next sequence number expected from the peer (after its FIN in TIME_WAIT).
+    pub rcv_nxt: u32,
+    /// The window we last advertised, as on the wire (already scaled).
+    pub last_win: u16,
+    /// Our receive window scale (0-14).
+    pub rcv_wscale: u8,
+    /// The connection uses timestamps (RFC 7323).
+    pub has_ts: bool,
+    /// Last TSval seen from the peer, when one was learned.
+    pub ts_recent: Option<u32>,
+    /// Our TSval clock minus the module's TCP clock, in ms (wrapping).
+    pub ts_offset: u32,
+    /// TIME_WAIT or FIN_WAIT_2.
+    pub substate: Substate,
+    /// Remaining lifetime in ms (only in replies).
+    pub expires_ms: Option<u32>,
+}
+
+impl Entry {
+    /// A TIME_WAIT entry without timestamps; set the other fields as needed.
+    pub fn new(tuple: Tuple, snd_nxt: u32, rcv_nxt: u32) -> Self {
+        Entry {
+            tuple,
+            snd_nxt,
+            rcv_nxt,
+            last_win: 0,
+            rcv_wscale: 0,
+            has_ts: false,
+            ts_recent: None,
+            ts_offset: 0,
+            substate: Substate::TimeWait,
+            expires_ms: None,
+        }
+    }
+}
+
+/// The highest window scale RFC 7323 allows (and the spec's `max: 14`).
+pub const MAX_WSCALE: u8 = 14;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sa(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn tuple_v4() {
+        let t = Tuple::new(sa("10.0.0.1:80"), sa("10.0.0.2:40000")).unwrap();
+        assert_eq!(t.family(), AF_INET);
+        assert_eq!(t.ifindex(), 0);
+        assert_eq!(t.to_string(), "10.0.0.1:80 10.0.0.2:40000");
+    }
+
+    #[test]
+    fn tuple_refuses_mixed_families_and_port_zero() {
+        assert!(Tuple::new(sa("10.0.0.1:80"), sa("[::1]:80")).is_err());
+        assert!(Tuple::new(sa("10.0.0.1:0"), sa("10.0.0.2:80")).is_err());
+        assert!(Tuple::new(sa("10.0.0.1:80"), sa("10.0.0.2:0")).is_err());
+    }
+
+    #[test]
+    fn tuple_scope_is_spread_to_link_local_ends() {
+        let t = Tuple::new(sa("[fe80::1%3]:80"), sa("[fe80::2]:4000")).unwrap();
+        assert_eq!(t.ifindex(), 3);
+        assert_eq!(t.remote, sa("[fe80::2%3]:4000"));
+        assert_eq!(t.family(), AF_INET6);
+        // A global end keeps no scope, wherever it was written.
+        let t = Tuple::new(sa("[fe80::1]:80"), sa("[2001:db8::2%4]:4000")).unwrap();
+        assert_eq!(t.local, sa("[fe80::1%4]:80"));
+        assert_eq!(t.remote, sa("[2001:db8::2]:4000"));
+        let t = Tuple::new(sa("[fe80::1%4]:80"), sa("[2001:db8::2]:4000")).unwrap();
+        assert_eq!(t.remote, sa("[2001:db8::2]:4000"));
+        assert_eq!(t.ifindex(), 4);
+    }
+
+    #[test]
+    fn tuple_scope_errors() {
+        assert!(Tuple::new(sa("[fe80::1]:80"), sa("[fe80::2]:80")).is_err());
+        assert!(Tuple::new(sa("[fe80::1%1]:80"), sa("[fe80::2%2]:80")).is_err());
+        assert!(Tuple::new(sa("[2001:db8::1%1]:80"), sa("[2001:db8::2]:80")).is_err());
+    }
+
+    #[test]
+    fn substate_round_trip() {
+        for s in [Substate::TimeWait, Substate::FinWait2] {
+            assert_eq!(Substate::from_u8(s.to_u8()), Some(s));
+        }
+        assert_eq!(Substate::from_u8(2), None);
+        assert_eq!(Substate::FinWait2.ss_name(), "FIN-WAIT-2");
+    }
+}
