@@ -9,10 +9,18 @@
 
 use kernel::prelude::*;
 
+#[path = "src/callbacks.rs"]
+pub mod callbacks;
+#[path = "src/entry.rs"]
+pub mod entry;
 #[path = "src/ffi.rs"]
 mod ffi;
 #[path = "src/hooks.rs"]
 mod hooks;
+#[path = "src/netns.rs"]
+pub mod netns;
+#[path = "src/table.rs"]
+pub mod table;
 #[path = "src/policy.rs"]
 pub mod policy;
 #[path = "src/reply.rs"]
@@ -33,19 +41,20 @@ module! {
 }
 
 struct RustTimeWait {
-    hooks: hooks::NetHooks,
+    _registration: hooks::Registration,
 }
 
 impl kernel::Module for RustTimeWait {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        let hooks = hooks::NetHooks::register()?;
-        pr_info!("loaded: netfilter hooks registered (IPv4, IPv6)\n");
-        Ok(RustTimeWait { hooks })
+        let registration = hooks::Registration::register()?;
+        let (s4, _, s6, _) = callbacks::entry_layouts();
+        pr_info!("loaded: entries of {s4} bytes (IPv4) and {s6} bytes (IPv6), hooks and genl family registered\n");
+        Ok(RustTimeWait { _registration: registration })
     }
 }
 
 impl Drop for RustTimeWait {
     fn drop(&mut self) {
-        pr_info!("unloading: hooks saw {} packets in init_net\n", self.hooks.init_net_seen());
+        pr_info!("unloading\n");
     }
 }

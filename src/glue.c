@@ -1,81 +1,913 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * C glue for rust_timewait: the kernel APIs that kernel::bindings lacks or that are static
- * inlines, macros and static tables. Kept small; the decisions are made in Rust.
+ * C glue for rust_timewait: the kernel APIs that kernel::bindings lacks in 7.3 or that are
+ * static inlines, macros and static tables (netfilter hook ops, pernet ops, sysctl tables,
+ * timers, slab caches, routing and ip_local_out, the generic netlink family).
+ * No decision is made here: segments and requests go to Rust (src/callbacks.rs).
  */
 #include <linux/module.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter_ipv4.h>
 #include <linux/netfilter_ipv6.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/random.h>
+#include <linux/slab.h>
+#include <linux/sysctl.h>
+#include <linux/timer.h>
+#include <net/addrconf.h>
+#include <net/genetlink.h>
+#include <net/ip.h>
+#include <net/ip6_route.h>
+#include <net/ipv6.h>
 #include <net/net_namespace.h>
 #include <net/netns/generic.h>
+#include <net/route.h>
+#include <net/tcp.h>
 
 #include "glue.h"
 
-struct rtw_net {
-	atomic64_t seen;
+/* ---- generic netlink numbering: must match spec/rust_timewait.yaml ---- */
+#define RTW_GENL_NAME "rust_timewait"
+#define RTW_GENL_VERSION 1
+
+enum { RTW_CMD_UNSPEC, RTW_CMD_ADD, RTW_CMD_DEL, RTW_CMD_GET, RTW_CMD_FLUSH, RTW_CMD_GET_STATS };
+
+enum {
+	RTW_A_UNSPEC,
+	RTW_A_ENTRY,
+	RTW_A_REPLACE,
+	RTW_A_STATS,
+	RTW_A_FLUSHED,
+	__RTW_A_MAX,
+};
+#define RTW_A_MAX (__RTW_A_MAX - 1)
+
+enum {
+	RTW_E_UNSPEC,
+	RTW_E_FAMILY,
+	RTW_E_LOCAL_ADDR,
+	RTW_E_REMOTE_ADDR,
+	RTW_E_LOCAL_PORT,
+	RTW_E_REMOTE_PORT,
+	RTW_E_IFINDEX,
+	RTW_E_SND_NXT,
+	RTW_E_RCV_NXT,
+	RTW_E_LAST_WIN,
+	RTW_E_RCV_WSCALE,
+	RTW_E_TS_RECENT,
+	RTW_E_TS_OFFSET,
+	RTW_E_HAS_TS,
+	RTW_E_TS_RECENT_VALID,
+	RTW_E_SUBSTATE,
+	RTW_E_EXPIRES_MS,
+	RTW_E_RESULT,
+	__RTW_E_MAX,
+};
+#define RTW_E_MAX (__RTW_E_MAX - 1)
+
+/* Entries per add request: bounds the kernel memory one message can pin while it is parsed. */
+#define RTW_ADD_BATCH_MAX 4096
+
+struct rtw_glue_net {
+	struct net *net;
+	void *rs;
+	struct timer_list reaper;
+	struct ctl_table_header *sysctl_hdr;
+	int sysctl[RTW_GLUE_SYSCTL_COUNT];
 };
 
 static unsigned int rtw_net_id __read_mostly;
+static struct kmem_cache *rtw_cache4, *rtw_cache6;
 
-static unsigned int rtw_hook_in(void *priv, struct sk_buff *skb,
-				const struct nf_hook_state *state)
+static struct rtw_glue_net *rtw_gn(const struct net *net)
 {
-	struct rtw_net *rn = net_generic(state->net, rtw_net_id);
-
-	atomic64_inc(&rn->seen);
-	return NF_ACCEPT;
+	return net_generic(net, rtw_net_id);
 }
 
-/* LOCAL_IN: only segments addressed to this host can belong to one of our connections. */
-static const struct nf_hook_ops rtw_hook_ops[] = {
-	{
-		.hook = rtw_hook_in,
-		.pf = NFPROTO_IPV4,
-		.hooknum = NF_INET_LOCAL_IN,
-		.priority = NF_IP_PRI_FILTER - 1,
-	},
-	{
-		.hook = rtw_hook_in,
-		.pf = NFPROTO_IPV6,
-		.hooknum = NF_INET_LOCAL_IN,
-		.priority = NF_IP6_PRI_FILTER - 1,
-	},
+/* ---- small wrappers over static inlines and macros ---- */
+
+void *rtw_glue_entry_alloc(__u8 family)
+{
+	return kmem_cache_alloc(family == AF_INET6 ? rtw_cache6 : rtw_cache4, GFP_KERNEL);
+}
+
+void rtw_glue_entry_free(__u8 family, void *entry)
+{
+	kmem_cache_free(family == AF_INET6 ? rtw_cache6 : rtw_cache4, entry);
+}
+
+__u64 rtw_glue_jiffies(void)
+{
+	return get_jiffies_64();
+}
+
+__u64 rtw_glue_msecs_to_jiffies(__u32 ms)
+{
+	return msecs_to_jiffies(ms);
+}
+
+__u32 rtw_glue_jiffies_to_msecs(__u64 j)
+{
+	return jiffies_to_msecs(j);
+}
+
+/* The clock Linux's own TCP timestamps use (tcp_time_stamp_ms), so ts_offset means the same. */
+__u32 rtw_glue_tcp_clock_ms(void)
+{
+	return (__u32)tcp_clock_ms();
+}
+
+__u64 rtw_glue_random_u64(void)
+{
+	return get_random_u64();
+}
+
+void rtw_glue_bh_disable(void)
+{
+	local_bh_disable();
+}
+
+void rtw_glue_bh_enable(void)
+{
+	local_bh_enable();
+}
+
+int rtw_glue_sysctl_get(const struct rtw_glue_net *gn, int which)
+{
+	if (which < 0 || which >= RTW_GLUE_SYSCTL_COUNT)
+		return 0;
+	return READ_ONCE(gn->sysctl[which]);
+}
+
+void rtw_glue_port_range(const struct rtw_glue_net *gn, int *lo, int *hi)
+{
+	inet_get_local_port_range(gn->net, lo, hi);
+}
+
+/* Linux's own limit on out-of-window replies (net.ipv4.tcp_invalid_ratelimit, ms). */
+__u32 rtw_glue_invalid_ratelimit_jiffies(const struct rtw_glue_net *gn)
+{
+	return msecs_to_jiffies(READ_ONCE(gn->net->ipv4.sysctl_tcp_invalid_ratelimit));
+}
+
+/* The seed's in_localip(): is the address one of this netns's own? */
+bool rtw_glue_addr_is_local(const struct rtw_glue_net *gn, __u8 family, const __u8 *addr)
+{
+	if (family == AF_INET) {
+		__be32 a;
+
+		memcpy(&a, addr, sizeof(a));
+		return inet_addr_type(gn->net, a) == RTN_LOCAL;
+	}
+#if IS_ENABLED(CONFIG_IPV6)
+	return ipv6_chk_addr(gn->net, (const struct in6_addr *)addr, NULL, 0);
+#else
+	return false;
+#endif
+}
+
+/* Arm the reaper for `expires` unless it is already due earlier. */
+void rtw_glue_reaper_arm(struct rtw_glue_net *gn, __u64 expires)
+{
+	timer_reduce(&gn->reaper, (unsigned long)expires);
+}
+
+static void rtw_reaper_fn(struct timer_list *t)
+{
+	struct rtw_glue_net *gn = timer_container_of(gn, t, reaper);
+
+	rtw_rs_reap(gn->rs);
+}
+
+/* ---- hooks ---- */
+
+struct rtw_pkt_ctx {
+	struct sk_buff *skb;
+	const struct nf_hook_state *state;
 };
+
+/* Enough for an IPv6 header and a TCP header with every option. */
+#define RTW_HEAD_COPY 128
+
+bool rtw_glue_pkt_csum_ok(void *vctx)
+{
+	struct rtw_pkt_ctx *ctx = vctx;
+	struct sk_buff *skb = ctx->skb;
+	unsigned int dataoff;
+	u8 family;
+
+	/* Locally generated (CHECKSUM_PARTIAL) or verified by the device: as tcp_v4_rcv trusts. */
+	if (skb_csum_unnecessary(skb))
+		return true;
+	if (ctx->state->pf == NFPROTO_IPV4) {
+		dataoff = skb_network_offset(skb) + ip_hdrlen(skb);
+		family = AF_INET;
+	} else {
+		dataoff = skb_network_offset(skb) + sizeof(struct ipv6hdr);
+		family = AF_INET6;
+	}
+	return nf_checksum(skb, ctx->state->hook, dataoff, IPPROTO_TCP, family) == 0;
+}
+
+/* Route and send a reply built by Rust (reply.rs) from the netns of the incoming segment. */
+int rtw_glue_reply(void *vctx, const __u8 *data, __u32 len)
+{
+	struct rtw_pkt_ctx *ctx = vctx;
+	struct net *net = ctx->state->net;
+	struct sk_buff *nskb;
+
+	nskb = alloc_skb(LL_MAX_HEADER + len, GFP_ATOMIC);
+	if (!nskb)
+		return -ENOMEM;
+	skb_reserve(nskb, LL_MAX_HEADER);
+	skb_reset_network_header(nskb);
+	skb_put_data(nskb, data, len);
+	skb_set_transport_header(nskb, ctx->state->pf == NFPROTO_IPV4 ?
+				 sizeof(struct iphdr) : sizeof(struct ipv6hdr));
+	nskb->ip_summed = CHECKSUM_NONE;
+
+	if (ctx->state->pf == NFPROTO_IPV4) {
+		struct iphdr *iph = ip_hdr(nskb);
+		struct flowi4 fl4 = {
+			.daddr = iph->daddr,
+			.saddr = iph->saddr,
+			.flowi4_proto = IPPROTO_TCP,
+			.flowi4_flags = FLOWI_FLAG_ANYSRC,
+		};
+		struct rtable *rt = ip_route_output_key(net, &fl4);
+
+		if (IS_ERR(rt)) {
+			kfree_skb(nskb);
+			return PTR_ERR(rt);
+		}
+		skb_dst_set(nskb, &rt->dst);
+		/* The netns's default TTL (or the route's); ip_local_out redoes the header checksum. */
+		iph->ttl = ip4_dst_hoplimit(&rt->dst);
+		nskb->protocol = htons(ETH_P_IP);
+		return ip_local_out(net, NULL, nskb);
+	}
+#if IS_ENABLED(CONFIG_IPV6)
+	{
+		struct ipv6hdr *ip6h = ipv6_hdr(nskb);
+		struct flowi6 fl6 = {
+			.daddr = ip6h->daddr,
+			.saddr = ip6h->saddr,
+			.flowi6_proto = IPPROTO_TCP,
+		};
+		struct dst_entry *dst;
+		int err;
+
+		/* A link-local peer is only reachable through the interface it came in on. */
+		if (ctx->state->in && (ipv6_addr_type(&fl6.daddr) & IPV6_ADDR_LINKLOCAL))
+			fl6.flowi6_oif = ctx->state->in->ifindex;
+		dst = ip6_route_output(net, NULL, &fl6);
+		err = dst->error;
+		if (err) {
+			dst_release(dst);
+			kfree_skb(nskb);
+			return err;
+		}
+		skb_dst_set(nskb, dst);
+		ip6h->hop_limit = ip6_dst_hoplimit(dst);
+		nskb->protocol = htons(ETH_P_IPV6);
+		return ip6_local_out(net, NULL, nskb);
+	}
+#else
+	kfree_skb(nskb);
+	return -EAFNOSUPPORT;
+#endif
+}
+
+static unsigned int rtw_hook(void *priv, struct sk_buff *skb, const struct nf_hook_state *state)
+{
+	struct rtw_glue_net *gn = rtw_gn(state->net);
+	struct rtw_pkt_ctx ctx = { .skb = skb, .state = state };
+	u8 head[RTW_HEAD_COPY];
+	struct rtw_glue_pkt pkt;
+	unsigned int off = skb_network_offset(skb);
+	unsigned int len;
+
+	/* Only TCP can belong to a guarded tuple; the IP header is linear here. */
+	if (state->pf == NFPROTO_IPV4 ? ip_hdr(skb)->protocol != IPPROTO_TCP
+				      : ipv6_hdr(skb)->nexthdr != IPPROTO_TCP)
+		return NF_ACCEPT;
+	if (skb->len <= off)
+		return NF_ACCEPT;
+	len = min_t(unsigned int, skb->len - off, sizeof(head));
+	if (skb_copy_bits(skb, off, head, len))
+		return NF_ACCEPT;
+
+	pkt.head = head;
+	pkt.head_len = len;
+	pkt.skb_len = skb->len - off;
+	pkt.family = state->pf == NFPROTO_IPV4 ? AF_INET : AF_INET6;
+	pkt.output = state->hook == NF_INET_LOCAL_OUT;
+	pkt.link_bcast = skb->pkt_type == PACKET_BROADCAST || skb->pkt_type == PACKET_MULTICAST;
+	if (state->pf == NFPROTO_IPV4 && skb_rtable(skb) &&
+	    (skb_rtable(skb)->rt_flags & (RTCF_BROADCAST | RTCF_MULTICAST)))
+		pkt.link_bcast = true;
+	pkt.ctx = &ctx;
+	return rtw_rs_hook(gn->rs, &pkt);
+}
+
+/*
+ * LOCAL_IN: only segments addressed to this host can belong to one of our connections.
+ * LOCAL_OUT: a local connect() onto a guarded tuple (spec section 7).
+ * Just before the filter tables, so a firewall sees what we let through.
+ */
+static const struct nf_hook_ops rtw_hook_ops[] = {
+	{ .hook = rtw_hook, .pf = NFPROTO_IPV4, .hooknum = NF_INET_LOCAL_IN,
+	  .priority = NF_IP_PRI_FILTER - 1 },
+	{ .hook = rtw_hook, .pf = NFPROTO_IPV4, .hooknum = NF_INET_LOCAL_OUT,
+	  .priority = NF_IP_PRI_FILTER - 1 },
+	{ .hook = rtw_hook, .pf = NFPROTO_IPV6, .hooknum = NF_INET_LOCAL_IN,
+	  .priority = NF_IP6_PRI_FILTER - 1 },
+	{ .hook = rtw_hook, .pf = NFPROTO_IPV6, .hooknum = NF_INET_LOCAL_OUT,
+	  .priority = NF_IP6_PRI_FILTER - 1 },
+};
+
+/* ---- sysctls ---- */
+
+/* Validation is Rust's (policy.rs), so the bounds have one home; a refused write keeps the value. */
+static int rtw_proc_int(const struct ctl_table *table, int write, void *buffer, size_t *lenp,
+			loff_t *ppos)
+{
+	int *data = table->data;
+	int val = READ_ONCE(*data);
+	struct ctl_table tmp = {
+		.procname = table->procname,
+		.data = &val,
+		.maxlen = sizeof(int),
+		.mode = table->mode,
+	};
+	int ret = proc_dointvec(&tmp, write, buffer, lenp, ppos);
+
+	if (write && ret == 0) {
+		if (!rtw_rs_sysctl_valid((int)(long)table->extra1, val))
+			return -EINVAL;
+		WRITE_ONCE(*data, val);
+	}
+	return ret;
+}
+
+static const struct ctl_table rtw_sysctl_template[] = {
+	{ .procname = "maxtcptw", .maxlen = sizeof(int), .mode = 0644,
+	  .proc_handler = rtw_proc_int, .extra1 = (void *)RTW_GLUE_SYSCTL_MAXTCPTW },
+	{ .procname = "nolocaltimewait", .maxlen = sizeof(int), .mode = 0644,
+	  .proc_handler = rtw_proc_int, .extra1 = (void *)RTW_GLUE_SYSCTL_NOLOCALTIMEWAIT },
+	{ .procname = "msl_ms", .maxlen = sizeof(int), .mode = 0644,
+	  .proc_handler = rtw_proc_int, .extra1 = (void *)RTW_GLUE_SYSCTL_MSL_MS },
+	{ .procname = "fin_timeout_ms", .maxlen = sizeof(int), .mode = 0644,
+	  .proc_handler = rtw_proc_int, .extra1 = (void *)RTW_GLUE_SYSCTL_FIN_TIMEOUT_MS },
+};
+
+static int rtw_sysctl_register(struct rtw_glue_net *gn)
+{
+	struct ctl_table *table;
+	int i;
+
+	table = kmemdup(rtw_sysctl_template, sizeof(rtw_sysctl_template), GFP_KERNEL);
+	if (!table)
+		return -ENOMEM;
+	for (i = 0; i < ARRAY_SIZE(rtw_sysctl_template); i++)
+		table[i].data = &gn->sysctl[i];
+	gn->sysctl_hdr = register_net_sysctl_sz(gn->net, "net/rust_timewait", table,
+						ARRAY_SIZE(rtw_sysctl_template));
+	if (!gn->sysctl_hdr) {
+		kfree(table);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static void rtw_sysctl_unregister(struct rtw_glue_net *gn)
+{
+	const struct ctl_table *table = gn->sysctl_hdr->ctl_table_arg;
+
+	unregister_net_sysctl_table(gn->sysctl_hdr);
+	kfree(table);
+}
+
+/* ---- per network namespace ---- */
 
 static int __net_init rtw_net_init(struct net *net)
 {
-	struct rtw_net *rn = net_generic(net, rtw_net_id);
+	struct rtw_glue_net *gn = rtw_gn(net);
+	int err;
 
-	atomic64_set(&rn->seen, 0);
-	return nf_register_net_hooks(net, rtw_hook_ops, ARRAY_SIZE(rtw_hook_ops));
+	gn->net = net;
+	gn->sysctl[RTW_GLUE_SYSCTL_MAXTCPTW] = 0;		/* auto, as the seed */
+	gn->sysctl[RTW_GLUE_SYSCTL_NOLOCALTIMEWAIT] = 0;
+	gn->sysctl[RTW_GLUE_SYSCTL_MSL_MS] = 30000;		/* FreeBSD's MSL */
+	gn->sysctl[RTW_GLUE_SYSCTL_FIN_TIMEOUT_MS] = 60000;	/* Linux's tcp_fin_timeout */
+	timer_setup(&gn->reaper, rtw_reaper_fn, 0);
+
+	gn->rs = rtw_rs_net_init(gn);
+	if (!gn->rs)
+		return -ENOMEM;
+	err = rtw_sysctl_register(gn);
+	if (err)
+		goto free_rs;
+	err = nf_register_net_hooks(net, rtw_hook_ops, ARRAY_SIZE(rtw_hook_ops));
+	if (err)
+		goto unregister_sysctl;
+	return 0;
+
+unregister_sysctl:
+	rtw_sysctl_unregister(gn);
+free_rs:
+	timer_shutdown_sync(&gn->reaper);
+	rtw_rs_net_exit(gn->rs);
+	gn->rs = NULL;
+	return err;
 }
 
 static void __net_exit rtw_net_exit(struct net *net)
 {
+	struct rtw_glue_net *gn = rtw_gn(net);
+
+	/* No hook runs after this (it waits for running ones), so nothing re-arms the timer. */
 	nf_unregister_net_hooks(net, rtw_hook_ops, ARRAY_SIZE(rtw_hook_ops));
+	timer_shutdown_sync(&gn->reaper);
+	rtw_rs_net_exit(gn->rs);
+	gn->rs = NULL;
+	rtw_sysctl_unregister(gn);
 }
 
 static struct pernet_operations rtw_net_ops = {
 	.init = rtw_net_init,
 	.exit = rtw_net_exit,
 	.id = &rtw_net_id,
-	.size = sizeof(struct rtw_net),
+	.size = sizeof(struct rtw_glue_net),
 };
 
-int rtw_glue_init(void)
+/* ---- generic netlink ---- */
+
+static const struct nla_policy rtw_entry_policy[RTW_E_MAX + 1] = {
+	[RTW_E_FAMILY] = { .type = NLA_U8 },
+	[RTW_E_LOCAL_ADDR] = NLA_POLICY_MAX_LEN(16),
+	[RTW_E_REMOTE_ADDR] = NLA_POLICY_MAX_LEN(16),
+	[RTW_E_LOCAL_PORT] = NLA_POLICY_MIN(NLA_U16, 1),
+	[RTW_E_REMOTE_PORT] = NLA_POLICY_MIN(NLA_U16, 1),
+	[RTW_E_IFINDEX] = { .type = NLA_U32 },
+	[RTW_E_SND_NXT] = { .type = NLA_U32 },
+	[RTW_E_RCV_NXT] = { .type = NLA_U32 },
+	[RTW_E_LAST_WIN] = { .type = NLA_U16 },
+	[RTW_E_RCV_WSCALE] = NLA_POLICY_MAX(NLA_U8, 14),
+	[RTW_E_TS_RECENT] = { .type = NLA_U32 },
+	[RTW_E_TS_OFFSET] = { .type = NLA_U32 },
+	[RTW_E_HAS_TS] = { .type = NLA_FLAG },
+	[RTW_E_TS_RECENT_VALID] = { .type = NLA_FLAG },
+	[RTW_E_SUBSTATE] = NLA_POLICY_MAX(NLA_U8, RTW_GLUE_FIN_WAIT2),
+	/* Reply-only attributes. */
+	[RTW_E_EXPIRES_MS] = { .type = NLA_REJECT },
+	[RTW_E_RESULT] = { .type = NLA_REJECT },
+};
+
+static const struct nla_policy rtw_main_policy[RTW_A_MAX + 1] = {
+	[RTW_A_ENTRY] = NLA_POLICY_NESTED(rtw_entry_policy),
+	[RTW_A_REPLACE] = { .type = NLA_FLAG },
+	[RTW_A_STATS] = { .type = NLA_REJECT },
+	[RTW_A_FLUSHED] = { .type = NLA_REJECT },
+};
+
+static struct genl_family rtw_genl_family;
+
+static void *rtw_info_rs(struct genl_info *info)
 {
-	return register_pernet_subsys(&rtw_net_ops);
+	return rtw_gn(genl_info_net(info))->rs;
+}
+
+static const char *const rtw_entry_attr_names[RTW_E_MAX + 1] = {
+	[RTW_E_FAMILY] = "family", [RTW_E_LOCAL_ADDR] = "local-addr",
+	[RTW_E_REMOTE_ADDR] = "remote-addr", [RTW_E_LOCAL_PORT] = "local-port",
+	[RTW_E_REMOTE_PORT] = "remote-port", [RTW_E_SND_NXT] = "snd-nxt",
+	[RTW_E_RCV_NXT] = "rcv-nxt", [RTW_E_LAST_WIN] = "last-win",
+};
+
+/*
+ * Parse one `entry` nest (already validated against rtw_entry_policy). With `full`, the state
+ * needed to guard the tuple is required too (add); otherwise only the key (del, get).
+ */
+static int rtw_parse_entry(const struct nlattr *nest, bool full, struct rtw_glue_entry *e,
+			   struct netlink_ext_ack *extack)
+{
+	static const int key_attrs[] = { RTW_E_FAMILY, RTW_E_LOCAL_ADDR, RTW_E_REMOTE_ADDR,
+					 RTW_E_LOCAL_PORT, RTW_E_REMOTE_PORT };
+	static const int state_attrs[] = { RTW_E_SND_NXT, RTW_E_RCV_NXT, RTW_E_LAST_WIN };
+	struct nlattr *tb[RTW_E_MAX + 1];
+	unsigned int alen;
+	int err, i;
+
+	err = nla_parse_nested(tb, RTW_E_MAX, nest, rtw_entry_policy, extack);
+	if (err)
+		return err;
+	for (i = 0; i < ARRAY_SIZE(key_attrs); i++) {
+		if (!tb[key_attrs[i]]) {
+			NL_SET_ERR_ATTR_MISS(extack, nest, key_attrs[i]);
+			NL_SET_ERR_MSG_FMT(extack, "entry: missing attribute %s",
+					   rtw_entry_attr_names[key_attrs[i]]);
+			return -EINVAL;
+		}
+	}
+	for (i = 0; full && i < ARRAY_SIZE(state_attrs); i++) {
+		if (!tb[state_attrs[i]]) {
+			NL_SET_ERR_ATTR_MISS(extack, nest, state_attrs[i]);
+			NL_SET_ERR_MSG_FMT(extack, "entry: missing attribute %s",
+					   rtw_entry_attr_names[state_attrs[i]]);
+			return -EINVAL;
+		}
+	}
+
+	memset(e, 0, sizeof(*e));
+	e->family = nla_get_u8(tb[RTW_E_FAMILY]);
+	if (e->family != AF_INET && e->family != AF_INET6) {
+		NL_SET_ERR_MSG_ATTR(extack, tb[RTW_E_FAMILY],
+				    "family: must be AF_INET (2) or AF_INET6 (10)");
+		return -EINVAL;
+	}
+	alen = e->family == AF_INET ? 4 : 16;
+	if (nla_len(tb[RTW_E_LOCAL_ADDR]) != alen) {
+		NL_SET_ERR_MSG_ATTR(extack, tb[RTW_E_LOCAL_ADDR],
+				    "local-addr: length does not match family (4 or 16 bytes)");
+		return -EINVAL;
+	}
+	if (nla_len(tb[RTW_E_REMOTE_ADDR]) != alen) {
+		NL_SET_ERR_MSG_ATTR(extack, tb[RTW_E_REMOTE_ADDR],
+				    "remote-addr: length does not match family (4 or 16 bytes)");
+		return -EINVAL;
+	}
+	nla_memcpy(e->laddr, tb[RTW_E_LOCAL_ADDR], alen);
+	nla_memcpy(e->raddr, tb[RTW_E_REMOTE_ADDR], alen);
+
+	/* A TIME_WAIT guards a unicast conversation: nothing to answer for any other address. */
+	if (e->family == AF_INET) {
+		__be32 l, r;
+
+		memcpy(&l, e->laddr, 4);
+		memcpy(&r, e->raddr, 4);
+		if (ipv4_is_multicast(l) || ipv4_is_lbcast(l) || ipv4_is_zeronet(l)) {
+			NL_SET_ERR_MSG_ATTR(extack, tb[RTW_E_LOCAL_ADDR],
+					    "local-addr: must be a unicast address");
+			return -EINVAL;
+		}
+		if (ipv4_is_multicast(r) || ipv4_is_lbcast(r) || ipv4_is_zeronet(r)) {
+			NL_SET_ERR_MSG_ATTR(extack, tb[RTW_E_REMOTE_ADDR],
+					    "remote-addr: must be a unicast address");
+			return -EINVAL;
+		}
+	} else {
+		const struct in6_addr *l = (const struct in6_addr *)e->laddr;
+		const struct in6_addr *r = (const struct in6_addr *)e->raddr;
+
+		if (ipv6_addr_is_multicast(l) || ipv6_addr_any(l)) {
+			NL_SET_ERR_MSG_ATTR(extack, tb[RTW_E_LOCAL_ADDR],
+					    "local-addr: must be a unicast address");
+			return -EINVAL;
+		}
+		if (ipv6_addr_is_multicast(r) || ipv6_addr_any(r)) {
+			NL_SET_ERR_MSG_ATTR(extack, tb[RTW_E_REMOTE_ADDR],
+					    "remote-addr: must be a unicast address");
+			return -EINVAL;
+		}
+	}
+	e->lport = nla_get_u16(tb[RTW_E_LOCAL_PORT]);
+	e->rport = nla_get_u16(tb[RTW_E_REMOTE_PORT]);
+	e->ifindex = nla_get_u32_default(tb[RTW_E_IFINDEX], 0);
+	if (!full)
+		return 0;
+
+	e->snd_nxt = nla_get_u32(tb[RTW_E_SND_NXT]);
+	e->rcv_nxt = nla_get_u32(tb[RTW_E_RCV_NXT]);
+	e->last_win = nla_get_u16(tb[RTW_E_LAST_WIN]);
+	e->rcv_wscale = nla_get_u8_default(tb[RTW_E_RCV_WSCALE], 0);
+	e->ts_recent = nla_get_u32_default(tb[RTW_E_TS_RECENT], 0);
+	e->ts_offset = nla_get_u32_default(tb[RTW_E_TS_OFFSET], 0);
+	e->has_ts = nla_get_flag(tb[RTW_E_HAS_TS]);
+	e->ts_recent_valid = nla_get_flag(tb[RTW_E_TS_RECENT_VALID]);
+	e->substate = nla_get_u8_default(tb[RTW_E_SUBSTATE], RTW_GLUE_TIME_WAIT);
+	if (e->ts_recent_valid && !e->has_ts) {
+		NL_SET_ERR_MSG_ATTR(extack, tb[RTW_E_TS_RECENT_VALID],
+				    "ts-recent-valid: needs has-ts (the connection uses timestamps)");
+		return -EINVAL;
+	}
+	if (tb[RTW_E_TS_RECENT] && !e->ts_recent_valid) {
+		NL_SET_ERR_MSG_ATTR(extack, tb[RTW_E_TS_RECENT],
+				    "ts-recent: needs ts-recent-valid");
+		return -EINVAL;
+	}
+	if (e->substate == RTW_GLUE_TIME_WAIT && e->has_ts && !e->ts_recent_valid) {
+		NL_SET_ERR_MSG_ATTR(extack, tb[RTW_E_HAS_TS],
+				    "has-ts: a time-wait entry needs ts-recent (only fin-wait2 learns it)");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int rtw_put_entry(struct sk_buff *skb, const struct rtw_glue_entry *e, bool with_result,
+			 int result)
+{
+	unsigned int alen = e->family == AF_INET ? 4 : 16;
+	struct nlattr *nest = nla_nest_start(skb, RTW_A_ENTRY);
+
+	if (!nest)
+		return -EMSGSIZE;
+	if (nla_put_u8(skb, RTW_E_FAMILY, e->family) ||
+	    nla_put(skb, RTW_E_LOCAL_ADDR, alen, e->laddr) ||
+	    nla_put(skb, RTW_E_REMOTE_ADDR, alen, e->raddr) ||
+	    nla_put_u16(skb, RTW_E_LOCAL_PORT, e->lport) ||
+	    nla_put_u16(skb, RTW_E_REMOTE_PORT, e->rport))
+		goto cancel;
+	if (with_result) {
+		if (nla_put_s32(skb, RTW_E_RESULT, result))
+			goto cancel;
+	} else {
+		if ((e->ifindex && nla_put_u32(skb, RTW_E_IFINDEX, e->ifindex)) ||
+		    nla_put_u32(skb, RTW_E_SND_NXT, e->snd_nxt) ||
+		    nla_put_u32(skb, RTW_E_RCV_NXT, e->rcv_nxt) ||
+		    nla_put_u16(skb, RTW_E_LAST_WIN, e->last_win) ||
+		    nla_put_u8(skb, RTW_E_RCV_WSCALE, e->rcv_wscale) ||
+		    nla_put_u8(skb, RTW_E_SUBSTATE, e->substate) ||
+		    nla_put_u32(skb, RTW_E_EXPIRES_MS, e->expires_ms))
+			goto cancel;
+		if (e->has_ts && (nla_put_flag(skb, RTW_E_HAS_TS) ||
+				  nla_put_u32(skb, RTW_E_TS_OFFSET, e->ts_offset)))
+			goto cancel;
+		if (e->ts_recent_valid && (nla_put_flag(skb, RTW_E_TS_RECENT_VALID) ||
+					   nla_put_u32(skb, RTW_E_TS_RECENT, e->ts_recent)))
+			goto cancel;
+	}
+	nla_nest_end(skb, nest);
+	return 0;
+cancel:
+	nla_nest_cancel(skb, nest);
+	return -EMSGSIZE;
+}
+
+static int rtw_nl_add(struct sk_buff *skb, struct genl_info *info)
+{
+	struct netlink_ext_ack *extack = info->extack;
+	bool replace = nla_get_flag(info->attrs[RTW_A_REPLACE]);
+	struct rtw_glue_entry *entries;
+	const struct nlattr *nla;
+	struct sk_buff *msg;
+	void *hdr;
+	int n = 0, i, rem, err;
+
+	nlmsg_for_each_attr_type(nla, RTW_A_ENTRY, info->nlhdr, GENL_HDRLEN, rem)
+		n++;
+	if (n == 0) {
+		NL_SET_ERR_MSG(extack, "add: no entry attribute");
+		return -EINVAL;
+	}
+	if (n > RTW_ADD_BATCH_MAX) {
+		NL_SET_ERR_MSG_FMT(extack, "add: at most %d entries per message", RTW_ADD_BATCH_MAX);
+		return -E2BIG;
+	}
+	entries = kvcalloc(n, sizeof(*entries), GFP_KERNEL);
+	if (!entries)
+		return -ENOMEM;
+
+	/* Parse every entry before taking any: a malformed request changes nothing. */
+	i = 0;
+	nlmsg_for_each_attr_type(nla, RTW_A_ENTRY, info->nlhdr, GENL_HDRLEN, rem) {
+		err = rtw_parse_entry(nla, true, &entries[i], extack);
+		if (err)
+			goto out;
+		i++;
+	}
+
+	msg = genlmsg_new(NLMSG_GOODSIZE + n * nla_total_size(64), GFP_KERNEL);
+	if (!msg) {
+		err = -ENOMEM;
+		goto out;
+	}
+	hdr = genlmsg_put_reply(msg, info, &rtw_genl_family, 0, RTW_CMD_ADD);
+	if (!hdr) {
+		nlmsg_free(msg);
+		err = -EMSGSIZE;
+		goto out;
+	}
+	/* Each entry's own outcome: a batch reports exactly which entries were taken. */
+	for (i = 0; i < n; i++) {
+		int result = rtw_rs_add(rtw_info_rs(info), &entries[i], replace);
+
+		if (rtw_put_entry(msg, &entries[i], true, result)) {
+			nlmsg_free(msg);
+			err = -EMSGSIZE;
+			goto out;
+		}
+	}
+	genlmsg_end(msg, hdr);
+	err = genlmsg_reply(msg, info);
+out:
+	kvfree(entries);
+	return err;
+}
+
+static int rtw_nl_one_entry(struct genl_info *info, struct rtw_glue_entry *e)
+{
+	const struct nlattr *nla, *found = NULL;
+	int rem;
+
+	nlmsg_for_each_attr_type(nla, RTW_A_ENTRY, info->nlhdr, GENL_HDRLEN, rem) {
+		if (found) {
+			NL_SET_ERR_MSG_ATTR(info->extack, nla, "entry: exactly one expected");
+			return -EINVAL;
+		}
+		found = nla;
+	}
+	if (!found) {
+		NL_SET_ERR_ATTR_MISS(info->extack, NULL, RTW_A_ENTRY);
+		NL_SET_ERR_MSG(info->extack, "missing attribute entry");
+		return -EINVAL;
+	}
+	return rtw_parse_entry(found, false, e, info->extack);
+}
+
+static int rtw_nl_del(struct sk_buff *skb, struct genl_info *info)
+{
+	struct rtw_glue_entry e;
+	int err = rtw_nl_one_entry(info, &e);
+
+	if (err)
+		return err;
+	err = rtw_rs_del(rtw_info_rs(info), &e);
+	if (err == -ENOENT)
+		NL_SET_ERR_MSG(info->extack, "no entry guards this tuple");
+	return err;
+}
+
+static int rtw_nl_get(struct sk_buff *skb, struct genl_info *info)
+{
+	struct rtw_glue_entry e;
+	struct sk_buff *msg;
+	void *hdr;
+	int err = rtw_nl_one_entry(info, &e);
+
+	if (err)
+		return err;
+	err = rtw_rs_get(rtw_info_rs(info), &e);
+	if (err) {
+		if (err == -ENOENT)
+			NL_SET_ERR_MSG(info->extack, "no entry guards this tuple");
+		return err;
+	}
+	msg = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
+	if (!msg)
+		return -ENOMEM;
+	hdr = genlmsg_put_reply(msg, info, &rtw_genl_family, 0, RTW_CMD_GET);
+	if (!hdr || rtw_put_entry(msg, &e, false, 0)) {
+		nlmsg_free(msg);
+		return -EMSGSIZE;
+	}
+	genlmsg_end(msg, hdr);
+	return genlmsg_reply(msg, info);
+}
+
+struct rtw_dump_arg {
+	struct sk_buff *skb;
+	struct netlink_callback *cb;
+};
+
+static int rtw_dump_emit(void *varg, const struct rtw_glue_entry *e)
+{
+	struct rtw_dump_arg *arg = varg;
+	void *hdr;
+
+	hdr = genlmsg_put(arg->skb, NETLINK_CB(arg->cb->skb).portid, arg->cb->nlh->nlmsg_seq,
+			  &rtw_genl_family, NLM_F_MULTI, RTW_CMD_GET);
+	if (!hdr)
+		return -EMSGSIZE;
+	if (rtw_put_entry(arg->skb, e, false, 0)) {
+		genlmsg_cancel(arg->skb, hdr);
+		return -EMSGSIZE;
+	}
+	genlmsg_end(arg->skb, hdr);
+	return 0;
+}
+
+/* A real dump: cb->args[0] is Rust's cursor, so a table larger than one message continues. */
+static int rtw_nl_dump(struct sk_buff *skb, struct netlink_callback *cb)
+{
+	struct rtw_dump_arg arg = { .skb = skb, .cb = cb };
+	void *rs = rtw_gn(sock_net(skb->sk))->rs;
+	__u64 cursor = cb->args[0];
+	int err;
+
+	err = rtw_rs_dump(rs, &cursor, rtw_dump_emit, &arg);
+	cb->args[0] = cursor;
+	if (err < 0 && err != -EMSGSIZE)
+		return err;
+	return skb->len;
+}
+
+static int rtw_nl_flush(struct sk_buff *skb, struct genl_info *info)
+{
+	struct sk_buff *msg;
+	void *hdr;
+	__u32 n = rtw_rs_flush(rtw_info_rs(info));
+
+	msg = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
+	if (!msg)
+		return -ENOMEM;
+	hdr = genlmsg_put_reply(msg, info, &rtw_genl_family, 0, RTW_CMD_FLUSH);
+	if (!hdr || nla_put_u32(msg, RTW_A_FLUSHED, n)) {
+		nlmsg_free(msg);
+		return -EMSGSIZE;
+	}
+	genlmsg_end(msg, hdr);
+	return genlmsg_reply(msg, info);
+}
+
+static int rtw_nl_stats(struct sk_buff *skb, struct genl_info *info)
+{
+	__u64 v[RTW_GLUE_STAT_COUNT] = {};
+	struct nlattr *nest;
+	struct sk_buff *msg;
+	void *hdr;
+	int i;
+
+	rtw_rs_stats(rtw_info_rs(info), v);
+	msg = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
+	if (!msg)
+		return -ENOMEM;
+	hdr = genlmsg_put_reply(msg, info, &rtw_genl_family, 0, RTW_CMD_GET_STATS);
+	if (!hdr)
+		goto fail;
+	nest = nla_nest_start(msg, RTW_A_STATS);
+	if (!nest)
+		goto fail;
+	for (i = 0; i < RTW_GLUE_STAT_COUNT; i++)
+		if (nla_put_uint(msg, i + 1, v[i]))
+			goto fail;
+	nla_nest_end(msg, nest);
+	genlmsg_end(msg, hdr);
+	return genlmsg_reply(msg, info);
+fail:
+	nlmsg_free(msg);
+	return -EMSGSIZE;
+}
+
+/* Mutating commands need CAP_NET_ADMIN in the netns's user namespace. */
+static const struct genl_small_ops rtw_genl_ops[] = {
+	{ .cmd = RTW_CMD_ADD, .doit = rtw_nl_add, .flags = GENL_UNS_ADMIN_PERM },
+	{ .cmd = RTW_CMD_DEL, .doit = rtw_nl_del, .flags = GENL_UNS_ADMIN_PERM },
+	{ .cmd = RTW_CMD_GET, .doit = rtw_nl_get, .dumpit = rtw_nl_dump },
+	{ .cmd = RTW_CMD_FLUSH, .doit = rtw_nl_flush, .flags = GENL_UNS_ADMIN_PERM },
+	{ .cmd = RTW_CMD_GET_STATS, .doit = rtw_nl_stats },
+};
+
+static struct genl_family rtw_genl_family __ro_after_init = {
+	.name = RTW_GENL_NAME,
+	.version = RTW_GENL_VERSION,
+	.maxattr = RTW_A_MAX,
+	.policy = rtw_main_policy,
+	.netnsok = true,
+	.module = THIS_MODULE,
+	.small_ops = rtw_genl_ops,
+	.n_small_ops = ARRAY_SIZE(rtw_genl_ops),
+	/* Strict validation for every command (no legacy leniency to keep). */
+	.resv_start_op = RTW_CMD_GET_STATS + 1,
+};
+
+/* ---- module ---- */
+
+int rtw_glue_init(__u32 size4, __u32 align4, __u32 size6, __u32 align6)
+{
+	int err;
+
+	/* The seed's uma_zone; unmerged so /sys/kernel/slab shows the entry's own size. */
+	rtw_cache4 = kmem_cache_create("rust_timewait4", size4, align4, SLAB_NO_MERGE, NULL);
+	if (!rtw_cache4)
+		return -ENOMEM;
+	rtw_cache6 = kmem_cache_create("rust_timewait6", size6, align6, SLAB_NO_MERGE, NULL);
+	if (!rtw_cache6) {
+		err = -ENOMEM;
+		goto destroy4;
+	}
+	err = register_pernet_subsys(&rtw_net_ops);
+	if (err)
+		goto destroy6;
+	err = genl_register_family(&rtw_genl_family);
+	if (err)
+		goto unregister_pernet;
+	return 0;
+
+unregister_pernet:
+	unregister_pernet_subsys(&rtw_net_ops);
+destroy6:
+	kmem_cache_destroy(rtw_cache6);
+destroy4:
+	kmem_cache_destroy(rtw_cache4);
+	return err;
 }
 
 void rtw_glue_exit(void)
 {
+	genl_unregister_family(&rtw_genl_family);
 	unregister_pernet_subsys(&rtw_net_ops);
-}
-
-u64 rtw_glue_init_net_seen(void)
-{
-	struct rtw_net *rn = net_generic(&init_net, rtw_net_id);
-
-	return atomic64_read(&rn->seen);
+	kmem_cache_destroy(rtw_cache6);
+	kmem_cache_destroy(rtw_cache4);
 }

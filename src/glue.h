@@ -2,19 +2,129 @@
 /*
  * The interface between rust_timewait's Rust code and its C glue (glue.c).
  *
- * rtw_glue_*: C functions the Rust side calls (bindgen generates their declarations).
- * rtw_rs_*:   Rust functions the C side calls (defined #[no_mangle] in src/ffi.rs).
+ * rtw_glue_*: C functions and types the Rust side uses (bindgen generates their declarations,
+ *             see Kbuild, so a change here is a build error there).
+ * rtw_rs_*:   Rust functions the C side calls (defined #[no_mangle] in src/callbacks.rs).
  */
 #ifndef RTW_GLUE_H
 #define RTW_GLUE_H
 
 #include <linux/types.h>
 
-/* Register the per-netns state and netfilter hooks; undo it. */
-int rtw_glue_init(void);
+/* Per-netns glue state: hooks, sysctls, the reaper timer. Opaque to Rust. */
+struct rtw_glue_net;
+
+/* Substates (netlink attribute `substate`). */
+enum rtw_glue_substate {
+	RTW_GLUE_TIME_WAIT = 0,
+	RTW_GLUE_FIN_WAIT2 = 1,
+};
+
+/* Counters, in the order of spec/rust_timewait.yaml's `stats` set (attribute = index + 1). */
+enum rtw_glue_stat {
+	RTW_GLUE_STAT_ENTRIES,
+	RTW_GLUE_STAT_ADDED,
+	RTW_GLUE_STAT_REFUSED_NOLOCAL,
+	RTW_GLUE_STAT_REFUSED_EXISTS,
+	RTW_GLUE_STAT_REFUSED_INVALID,
+	RTW_GLUE_STAT_RECYCLED,
+	RTW_GLUE_STAT_EXPIRED,
+	RTW_GLUE_STAT_DELETED,
+	RTW_GLUE_STAT_SYN_REUSE,
+	RTW_GLUE_STAT_RST_DROPPED,
+	RTW_GLUE_STAT_PAWS_DROPPED,
+	RTW_GLUE_STAT_ACKS_SENT,
+	RTW_GLUE_STAT_RSTS_SENT,
+	RTW_GLUE_STAT_REPLIES_RATELIMITED,
+	RTW_GLUE_STAT_SEGMENTS_DROPPED,
+	RTW_GLUE_STAT_FIN_WAIT2_COMPLETED,
+	RTW_GLUE_STAT_FIN_WAIT2_TIMEOUTS,
+	RTW_GLUE_STAT_LOCAL_CONNECT_REUSE,
+	RTW_GLUE_STAT_LOCAL_CONNECT_DROPPED,
+	RTW_GLUE_STAT_CAPACITY,
+	RTW_GLUE_STAT_COUNT,
+};
+
+/* Per-netns sysctls under net.rust_timewait. */
+enum rtw_glue_sysctl {
+	RTW_GLUE_SYSCTL_MAXTCPTW,
+	RTW_GLUE_SYSCTL_NOLOCALTIMEWAIT,
+	RTW_GLUE_SYSCTL_MSL_MS,
+	RTW_GLUE_SYSCTL_FIN_TIMEOUT_MS,
+	RTW_GLUE_SYSCTL_COUNT,
+};
+
+/* One entry as it crosses netlink: the key (family, addresses, ports) and the state. */
+struct rtw_glue_entry {
+	__u8 laddr[16];
+	__u8 raddr[16];
+	__u32 ifindex;
+	__u32 snd_nxt;
+	__u32 rcv_nxt;
+	__u32 ts_recent;
+	__u32 ts_offset;
+	__u32 expires_ms;
+	__u16 lport;
+	__u16 rport;
+	__u16 last_win;
+	__u8 family;
+	__u8 rcv_wscale;
+	__u8 substate;
+	bool has_ts;
+	bool ts_recent_valid;
+};
+
+/* A segment seen by a hook: a copy of its first bytes from the IP header on. */
+struct rtw_glue_pkt {
+	const __u8 *head;
+	__u32 head_len;
+	__u32 skb_len;
+	__u8 family;
+	/* LOCAL_OUT (a local connect()) rather than LOCAL_IN. */
+	bool output;
+	/* Link-layer broadcast or multicast (directed broadcasts included): never answered. */
+	bool link_bcast;
+	/* For rtw_glue_pkt_csum_ok() and rtw_glue_reply(). */
+	void *ctx;
+};
+
+typedef int (*rtw_glue_emit_fn)(void *arg, const struct rtw_glue_entry *e);
+
+/* Module set-up: slab caches for both entry sizes, pernet state and hooks, the genl family. */
+int rtw_glue_init(__u32 size4, __u32 align4, __u32 size6, __u32 align6);
 void rtw_glue_exit(void);
 
-/* How many packets the hooks of the initial netns have seen (for tests). */
-u64 rtw_glue_init_net_seen(void);
+void *rtw_glue_entry_alloc(__u8 family);
+void rtw_glue_entry_free(__u8 family, void *entry);
+
+__u64 rtw_glue_jiffies(void);
+__u64 rtw_glue_msecs_to_jiffies(__u32 ms);
+__u32 rtw_glue_jiffies_to_msecs(__u64 j);
+__u32 rtw_glue_tcp_clock_ms(void);
+__u64 rtw_glue_random_u64(void);
+void rtw_glue_bh_disable(void);
+void rtw_glue_bh_enable(void);
+
+int rtw_glue_sysctl_get(const struct rtw_glue_net *gn, int which);
+void rtw_glue_port_range(const struct rtw_glue_net *gn, int *lo, int *hi);
+__u32 rtw_glue_invalid_ratelimit_jiffies(const struct rtw_glue_net *gn);
+bool rtw_glue_addr_is_local(const struct rtw_glue_net *gn, __u8 family, const __u8 *addr);
+void rtw_glue_reaper_arm(struct rtw_glue_net *gn, __u64 expires);
+
+bool rtw_glue_pkt_csum_ok(void *ctx);
+int rtw_glue_reply(void *ctx, const __u8 *pkt, __u32 len);
+
+/* Implemented in Rust (src/callbacks.rs). */
+void *rtw_rs_net_init(struct rtw_glue_net *gn);
+void rtw_rs_net_exit(void *rs);
+unsigned int rtw_rs_hook(void *rs, const struct rtw_glue_pkt *pkt);
+void rtw_rs_reap(void *rs);
+int rtw_rs_add(void *rs, const struct rtw_glue_entry *e, bool replace);
+int rtw_rs_del(void *rs, const struct rtw_glue_entry *key);
+int rtw_rs_get(void *rs, struct rtw_glue_entry *e);
+int rtw_rs_dump(void *rs, __u64 *cursor, rtw_glue_emit_fn emit, void *arg);
+__u32 rtw_rs_flush(void *rs);
+void rtw_rs_stats(void *rs, __u64 *out);
+bool rtw_rs_sysctl_valid(int which, int value);
 
 #endif

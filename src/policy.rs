@@ -215,3 +215,22 @@ mod tests {
         assert!(ratelimit_allows(ratelimit_stamp(0), 501, 500));
     }
 }
+
+/// Spec section 7: a local connect() may take over a guarded tuple under Linux's `tcp_tw_reuse`
+/// rule, when the connection used timestamps (so PAWS tells old duplicates apart, RFC 7323
+/// §5) and the TIME_WAIT is at least one second old (timestamps then have advanced).
+pub fn local_reuse_allowed(has_ts: bool, age_ms: u32) -> bool {
+    has_ts && age_ms >= 1000
+}
+
+#[cfg_attr(not(rtw_host), kernel::prelude::kunit_tests(rust_timewait_policy_reuse))]
+mod reuse_tests {
+    use super::*;
+
+    #[test]
+    fn local_reuse_needs_timestamps_and_a_second() {
+        assert!(local_reuse_allowed(true, 1000));
+        assert!(!local_reuse_allowed(true, 999));
+        assert!(!local_reuse_allowed(false, 5000));
+    }
+}
