@@ -11,10 +11,11 @@ mkdir -p "$stage"/{bin,sbin,etc,proc,sys,dev,tmp,run,lib/modules,tests,usr/bin,u
 
 cp "$RTW_ROOT/bin/busybox" "$stage/bin/busybox"
 # iproute2 (veth, netns) and ss are dynamic: bring their libraries along, resolved in the root.
+mkdir -p "$stage/usr/local/bin"
 for tool in /usr/bin/ip /usr/bin/ss; do
 	rtw_chroot "$RTW_ROOT" "" "" -- /bin/sh -c "ldd $tool" |
 		awk '/=>/ {print $3} /^\t\/lib/ {print $1}' >"$stage/.libs"
-	cp "$RTW_ROOT$tool" "$stage/bin/"
+	cp "$RTW_ROOT$tool" "$stage/usr/local/bin/"
 	while read -r lib; do
 		[ -n "$lib" ] || continue
 		mkdir -p "$stage$(dirname "$lib")"
@@ -27,7 +28,7 @@ ln -sf lib "$stage/lib64" 2>/dev/null || true
 
 cp "$RTW_TOP/rust_timewait.ko" "$stage/lib/modules/"
 cp "$RTW_TOP/qemu/init" "$stage/init"
-cp "$RTW_TOP"/tests/guest/*.sh "$RTW_TOP"/tests/guest/tap.inc "$stage/tests/"
+cp "$RTW_TOP"/tests/guest/*.sh "$RTW_TOP"/tests/guest/*.inc "$stage/tests/"
 for f in "$@"; do cp "$f" "$stage/bin/"; done
 chmod +x "$stage/init" "$stage"/tests/*.sh
 

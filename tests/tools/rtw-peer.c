@@ -1,0 +1,224 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * rtw-peer: the far end of a guarded connection, for guest scenarios. Sends one hand-made TCP
+ * segment (IPv4 or IPv6) out of an interface with AF_PACKET, then prints what comes back for
+ * the same 4-tuple, field by field, so a scenario can check the module's reply byte by byte.
+ *
+ *   rtw-peer -i IF -m DSTMAC -s SRC -d DST -p SPORT -P DPORT -q SEQ -a ACK -f FLAGS
+ *            [-w WIN] [-t TSVAL:TSECR] [-l PAYLOAD_LEN] [-x (corrupt checksum)] [-W WAIT_MS]
+ *            [-n COUNT (send the segment COUNT times back to back: a flood)]
+ *
+ * FLAGS is a subset of "FSRPAU". Output: one line per reply seen within WAIT_MS (default 300):
+ *   reply flags=A seq=N ack=N win=N doff=N ts=VAL:ECR|none ttl=N tcp_csum=ok|bad ip_csum=ok|bad
+ * and "replies=N" at the end. Exit 0 unless something failed locally.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static void die(const char *m) { perror(m); exit(2); }
+
+static uint32_t sum16(const uint8_t *p, size_t n, uint32_t s)
+{
+	for (size_t i = 0; i + 1 < n; i += 2)
+		s += (uint32_t)p[i] << 8 | p[i + 1];
+	if (n & 1)
+		s += (uint32_t)p[n - 1] << 8;
+	return s;
+}
+
+static uint16_t fold(uint32_t s)
+{
+	while (s >> 16)
+		s = (s & 0xffff) + (s >> 16);
+	return (uint16_t)~s;
+}
+
+/* Internet checksum of the TCP segment with its pseudo-header (RFC 9293 §3.1, RFC 8200 §8.1). */
+static uint16_t tcp_csum(int v6, const uint8_t *src, const uint8_t *dst, const uint8_t *tcp, size_t len)
+{
+	uint32_t s = 0;
+	int alen = v6 ? 16 : 4;
+
+	s = sum16(src, alen, s);
+	s = sum16(dst, alen, s);
+	s += 6;
+	s += (uint32_t)len;
+	s = sum16(tcp, len, s);
+	return fold(s);
+}
+
+static void put32(uint8_t *p, uint32_t v) { p[0] = v >> 24; p[1] = v >> 16; p[2] = v >> 8; p[3] = v; }
+static void put16(uint8_t *p, uint16_t v) { p[0] = v >> 8; p[1] = v; }
+static uint32_t get32(const uint8_t *p) { return (uint32_t)p[0] << 24 | p[1] << 16 | p[2] << 8 | p[3]; }
+static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+int main(int argc, char **argv)
+{
+	const char *ifname = NULL, *mac = NULL, *src = NULL, *dst = NULL, *flags = "A";
+	unsigned long sport = 0, dport = 0, seq = 0, ack = 0, win = 1000, plen = 0, wait = 300;
+	unsigned long tsval = 0, tsecr = 0, count = 1;
+	int have_ts = 0, corrupt = 0, opt, v6, alen;
+	uint8_t s_addr[16], d_addr[16], pkt[2048] = { 0 }, dmac[6];
+
+	while ((opt = getopt(argc, argv, "i:m:s:d:p:P:q:a:f:w:t:l:xW:n:")) != -1) {
+		switch (opt) {
+		case 'i': ifname = optarg; break;
+		case 'm': mac = optarg; break;
+		case 's': src = optarg; break;
+		case 'd': dst = optarg; break;
+		case 'p': sport = strtoul(optarg, NULL, 0); break;
+		case 'P': dport = strtoul(optarg, NULL, 0); break;
+		case 'q': seq = strtoul(optarg, NULL, 0); break;
+		case 'a': ack = strtoul(optarg, NULL, 0); break;
+		case 'f': flags = optarg; break;
+		case 'w': win = strtoul(optarg, NULL, 0); break;
+		case 't': have_ts = sscanf(optarg, "%lu:%lu", &tsval, &tsecr) == 2; break;
+		case 'l': plen = strtoul(optarg, NULL, 0); break;
+		case 'x': corrupt = 1; break;
+		case 'W': wait = strtoul(optarg, NULL, 0); break;
+		case 'n': count = strtoul(optarg, NULL, 0); break;
+		default: fprintf(stderr, "usage: see the header of rtw-peer.c\n"); return 2;
+		}
+	}
+	if (!ifname || !mac || !src || !dst || !sport || !dport || plen > 1000) {
+		fprintf(stderr, "rtw-peer: -i -m -s -d -p -P are required (payload <= 1000)\n");
+		return 2;
+	}
+	v6 = strchr(src, ':') != NULL;
+	alen = v6 ? 16 : 4;
+	if (inet_pton(v6 ? AF_INET6 : AF_INET, src, s_addr) != 1 ||
+	    inet_pton(v6 ? AF_INET6 : AF_INET, dst, d_addr) != 1) {
+		fprintf(stderr, "rtw-peer: bad address\n");
+		return 2;
+	}
+	if (sscanf(mac, "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &dmac[0], &dmac[1], &dmac[2], &dmac[3],
+		   &dmac[4], &dmac[5]) != 6) {
+		fprintf(stderr, "rtw-peer: bad MAC\n");
+		return 2;
+	}
+
+	size_t iphl = v6 ? 40 : 20, thl = have_ts ? 32 : 20, tlen = thl + plen;
+	uint8_t *ip = pkt, *tcp = pkt + iphl;
+
+	if (v6) {
+		ip[0] = 0x60;
+		put16(ip + 4, (uint16_t)tlen);
+		ip[6] = 6;
+		ip[7] = 64;
+		memcpy(ip + 8, s_addr, 16);
+		memcpy(ip + 24, d_addr, 16);
+	} else {
+		ip[0] = 0x45;
+		put16(ip + 2, (uint16_t)(iphl + tlen));
+		ip[6] = 0x40; /* DF */
+		ip[8] = 64;
+		ip[9] = 6;
+		memcpy(ip + 12, s_addr, 4);
+		memcpy(ip + 16, d_addr, 4);
+		put16(ip + 10, fold(sum16(ip, 20, 0)));
+	}
+	put16(tcp, (uint16_t)sport);
+	put16(tcp + 2, (uint16_t)dport);
+	put32(tcp + 4, (uint32_t)seq);
+	put32(tcp + 8, (uint32_t)ack);
+	tcp[12] = (uint8_t)((thl / 4) << 4);
+	for (const char *f = flags; *f; f++)
+		tcp[13] |= *f == 'F' ? 0x01 : *f == 'S' ? 0x02 : *f == 'R' ? 0x04 :
+			   *f == 'P' ? 0x08 : *f == 'A' ? 0x10 : *f == 'U' ? 0x20 : 0;
+	put16(tcp + 14, (uint16_t)win);
+	if (have_ts) {
+		tcp[20] = 1; tcp[21] = 1; tcp[22] = 8; tcp[23] = 10;
+		put32(tcp + 24, (uint32_t)tsval);
+		put32(tcp + 28, (uint32_t)tsecr);
+	}
+	for (size_t i = 0; i < plen; i++)
+		tcp[thl + i] = (uint8_t)('a' + i % 26);
+	put16(tcp + 16, tcp_csum(v6, s_addr, d_addr, tcp, tlen) ^ (corrupt ? 0x5a5a : 0));
+
+	int ifindex = if_nametoindex(ifname);
+	if (!ifindex)
+		die("if_nametoindex");
+	int fd = socket(AF_PACKET, SOCK_DGRAM, htons(v6 ? ETH_P_IPV6 : ETH_P_IP));
+	if (fd < 0)
+		die("socket(AF_PACKET)");
+	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_ifindex = ifindex,
+				   .sll_protocol = htons(v6 ? ETH_P_IPV6 : ETH_P_IP), .sll_halen = 6 };
+	if (bind(fd, (struct sockaddr *)&sll, sizeof(sll)) < 0)
+		die("bind");
+	memcpy(sll.sll_addr, dmac, 6);
+	for (unsigned long i = 0; i < count; i++)
+		if (sendto(fd, pkt, iphl + tlen, 0, (struct sockaddr *)&sll, sizeof(sll)) < 0)
+			die("sendto");
+
+	int replies = 0;
+	long long end = now_ms() + (long long)wait;
+	for (;;) {
+		long long left = end - now_ms();
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		uint8_t r[2048];
+		struct sockaddr_ll from;
+		socklen_t fl = sizeof(from);
+
+		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+			break;
+		ssize_t n = recvfrom(fd, r, sizeof(r), 0, (struct sockaddr *)&from, &fl);
+		if (n <= 0 || from.sll_pkttype == PACKET_OUTGOING)
+			continue;
+		size_t rh = v6 ? 40 : (size_t)(r[0] & 0xf) * 4;
+		if ((size_t)n < rh + 20 || (v6 ? r[6] : r[9]) != 6)
+			continue;
+		const uint8_t *rs = v6 ? r + 8 : r + 12, *rd = v6 ? r + 24 : r + 16, *t = r + rh;
+		/* Only the reverse direction of our tuple. */
+		if (memcmp(rs, d_addr, alen) || memcmp(rd, s_addr, alen) ||
+		    get16(t) != dport || get16(t + 2) != sport)
+			continue;
+		size_t seglen = v6 ? get16(r + 4) : get16(r + 2) - rh;
+		if (rh + seglen > (size_t)n)
+			continue;
+		unsigned doff = t[12] >> 4;
+		char fl_s[8] = "", ts_s[32] = "none";
+		const char *names = "FSRPAU";
+		for (int b = 0, k = 0; b < 6; b++)
+			if (t[13] & (1 << b))
+				fl_s[k++] = names[b];
+		for (unsigned o = 20; o + 1 < doff * 4u;) {
+			uint8_t kind = t[o];
+			if (kind == 0)
+				break;
+			if (kind == 1) { o++; continue; }
+			uint8_t ol = t[o + 1];
+			if (ol < 2)
+				break;
+			if (kind == 8 && ol == 10 && o + 10 <= doff * 4u)
+				snprintf(ts_s, sizeof(ts_s), "%u:%u", get32(t + o + 2), get32(t + o + 6));
+			o += ol;
+		}
+		int tcp_ok = tcp_csum(v6, rs, rd, t, seglen) == 0;
+		int ip_ok = v6 ? 1 : fold(sum16(r, rh, 0)) == 0;
+		printf("reply flags=%s seq=%u ack=%u win=%u doff=%u ts=%s ttl=%u tcp_csum=%s ip_csum=%s\n",
+		       fl_s, get32(t + 4), get32(t + 8), get16(t + 14), doff, ts_s, v6 ? r[7] : r[8],
+		       tcp_ok ? "ok" : "bad", ip_ok ? "ok" : "bad");
+		replies++;
+	}
+	printf("replies=%d\n", replies);
+	return 0;
+}
