@@ -592,11 +592,9 @@ static int rtw_parse_entry(const struct nlattr *nest, bool full, struct rtw_glue
 				    "ts-recent-valid: needs has-ts (the connection uses timestamps)");
 		return -EINVAL;
 	}
-	if (tb[RTW_E_TS_RECENT] && !e->ts_recent_valid) {
-		NL_SET_ERR_MSG_ATTR(extack, tb[RTW_E_TS_RECENT],
-				    "ts-recent: needs ts-recent-valid");
-		return -EINVAL;
-	}
+	/* The spec: ts-recent means something only with ts-recent-valid; otherwise it is 0. */
+	if (!e->ts_recent_valid)
+		e->ts_recent = 0;
 	if (e->substate == RTW_GLUE_TIME_WAIT && e->has_ts && !e->ts_recent_valid) {
 		NL_SET_ERR_MSG_ATTR(extack, tb[RTW_E_HAS_TS],
 				    "has-ts: a time-wait entry needs ts-recent (only fin-wait2 learns it)");

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Build the static programs the guest runs into build/guest-bin: twctl (Rust, glibc
+# crt-static, with the host's cargo) and rtw-peer (C, static, with the build root's gcc).
+. "$(dirname "$0")/env.sh"
+
+out="$RTW_TOP/build/guest-bin"
+mkdir -p "$out"
+"$RTW_TOP/qemu/buildroot.sh" >/dev/null
+
+log="$RTW_TOP/build/guest-tools.log"
+if ! RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --locked \
+	--target x86_64-unknown-linux-gnu --manifest-path "$RTW_TOP/twctl/Cargo.toml" \
+	--target-dir "$RTW_TOP/build/twctl-target" >"$log" 2>&1; then
+	tail -n 30 "$log" >&2
+	rtw_die "static twctl build failed; log: $log"
+fi
+cp "$RTW_TOP/build/twctl-target/x86_64-unknown-linux-gnu/release/twctl" "$out/twctl"
+
+if ! rtw_chroot "$RTW_ROOT" "" "$RTW_TOP" -- \
+	gcc -static -O2 -Wall -Wextra -Werror -o /src/build/guest-bin/rtw-peer /src/tests/tools/rtw-peer.c \
+	>>"$log" 2>&1; then
+	tail -n 30 "$log" >&2
+	rtw_die "rtw-peer build failed; log: $log"
+fi
+ls "$out"/*

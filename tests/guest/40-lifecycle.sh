@@ -1,0 +1,79 @@
+#!/bin/sh
+# FIN_WAIT_2 entries (spec section 5), expiry after 2MSL, recycling when full, nolocaltimewait,
+# and the entry size beside Linux's own TIME_WAIT socket.
+. /tests/tap.inc
+. /tests/net.inc
+S=/proc/sys/net/rust_timewait
+insmod /lib/modules/rust_timewait.ko || { not_ok "insmod"; tap_done; exit 0; }
+net_up
+
+# F5: a handed-off FIN_WAIT_2 entry sees the peer's FIN: ACK, ts_recent learned, TIME_WAIT.
+check "add a FIN_WAIT_2 entry (timestamps, ts_recent unknown)" \
+	twctl add $H4:8080 $P4:41000 --snd-nxt 500 --rcv-nxt 900 --win 300 --ts --ts-offset 0 --fw2
+T="-s $P4 -d $H4 -p 41000 -P 8080"
+out=$(peer $T -q 900 -a 500 -f FA -t 4242:1)
+diag "$out"
+check_eq "F5 ACK of the FIN" A "$(echo "$out" | field flags)"
+check_eq "F5 ack = rcv_nxt + 1" 901 "$(echo "$out" | field ack)"
+ts=$(echo "$out" | field ts)
+check_eq "F5 TSecr = the FIN's TSval" 4242 "${ts#*:}"
+check_eq "F5 now TIME_WAIT" 1 "$(twctl list --state time-wait | grep -c "$H4:8080")"
+check_eq "F5 counted" 1 "$(stat fin_wait2_completed)"
+
+# F6: new data on a FIN_WAIT_2 entry: the application has closed, so RST and delete.
+check "add another FIN_WAIT_2 entry" twctl add $H4:8081 $P4:41001 --snd-nxt 700 --rcv-nxt 100 --win 300 --fw2
+out=$(peer -s $P4 -d $H4 -p 41001 -P 8081 -q 100 -a 700 -f PA -l 10)
+check_eq "F6 data: RST" R "$(echo "$out" | field flags)"
+check_eq "F6 RST seq = the segment's ack" 700 "$(echo "$out" | field seq)"
+check_eq "F6 entry deleted" 0 "$(twctl list | grep -c "$H4:8081")"
+
+# Expiry: with msl_ms=300, a TIME_WAIT entry dies after 600 ms and the reaper frees it.
+twctl flush >/dev/null
+echo 300 > $S/msl_ms
+echo 300 > $S/fin_timeout_ms
+check "add short-lived entries" twctl add $H4:9000 $P4:42000 --snd-nxt 1 --rcv-nxt 1
+twctl add $H4:9001 $P4:42001 --snd-nxt 1 --rcv-nxt 1 --fw2 >/dev/null
+check_eq "two entries" 2 "$(stat entries)"
+sleep 2
+check_eq "both gone after 2MSL / fin_timeout" 0 "$(stat entries)"
+check_eq "expired counted" 1 "$(stat expired)"
+check_eq "FIN_WAIT_2 timeout counted" 1 "$(stat fin_wait2_timeouts)"
+out=$(peer -s $P4 -d $H4 -p 42000 -P 9000 -q 0 -a 1 -f FA)
+check_eq "T12 after expiry the stack answers (RST)" R "$(echo "$out" | field flags)"
+echo 30000 > $S/msl_ms
+
+# Capacity: maxtcptw=32; the 33rd add recycles the oldest (the seed's tcp_tw_2msl_scan(1)).
+echo 32 > $S/maxtcptw
+i=0
+while [ $i -lt 33 ]; do
+	echo "$H4:$((10000 + i)) $P4:43000 snd_nxt=1 rcv_nxt=1"
+	i=$((i + 1))
+done >/tmp/batch
+check "batch add of 33 entries" twctl add -f /tmp/batch
+check_eq "table holds maxtcptw" 32 "$(stat entries)"
+check_eq "recycled counted" 1 "$(stat recycled)"
+check_eq "the oldest was recycled" 0 "$(twctl list | grep -c "$H4:10000 ")"
+check_eq "the newest is there" 1 "$(twctl list | grep -c "$H4:10032 ")"
+twctl flush >/dev/null
+echo 0 > $S/maxtcptw
+
+# nolocaltimewait: an entry whose peer is local is not created, and the add says so.
+echo 1 > $S/nolocaltimewait
+check "nolocaltimewait: local peer refused" sh -c "! twctl add 127.0.0.1:80 127.0.0.1:5555 --snd-nxt 1 --rcv-nxt 1"
+check_eq "nolocaltimewait: counted" 1 "$(stat refused_nolocal)"
+check "nolocaltimewait: remote peer still taken" twctl add $H4:80 $P4:5555 --snd-nxt 1 --rcv-nxt 1
+echo 0 > $S/nolocaltimewait
+check "an existing tuple is refused (EEXIST)" sh -c "! twctl add $H4:80 $P4:5555 --snd-nxt 1 --rcv-nxt 1"
+check "... unless replace" twctl add $H4:80 $P4:5555 --snd-nxt 7 --rcv-nxt 1 --replace
+
+# Slab object sizes: ours beside Linux's own TIME_WAIT socket.
+v4=$(cat /sys/kernel/slab/rust_timewait4/object_size)
+v6=$(cat /sys/kernel/slab/rust_timewait6/object_size)
+tw=$(cat /sys/kernel/slab/tw_sock_TCP/object_size)
+echo "# entry_size: ipv4=$v4 ipv6=$v6 tw_sock_TCP=$tw"
+check "IPv4 entry is at most 64 bytes ($v4)" [ "$v4" -le 64 ]
+check "IPv4 entry is smaller than tw_sock_TCP ($v4 < $tw)" [ "$v4" -lt "$tw" ]
+
+net_down
+check "rmmod" rmmod rust_timewait
+tap_done
