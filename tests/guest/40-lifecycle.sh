@@ -66,6 +66,32 @@ echo 0 > $S/nolocaltimewait
 check "an existing tuple is refused (EEXIST)" sh -c "! twctl add $H4:80 $P4:5555 --snd-nxt 1 --rcv-nxt 1"
 check "... unless replace" twctl add $H4:80 $P4:5555 --snd-nxt 7 --rcv-nxt 1 --replace
 
+# A dump larger than one netlink message: 2000 entries, every one listed exactly once.
+i=0
+while [ $i -lt 2000 ]; do
+	echo "$H4:$((20000 + i)) $P4:44000 snd_nxt=1 rcv_nxt=1"
+	i=$((i + 1))
+done >/tmp/batch
+check "batch add of 2000 entries" twctl add -f /tmp/batch
+check_eq "dump lists all 2000 (many messages)" 2000 "$(twctl list | grep -c "$P4:44000")"
+check_eq "dump lists each once" 2000 "$(twctl list | grep "$P4:44000" | awk '{print $4}' | sort -u | wc -l)"
+check_eq "flush reports what it removed" 2001 "$(twctl --json flush | tr ',{}' '\n\n\n' | sed -n 's/^ *"flushed": *\([0-9]*\).*/\1/p')"
+
+# Spec section 7: a local connect() onto a guarded tuple. Without timestamps it is dropped
+# (the connect retries, as against Linux's own TIME_WAIT); with timestamps and an entry at
+# least 1 s old it takes the tuple over (tcp_tw_reuse's rule).
+twctl add 127.0.0.1:5000 127.0.0.1:6000 --snd-nxt 1 --rcv-nxt 1 >/dev/null
+out=$(rtw-peer -C -s 127.0.0.1 -d 127.0.0.1 -p 5000 -P 6000 -W 700)
+check_eq "local connect without timestamps: SYN dropped, connect waits" connect=timeout "$out"
+check "... counted" [ "$(stat local_connect_dropped)" -ge 1 ]
+check_eq "... and the entry stays" 1 "$(twctl list | grep -c '127.0.0.1:5000 ')"
+twctl add 127.0.0.1:5001 127.0.0.1:6000 --snd-nxt 1 --rcv-nxt 1 --ts-recent 5 >/dev/null
+sleep 1
+out=$(rtw-peer -C -s 127.0.0.1 -d 127.0.0.1 -p 5001 -P 6000 -W 2000)
+check_eq "local connect with timestamps: the SYN reaches the stack (no listener)" connect=refused "$out"
+check_eq "local connect with timestamps after 1 s reuses the tuple" 1 "$(stat local_connect_reuse)"
+check_eq "... and the entry is gone" 0 "$(twctl list | grep -c '127.0.0.1:5001 ')"
+
 # Slab object sizes: ours beside Linux's own TIME_WAIT socket.
 v4=$(cat /sys/kernel/slab/rust_timewait4/object_size)
 v6=$(cat /sys/kernel/slab/rust_timewait6/object_size)

@@ -8,12 +8,18 @@
  *            [-w WIN] [-t TSVAL:TSECR] [-l PAYLOAD_LEN] [-x (corrupt checksum)] [-W WAIT_MS]
  *            [-n COUNT (send the segment COUNT times back to back: a flood)]
  *
+ *   rtw-peer -C -s SRC -d DST -p SPORT -P DPORT [-W WAIT_MS]
+ *            connect() from SRC:SPORT to DST:DPORT (a local connect onto a tuple) and print
+ *            "connect=ok|refused|timeout|error".
+ *
  * FLAGS is a subset of "FSRPAU". Output: one line per reply seen within WAIT_MS (default 300):
  *   reply flags=A seq=N ack=N win=N doff=N ts=VAL:ECR|none ttl=N tcp_csum=ok|bad ip_csum=ok|bad
  * and "replies=N" at the end. Exit 0 unless something failed locally.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
 #include <net/if.h>
@@ -63,6 +69,55 @@ static void put16(uint8_t *p, uint16_t v) { p[0] = v >> 8; p[1] = v; }
 static uint32_t get32(const uint8_t *p) { return (uint32_t)p[0] << 24 | p[1] << 16 | p[2] << 8 | p[3]; }
 static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
 
+static int do_connect(const char *src, const char *dst, unsigned long sport, unsigned long dport,
+		      unsigned long wait)
+{
+	int v6 = strchr(src, ':') != NULL, one = 1;
+	struct sockaddr_storage sa = { 0 }, da = { 0 };
+	socklen_t len = v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+
+	if (v6) {
+		struct sockaddr_in6 *s6 = (void *)&sa, *d6 = (void *)&da;
+		s6->sin6_family = d6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(sport);
+		d6->sin6_port = htons(dport);
+		if (inet_pton(AF_INET6, src, &s6->sin6_addr) != 1 || inet_pton(AF_INET6, dst, &d6->sin6_addr) != 1)
+			return 2;
+	} else {
+		struct sockaddr_in *s4 = (void *)&sa, *d4 = (void *)&da;
+		s4->sin_family = d4->sin_family = AF_INET;
+		s4->sin_port = htons(sport);
+		d4->sin_port = htons(dport);
+		if (inet_pton(AF_INET, src, &s4->sin_addr) != 1 || inet_pton(AF_INET, dst, &d4->sin_addr) != 1)
+			return 2;
+	}
+	int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
+	if (fd < 0)
+		die("socket");
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&sa, len) < 0)
+		die("bind");
+	fcntl(fd, F_SETFL, O_NONBLOCK);
+	if (connect(fd, (struct sockaddr *)&da, len) == 0) {
+		printf("connect=ok\n");
+		return 0;
+	}
+	if (errno != EINPROGRESS) {
+		printf("connect=%s\n", errno == ECONNREFUSED ? "refused" : "error");
+		return 0;
+	}
+	struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+	if (poll(&pfd, 1, (int)wait) <= 0) {
+		printf("connect=timeout\n");
+		return 0;
+	}
+	int err = 0;
+	socklen_t el = sizeof(err);
+	getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
+	printf("connect=%s\n", err == 0 ? "ok" : err == ECONNREFUSED ? "refused" : "error");
+	return 0;
+}
+
 static long long now_ms(void)
 {
 	struct timespec ts;
@@ -76,10 +131,10 @@ int main(int argc, char **argv)
 	const char *ifname = NULL, *mac = NULL, *src = NULL, *dst = NULL, *flags = "A";
 	unsigned long sport = 0, dport = 0, seq = 0, ack = 0, win = 1000, plen = 0, wait = 300;
 	unsigned long tsval = 0, tsecr = 0, count = 1;
-	int have_ts = 0, corrupt = 0, opt, v6, alen;
+	int have_ts = 0, corrupt = 0, connect_mode = 0, opt, v6, alen;
 	uint8_t s_addr[16], d_addr[16], pkt[2048] = { 0 }, dmac[6];
 
-	while ((opt = getopt(argc, argv, "i:m:s:d:p:P:q:a:f:w:t:l:xW:n:")) != -1) {
+	while ((opt = getopt(argc, argv, "i:m:s:d:p:P:q:a:f:w:t:l:xW:n:C")) != -1) {
 		switch (opt) {
 		case 'i': ifname = optarg; break;
 		case 'm': mac = optarg; break;
@@ -96,9 +151,12 @@ int main(int argc, char **argv)
 		case 'x': corrupt = 1; break;
 		case 'W': wait = strtoul(optarg, NULL, 0); break;
 		case 'n': count = strtoul(optarg, NULL, 0); break;
+		case 'C': connect_mode = 1; break;
 		default: fprintf(stderr, "usage: see the header of rtw-peer.c\n"); return 2;
 		}
 	}
+	if (connect_mode && src && dst && sport && dport)
+		return do_connect(src, dst, sport, dport, wait);
 	if (!ifname || !mac || !src || !dst || !sport || !dport || plen > 1000) {
 		fprintf(stderr, "rtw-peer: -i -m -s -d -p -P are required (payload <= 1000)\n");
 		return 2;
