@@ -12,6 +12,10 @@
  *            connect() from SRC:SPORT to DST:DPORT (a local connect onto a tuple) and print
  *            "connect=ok|refused|timeout|error".
  *
+ *   rtw-peer -L -s ADDR -p PORT [-W WAIT_MS]
+ *            a server that closes late: accept one connection, read until the client's FIN,
+ *            wait WAIT_MS, then close (our FIN). Prints "served bytes=N".
+ *
  * FLAGS is a subset of "FSRPAU". Output: one line per reply seen within WAIT_MS (default 300):
  *   reply flags=A seq=N ack=N win=N doff=N ts=VAL:ECR|none ttl=N tcp_csum=ok|bad ip_csum=ok|bad
  * and "replies=N" at the end. Exit 0 unless something failed locally.
@@ -118,6 +122,47 @@ static int do_connect(const char *src, const char *dst, unsigned long sport, uns
 	return 0;
 }
 
+static int do_listen(const char *addr, unsigned long port, unsigned long wait)
+{
+	int v6 = strchr(addr, ':') != NULL, one = 1;
+	struct sockaddr_storage sa = { 0 };
+	socklen_t len = v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+
+	if (v6) {
+		struct sockaddr_in6 *s6 = (void *)&sa;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(port);
+		if (inet_pton(AF_INET6, addr, &s6->sin6_addr) != 1)
+			return 2;
+	} else {
+		struct sockaddr_in *s4 = (void *)&sa;
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(port);
+		if (inet_pton(AF_INET, addr, &s4->sin_addr) != 1)
+			return 2;
+	}
+	int lfd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
+	if (lfd < 0)
+		die("socket");
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(lfd, (struct sockaddr *)&sa, len) < 0 || listen(lfd, 4) < 0)
+		die("bind/listen");
+	int fd = accept(lfd, NULL, NULL);
+	if (fd < 0)
+		die("accept");
+	char buf[4096];
+	long total = 0;
+	ssize_t n;
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		total += n;
+	struct timespec ts = { .tv_sec = wait / 1000, .tv_nsec = (long)(wait % 1000) * 1000000 };
+	nanosleep(&ts, NULL);
+	close(fd);
+	close(lfd);
+	printf("served bytes=%ld\n", total);
+	return 0;
+}
+
 static long long now_ms(void)
 {
 	struct timespec ts;
@@ -131,10 +176,10 @@ int main(int argc, char **argv)
 	const char *ifname = NULL, *mac = NULL, *src = NULL, *dst = NULL, *flags = "A";
 	unsigned long sport = 0, dport = 0, seq = 0, ack = 0, win = 1000, plen = 0, wait = 300;
 	unsigned long tsval = 0, tsecr = 0, count = 1;
-	int have_ts = 0, corrupt = 0, connect_mode = 0, opt, v6, alen;
+	int have_ts = 0, corrupt = 0, connect_mode = 0, listen_mode = 0, opt, v6, alen;
 	uint8_t s_addr[16], d_addr[16], pkt[2048] = { 0 }, dmac[6];
 
-	while ((opt = getopt(argc, argv, "i:m:s:d:p:P:q:a:f:w:t:l:xW:n:C")) != -1) {
+	while ((opt = getopt(argc, argv, "i:m:s:d:p:P:q:a:f:w:t:l:xW:n:CL")) != -1) {
 		switch (opt) {
 		case 'i': ifname = optarg; break;
 		case 'm': mac = optarg; break;
@@ -152,9 +197,12 @@ int main(int argc, char **argv)
 		case 'W': wait = strtoul(optarg, NULL, 0); break;
 		case 'n': count = strtoul(optarg, NULL, 0); break;
 		case 'C': connect_mode = 1; break;
+		case 'L': listen_mode = 1; break;
 		default: fprintf(stderr, "usage: see the header of rtw-peer.c\n"); return 2;
 		}
 	}
+	if (listen_mode && src && sport)
+		return do_listen(src, sport, wait);
 	if (connect_mode && src && dst && sport && dport)
 		return do_connect(src, dst, sport, dport, wait);
 	if (!ifname || !mac || !src || !dst || !sport || !dport || plen > 1000) {

@@ -87,7 +87,9 @@ impl Tuple {
     /// and required then. The scope is copied to every link-local end.
     pub fn new(local: SocketAddr, remote: SocketAddr) -> Result<Self, TupleError> {
         if local.port() == 0 || remote.port() == 0 {
-            return Err(TupleError("port 0 is not a connection's port (1-65535)".into()));
+            return Err(TupleError(
+                "port 0 is not a connection's port (1-65535)".into(),
+            ));
         }
         match (local, remote) {
             (SocketAddr::V4(_), SocketAddr::V4(_)) => Ok(Tuple { local, remote }),
@@ -118,7 +120,10 @@ impl Tuple {
                     let s = if is_link_local(a.ip()) { scope } else { 0 };
                     SocketAddr::V6(SocketAddrV6::new(*a.ip(), a.port(), 0, s))
                 };
-                Ok(Tuple { local: fix(l), remote: fix(r) })
+                Ok(Tuple {
+                    local: fix(l),
+                    remote: fix(r),
+                })
             }
             _ => Err(TupleError(
                 "the two ends are of different families (one IPv4, one IPv6)".into(),
@@ -126,14 +131,16 @@ impl Tuple {
         }
     }
 
-    /// Builds a tuple from the attributes of a reply, where the scope is one `ifindex`.
+    /// Builds a tuple from the attributes of a reply, where the scope is one `ifindex` (absent
+    /// from add replies, and possibly 0 for an entry some other tool added). Not checked: what
+    /// the module holds is shown as it is.
     pub fn from_parts(
         local: IpAddr,
         local_port: u16,
         remote: IpAddr,
         remote_port: u16,
         ifindex: u32,
-    ) -> Result<Self, TupleError> {
+    ) -> Self {
         let mk = |ip: IpAddr, port: u16| match ip {
             IpAddr::V4(a) => SocketAddr::V4(SocketAddrV4::new(a, port)),
             IpAddr::V6(a) => {
@@ -141,7 +148,10 @@ impl Tuple {
                 SocketAddr::V6(SocketAddrV6::new(a, port, 0, s))
             }
         };
-        Tuple::new(mk(local, local_port), mk(remote, remote_port))
+        Tuple {
+            local: mk(local, local_port),
+            remote: mk(remote, remote_port),
+        }
     }
 
     /// `AF_INET` or `AF_INET6`.

@@ -1,0 +1,21 @@
+//! `twctl`: the userspace side of the `rust_timewait` kernel module (compressed TIME_WAIT).
+//!
+//! - [`entry`]: the entry model; [`line`]: the text line format of add files;
+//! - [`proto`]: the generic netlink family's messages (built and parsed with the rust-netlink
+//!   crates); [`client`]: the netlink connection;
+//! - [`format`]: tables and JSON; [`handoff`]: handing a live socket over (TCP_REPAIR);
+//! - [`cli`]: the command line (the binary is a thin wrapper around it).
+
+pub mod cli;
+pub mod client;
+pub mod entry;
+pub mod error;
+pub mod format;
+pub mod handoff;
+pub mod line;
+pub mod proto;
+
+pub use client::{AddOutcome, AddReport, Client};
+pub use entry::{Entry, Substate, Tuple};
+pub use error::{exit, Error};
+pub use handoff::{close_with_handoff, handoff, HandoffError, Outcome};

@@ -1,0 +1,409 @@
+//! The netlink connection to the module (the only part that opens a netlink socket).
+
+use netlink_packet_core::{parse_u16, NlasIterator};
+use netlink_packet_generic::ctrl::nlas::GenlCtrlAttrs;
+use netlink_packet_generic::ctrl::{GenlCtrl, GenlCtrlCmd};
+use netlink_packet_generic::GenlMessage;
+use netlink_sys::{protocols::NETLINK_GENERIC, Socket, SocketAddr};
+
+use crate::entry::{Entry, Tuple};
+use crate::error::Error;
+use crate::proto::{self, Extack, RawGenl, Refusal, Reply, Stats, TwMessage, FAMILY_NAME};
+
+/// `GENL_ID_CTRL`, the controller's fixed family id.
+const GENL_ID_CTRL: u16 = 16;
+/// `CTRL_ATTR_FAMILY_ID`.
+const CTRL_ATTR_FAMILY_ID: u16 = 1;
+
+/// A netlink connection to the `rust_timewait` family of the current network namespace.
+pub struct Client {
+    sock: Socket,
+    family_id: u16,
+    seq: u32,
+    warnings: Vec<String>,
+}
+
+/// The outcome of one entry of a (batched) add.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddOutcome {
+    /// The module took the entry.
+    Taken,
+    /// The module refused this entry (negative errno from its `result`): `-EEXIST` already
+    /// guarded, `-EADDRNOTAVAIL` refused by nolocaltimewait, or another errno.
+    Refused(i32),
+    /// The batch carrying this entry was refused as a whole (see [`AddReport::error`]).
+    BatchRefused,
+    /// Not sent: an earlier batch failed.
+    NotSent,
+}
+
+impl AddOutcome {
+    /// From an entry's `result` attribute.
+    pub fn from_result(r: i32) -> Self {
+        if r == 0 {
+            AddOutcome::Taken
+        } else {
+            AddOutcome::Refused(r)
+        }
+    }
+
+    /// A short word for scripts and JSON.
+    pub fn word(&self) -> String {
+        match self {
+            AddOutcome::Taken => "taken".into(),
+            AddOutcome::Refused(e) if *e == -libc::EEXIST => "exists".into(),
+            AddOutcome::Refused(e) if *e == -libc::EADDRNOTAVAIL => "nolocal".into(),
+            AddOutcome::Refused(e) => match proto::errno_name(-e) {
+                Some(n) => n.to_lowercase(),
+                None => format!("errno-{}", -e),
+            },
+            AddOutcome::BatchRefused => "batch-refused".into(),
+            AddOutcome::NotSent => "not-sent".into(),
+        }
+    }
+
+    /// A sentence for people.
+    pub fn describe(&self) -> String {
+        match self {
+            AddOutcome::Taken => "taken".into(),
+            AddOutcome::Refused(e) if *e == -libc::EEXIST => {
+                "refused: the tuple is already guarded (EEXIST; --replace replaces it)".into()
+            }
+            AddOutcome::Refused(e) if *e == -libc::EADDRNOTAVAIL => {
+                "refused: the peer is a local address and nolocaltimewait is set (EADDRNOTAVAIL)"
+                    .into()
+            }
+            AddOutcome::Refused(e) => format!("refused: {}", proto::strerror(-e)),
+            AddOutcome::BatchRefused => "refused with its whole batch".into(),
+            AddOutcome::NotSent => "not sent (an earlier batch failed)".into(),
+        }
+    }
+}
+
+/// The report of a batched add: one outcome per entry, and the error that stopped it.
+#[derive(Debug)]
+pub struct AddReport {
+    /// One per entry, in order.
+    pub outcomes: Vec<AddOutcome>,
+    /// The error that refused a whole batch (its entries are [`AddOutcome::BatchRefused`],
+    /// later ones [`AddOutcome::NotSent`]), with the batch's first entry index.
+    pub error: Option<(usize, Error)>,
+}
+
+impl AddReport {
+    /// How many entries were taken.
+    pub fn taken(&self) -> usize {
+        self.outcomes
+            .iter()
+            .filter(|o| **o == AddOutcome::Taken)
+            .count()
+    }
+
+    /// Everything was taken.
+    pub fn all_taken(&self) -> bool {
+        self.error.is_none() && self.taken() == self.outcomes.len()
+    }
+}
+
+/// Splits `n` entries into batches of at most `size` (at least 1): (start, end) pairs.
+pub fn batches(n: usize, size: usize) -> Vec<(usize, usize)> {
+    let size = size.max(1);
+    (0..n)
+        .step_by(size)
+        .map(|s| (s, (s + size).min(n)))
+        .collect()
+}
+
+fn sock_err(what: &'static str) -> impl FnOnce(std::io::Error) -> Error {
+    move |err| Error::Socket { what, err }
+}
+
+impl Client {
+    /// Opens a generic netlink socket and looks the family up. A missing family (ENOENT from
+    /// the controller) is [`Error::ModuleNotLoaded`].
+    pub fn open() -> Result<Self, Error> {
+        let mut sock = Socket::new(NETLINK_GENERIC).map_err(sock_err("socket"))?;
+        sock.bind_auto().map_err(sock_err("bind"))?;
+        sock.connect(&SocketAddr::new(0, 0))
+            .map_err(sock_err("connect"))?;
+        // Extended ACKs carry the kernel's messages; capped ACKs keep errors short.
+        // Both are best effort (old kernels lack them).
+        let _ = sock.set_ext_ack(true);
+        let _ = sock.set_cap_ack(true);
+        let mut c = Client {
+            sock,
+            family_id: 0,
+            seq: 0,
+            warnings: Vec::new(),
+        };
+        c.family_id = c.resolve_family()?;
+        Ok(c)
+    }
+
+    /// The family id the controller assigned.
+    pub fn family_id(&self) -> u16 {
+        self.family_id
+    }
+
+    /// Extended-ACK messages the kernel attached to successful requests.
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
+    }
+
+    fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1).max(1);
+        self.seq
+    }
+
+    fn send(&self, bytes: &[u8]) -> Result<(), Error> {
+        self.sock.send(bytes, 0).map_err(sock_err("send"))?;
+        Ok(())
+    }
+
+    fn resolve_family(&mut self) -> Result<u16, Error> {
+        let seq = self.next_seq();
+        let ctrl = GenlCtrl {
+            cmd: GenlCtrlCmd::GetFamily,
+            nlas: vec![GenlCtrlAttrs::FamilyName(FAMILY_NAME.to_string())],
+        };
+        let req = proto::serialize_genl(
+            GenlMessage::from_payload(ctrl),
+            GENL_ID_CTRL,
+            seq,
+            proto::DO_FLAGS,
+        );
+        self.send(&req)?;
+        let mut id = None;
+        loop {
+            let (buf, _) = self.sock.recv_from_full().map_err(sock_err("receive"))?;
+            let replies = proto::parse_datagram::<RawGenl>(&buf)
+                .map_err(|e| Error::Protocol(format!("controller: {e}")))?;
+            for r in replies {
+                match r {
+                    Reply::Message { seq: s, msg, .. } if s == seq => {
+                        for nla in NlasIterator::new(&msg.attrs[..]).flatten() {
+                            if nla.kind() == CTRL_ATTR_FAMILY_ID {
+                                id = parse_u16(nla.value()).ok();
+                            }
+                        }
+                    }
+                    Reply::Ack { seq: s, .. } if s == seq => {
+                        return id.ok_or_else(|| {
+                            Error::Protocol("the controller's reply has no family id".into())
+                        });
+                    }
+                    Reply::Error { seq: s, errno, .. } if s == seq && errno == libc::ENOENT => {
+                        return Err(Error::ModuleNotLoaded);
+                    }
+                    Reply::Error {
+                        seq: s,
+                        errno,
+                        extack,
+                    } if s == seq => {
+                        return Err(Error::Refused {
+                            op: "family lookup",
+                            refusal: Box::new(Refusal::new(errno, &extack, &req)),
+                        });
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Sends one request and collects its reply messages until the ACK (do) or DONE (dump).
+    fn transact(
+        &mut self,
+        op: &'static str,
+        msg: TwMessage,
+        dump: bool,
+    ) -> Result<Vec<TwMessage>, Error> {
+        let seq = self.next_seq();
+        let flags = if dump {
+            proto::DUMP_FLAGS
+        } else {
+            proto::DO_FLAGS
+        };
+        let req = proto::serialize_request(msg, self.family_id, seq, flags);
+        self.send(&req)?;
+        let mut out = Vec::new();
+        let refuse = |errno: i32, extack: &Extack| {
+            let refusal = Box::new(Refusal::new(errno, extack, &req));
+            if errno == libc::EPERM {
+                Error::PermissionDenied { op, refusal }
+            } else {
+                Error::Refused { op, refusal }
+            }
+        };
+        loop {
+            let (buf, _) = self.sock.recv_from_full().map_err(sock_err("receive"))?;
+            let replies = proto::parse_datagram::<TwMessage>(&buf)
+                .map_err(|e| Error::Protocol(format!("{op}: {e}")))?;
+            for r in replies {
+                match r {
+                    Reply::Message { seq: s, msg, .. } if s == seq => out.push(msg),
+                    Reply::Ack { seq: s, extack } if s == seq => {
+                        if let Some(m) = extack.msg {
+                            self.warnings.push(m);
+                        }
+                        if !dump {
+                            return Ok(out);
+                        }
+                    }
+                    Reply::Error {
+                        seq: s,
+                        errno,
+                        extack,
+                    } if s == seq => {
+                        return Err(refuse(errno, &extack));
+                    }
+                    Reply::Done {
+                        seq: s,
+                        errno,
+                        extack,
+                    } if s == seq => {
+                        if errno != 0 {
+                            return Err(refuse(errno, &extack));
+                        }
+                        if let Some(m) = extack.msg {
+                            self.warnings.push(m);
+                        }
+                        return Ok(out);
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Adds entries in one message; one result per entry (0 taken, or a negative errno).
+    pub fn add(&mut self, entries: &[Entry], replace: bool) -> Result<Vec<i32>, Error> {
+        let replies = self.transact("add", proto::add_message(entries, replace), false)?;
+        let reply = replies
+            .first()
+            .ok_or_else(|| Error::Protocol("add: no reply with the entries' results".into()))?;
+        proto::add_results(reply, entries).map_err(|e| Error::Protocol(format!("add: {e}")))
+    }
+
+    /// Adds entries in batches of `batch`; stops at the first batch the kernel refuses as a
+    /// whole. Every entry gets an outcome, so the caller can say exactly what was taken.
+    pub fn add_batched(&mut self, entries: &[Entry], replace: bool, batch: usize) -> AddReport {
+        let mut outcomes = vec![AddOutcome::NotSent; entries.len()];
+        for (start, end) in batches(entries.len(), batch) {
+            match self.add(&entries[start..end], replace) {
+                Ok(results) => {
+                    for (o, r) in outcomes[start..end].iter_mut().zip(results) {
+                        *o = AddOutcome::from_result(r);
+                    }
+                }
+                Err(e) => {
+                    // A protocol error leaves the batch's fate unknown; a refusal means the
+                    // module took none of it (it validates a message before applying it).
+                    for o in &mut outcomes[start..end] {
+                        *o = AddOutcome::BatchRefused;
+                    }
+                    return AddReport {
+                        outcomes,
+                        error: Some((start, e)),
+                    };
+                }
+            }
+        }
+        AddReport {
+            outcomes,
+            error: None,
+        }
+    }
+
+    /// Deletes the entry guarding a tuple (ENOENT when there is none).
+    pub fn del(&mut self, t: &Tuple) -> Result<(), Error> {
+        self.transact("del", proto::del_message(t), false)
+            .map(|_| ())
+    }
+
+    /// Gets the entry guarding a tuple (ENOENT when there is none).
+    pub fn get(&mut self, t: &Tuple) -> Result<Entry, Error> {
+        let replies = self.transact("get", proto::get_message(t), false)?;
+        let e = replies
+            .iter()
+            .flat_map(proto::reply_entries)
+            .next()
+            .ok_or_else(|| Error::Protocol("get: reply without an entry".into()))?;
+        e.entry().map_err(|e| Error::Protocol(format!("get: {e}")))
+    }
+
+    /// Every entry of the netns (a dump).
+    pub fn list(&mut self) -> Result<Vec<Entry>, Error> {
+        let replies = self.transact("list", proto::dump_message(), true)?;
+        replies
+            .iter()
+            .flat_map(proto::reply_entries)
+            .map(|r| r.entry().map_err(|e| Error::Protocol(format!("list: {e}"))))
+            .collect()
+    }
+
+    /// Deletes every entry of the netns; returns how many.
+    pub fn flush(&mut self) -> Result<u32, Error> {
+        let replies = self.transact("flush", proto::flush_message(), false)?;
+        let r = replies
+            .first()
+            .ok_or_else(|| Error::Protocol("flush: no reply".into()))?;
+        proto::flushed_count(r).map_err(|e| Error::Protocol(format!("flush: {e}")))
+    }
+
+    /// The netns's counters.
+    pub fn stats(&mut self) -> Result<Stats, Error> {
+        let replies = self.transact("stats", proto::stats_message(), false)?;
+        let r = replies
+            .first()
+            .ok_or_else(|| Error::Protocol("stats: no reply".into()))?;
+        Stats::from_message(r).map_err(|e| Error::Protocol(format!("stats: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_split() {
+        assert_eq!(batches(0, 32), vec![]);
+        assert_eq!(batches(5, 2), vec![(0, 2), (2, 4), (4, 5)]);
+        assert_eq!(batches(4, 4), vec![(0, 4)]);
+        assert_eq!(batches(3, 0), vec![(0, 1), (1, 2), (2, 3)]);
+    }
+
+    #[test]
+    fn outcome_words() {
+        assert_eq!(AddOutcome::from_result(0), AddOutcome::Taken);
+        assert_eq!(AddOutcome::from_result(-libc::EEXIST).word(), "exists");
+        assert_eq!(
+            AddOutcome::from_result(-libc::EADDRNOTAVAIL).word(),
+            "nolocal"
+        );
+        assert_eq!(AddOutcome::from_result(-libc::EINVAL).word(), "einval");
+        assert_eq!(AddOutcome::from_result(-4095).word(), "errno-4095");
+        assert!(AddOutcome::Refused(-libc::EEXIST)
+            .describe()
+            .contains("--replace"));
+    }
+
+    #[test]
+    fn report_counts() {
+        let r = AddReport {
+            outcomes: vec![
+                AddOutcome::Taken,
+                AddOutcome::Refused(-17),
+                AddOutcome::Taken,
+            ],
+            error: None,
+        };
+        assert_eq!(r.taken(), 2);
+        assert!(!r.all_taken());
+        let r = AddReport {
+            outcomes: vec![AddOutcome::Taken],
+            error: None,
+        };
+        assert!(r.all_taken());
+    }
+}

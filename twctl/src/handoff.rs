@@ -1,0 +1,1046 @@
+//! Handing a live socket over to the module (spec section 6).
+//!
+//! After `shutdown(SHUT_WR)`, once our FIN is acknowledged (FIN_WAIT2): enter `TCP_REPAIR`,
+//! read the sequence numbers, the window and the timestamp clock, add a FIN_WAIT_2 entry, check
+//! the socket is still in FIN_WAIT2, and close it while still in repair mode, so the kernel
+//! sends nothing and keeps no TIME_WAIT socket of its own. Needs CAP_NET_ADMIN.
+//!
+//! The arithmetic is pure and unit-tested; the socket options are thin `libc` wrappers.
+
+use std::fmt;
+use std::io;
+use std::mem::size_of;
+use std::net::{Shutdown, SocketAddr, SocketAddrV4, TcpStream};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use crate::client::Client;
+use crate::entry::{Entry, Substate, Tuple};
+use crate::error::{exit, Error, PERMISSION_HINT};
+
+/// `TCP_REPAIR` (include/uapi/linux/tcp.h).
+pub const TCP_REPAIR: libc::c_int = 19;
+/// `TCP_REPAIR_QUEUE`.
+pub const TCP_REPAIR_QUEUE: libc::c_int = 20;
+/// `TCP_QUEUE_SEQ`.
+pub const TCP_QUEUE_SEQ: libc::c_int = 21;
+/// `TCP_TIMESTAMP`.
+pub const TCP_TIMESTAMP: libc::c_int = 24;
+/// `TCP_REPAIR_WINDOW`.
+pub const TCP_REPAIR_WINDOW: libc::c_int = 29;
+/// `TCP_RECV_QUEUE`.
+pub const TCP_RECV_QUEUE: libc::c_int = 1;
+/// `TCP_SEND_QUEUE`.
+pub const TCP_SEND_QUEUE: libc::c_int = 2;
+/// `TCP_REPAIR_ON`.
+pub const TCP_REPAIR_ON: libc::c_int = 1;
+/// `TCP_REPAIR_OFF_NO_WP`: leave repair mode without sending a window probe.
+pub const TCP_REPAIR_OFF_NO_WP: libc::c_int = -1;
+/// `TCPI_OPT_TIMESTAMPS`.
+pub const TCPI_OPT_TIMESTAMPS: u8 = 1;
+/// `TCPI_OPT_USEC_TS`: the connection's TSval counts microseconds.
+pub const TCPI_OPT_USEC_TS: u8 = 64;
+
+/// `struct tcp_repair_window`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpRepairWindow {
+    pub snd_wl1: u32,
+    pub snd_wnd: u32,
+    pub max_window: u32,
+    pub rcv_wnd: u32,
+    pub rcv_wup: u32,
+}
+
+/// The first fields of `struct tcp_info` (the kernel copies as much as we ask for).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpInfo {
+    pub state: u8,
+    pub ca_state: u8,
+    pub retransmits: u8,
+    pub probes: u8,
+    pub backoff: u8,
+    pub options: u8,
+    /// `tcpi_snd_wscale : 4, tcpi_rcv_wscale : 4`.
+    pub wscale: u8,
+    pub flags: u8,
+    pub rto: u32,
+    pub ato: u32,
+    pub snd_mss: u32,
+    pub rcv_mss: u32,
+    pub unacked: u32,
+}
+
+impl TcpInfo {
+    /// `tcpi_rcv_wscale`: the second 4-bit field of the byte (C bitfields are allocated from
+    /// the low bits on little-endian targets, from the high bits on big-endian ones).
+    pub fn rcv_wscale(&self) -> u8 {
+        if cfg!(target_endian = "little") {
+            self.wscale >> 4
+        } else {
+            self.wscale & 0x0f
+        }
+    }
+
+    /// The connection uses timestamps.
+    pub fn has_ts(&self) -> bool {
+        self.options & TCPI_OPT_TIMESTAMPS != 0
+    }
+
+    /// The state, as [`TcpState`].
+    pub fn tcp_state(&self) -> TcpState {
+        TcpState::from_u8(self.state)
+    }
+}
+
+/// TCP states as `tcpi_state` reports them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum TcpState {
+    Established,
+    SynSent,
+    SynRecv,
+    FinWait1,
+    FinWait2,
+    TimeWait,
+    Close,
+    CloseWait,
+    LastAck,
+    Listen,
+    Closing,
+    Other(u8),
+}
+
+impl TcpState {
+    /// From `tcpi_state`.
+    pub fn from_u8(v: u8) -> Self {
+        use TcpState::*;
+        match v {
+            1 => Established,
+            2 => SynSent,
+            3 => SynRecv,
+            4 => FinWait1,
+            5 => FinWait2,
+            6 => TimeWait,
+            7 => Close,
+            8 => CloseWait,
+            9 => LastAck,
+            10 => Listen,
+            11 => Closing,
+            n => Other(n),
+        }
+    }
+
+    /// The name `ss` uses.
+    pub fn name(&self) -> String {
+        use TcpState::*;
+        match self {
+            Established => "ESTAB".into(),
+            SynSent => "SYN-SENT".into(),
+            SynRecv => "SYN-RECV".into(),
+            FinWait1 => "FIN-WAIT-1".into(),
+            FinWait2 => "FIN-WAIT-2".into(),
+            TimeWait => "TIME-WAIT".into(),
+            Close => "CLOSE".into(),
+            CloseWait => "CLOSE-WAIT".into(),
+            LastAck => "LAST-ACK".into(),
+            Listen => "LISTEN".into(),
+            Closing => "CLOSING".into(),
+            Other(n) => format!("state {n}"),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pure parts
+
+/// The window to advertise, as on the wire: `(rcv_wup + rcv_wnd - rcv_nxt) >> rcv_wscale`,
+/// wrapping, 0 when negative (Linux's `tcp_receive_window()`), clamped to 65535.
+pub fn advertised_window(w: &TcpRepairWindow, rcv_nxt: u32, rcv_wscale: u8) -> u16 {
+    let win = w.rcv_wup.wrapping_add(w.rcv_wnd).wrapping_sub(rcv_nxt) as i32;
+    let win = if win < 0 { 0u32 } else { win as u32 };
+    (win >> rcv_wscale.min(31)).min(u16::MAX as u32) as u16
+}
+
+/// The module's TCP clock as userspace sees it: Linux's `tcp_clock_ms()` is
+/// `ktime_get_ns() / NSEC_PER_MSEC` truncated to u32, i.e. `CLOCK_MONOTONIC` in ms.
+pub fn clock_ms(sec: i64, nsec: i64) -> u32 {
+    (sec as u64)
+        .wrapping_mul(1000)
+        .wrapping_add((nsec / 1_000_000) as u64) as u32
+}
+
+/// `ts_offset` = our TSval minus the module's clock (wrapping). `clock_before` is the clock
+/// read just before `TCP_TIMESTAMP`: if the kernel's clock ticked in between, the offset errs
+/// by that much towards the future, which keeps our TSvals non-decreasing for the peer's PAWS.
+pub fn ts_offset(tsval: u32, clock_before: u32) -> u32 {
+    tsval.wrapping_sub(clock_before)
+}
+
+/// The monotonic offset of a time namespace, from `/proc/self/timens_offsets`
+/// (`monotonic SECS NSECS`), in ms; 0 outside one. The module's clock is the host's.
+pub fn timens_monotonic_offset_ms(text: &str) -> i64 {
+    for line in text.lines() {
+        let mut w = line.split_whitespace();
+        if matches!(w.next(), Some("monotonic") | Some("1")) {
+            let s: i64 = w.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+            let ns: i64 = w.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+            return s * 1000 + ns / 1_000_000;
+        }
+    }
+    0
+}
+
+/// An IPv4-mapped IPv6 end (a dual-stack socket talking IPv4) as the IPv4 end it is: the
+/// module sees IPv4 packets for it.
+pub fn unmap(a: SocketAddr) -> SocketAddr {
+    match a {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::V4(SocketAddrV4::new(v4, v6.port())),
+            None => a,
+        },
+        v4 => v4,
+    }
+}
+
+/// What the repair-mode reads gave.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RepairState {
+    /// `TCP_QUEUE_SEQ` on the send queue (`write_seq` = `snd_nxt` after an acknowledged FIN).
+    pub snd_nxt: u32,
+    /// `TCP_QUEUE_SEQ` on the receive queue.
+    pub rcv_nxt: u32,
+    /// `TCP_REPAIR_WINDOW`.
+    pub window: TcpRepairWindow,
+    /// `tcpi_rcv_wscale`.
+    pub rcv_wscale: u8,
+    /// `TCPI_OPT_TIMESTAMPS`.
+    pub has_ts: bool,
+    /// `TCP_TIMESTAMP` and the module clock read just before it (when `has_ts`).
+    pub tsval_and_clock: Option<(u32, u32)>,
+}
+
+/// The FIN_WAIT_2 entry for a socket: `ts_recent` is unknown (the entry learns it from the
+/// peer's FIN).
+pub fn build_entry(tuple: Tuple, s: &RepairState) -> Entry {
+    let mut e = Entry::new(tuple, s.snd_nxt, s.rcv_nxt);
+    e.last_win = advertised_window(&s.window, s.rcv_nxt, s.rcv_wscale);
+    e.rcv_wscale = s.rcv_wscale;
+    e.has_ts = s.has_ts;
+    e.ts_offset = match (s.has_ts, s.tsval_and_clock) {
+        (true, Some((tsval, clock))) => ts_offset(tsval, clock),
+        _ => 0,
+    };
+    e.substate = Substate::FinWait2;
+    e
+}
+
+/// Why a socket cannot be handed off.
+#[derive(Debug)]
+pub enum HandoffErrorKind {
+    /// Not a TCP socket over IPv4/IPv6.
+    NotTcp(String),
+    /// A listening socket.
+    Listening,
+    /// Still ESTABLISHED: the application has not called `shutdown(SHUT_WR)`.
+    NotShutDown,
+    /// FIN_WAIT1: data or our FIN not yet acknowledged.
+    FinNotAcked {
+        /// Bytes in the send queue not acknowledged (SIOCOUTQ), when known.
+        unacked: Option<u32>,
+    },
+    /// Any other state (explained by [`HandoffErrorKind`]'s Display).
+    WrongState(TcpState),
+    /// The connection counts its timestamps in microseconds; the module's clock is ms.
+    UsecTimestamps,
+    /// `TCP_REPAIR` was refused: no CAP_NET_ADMIN.
+    Permission,
+    /// Our FIN was not acknowledged in time.
+    Timeout(Duration),
+    /// The connection was reset while waiting.
+    Reset(io::Error),
+    /// A system call failed.
+    Sys(&'static str, io::Error),
+    /// The module: not loaded, no permission, or a refusal.
+    Module(Error),
+    /// The module refused the entry (its `result`, negative errno).
+    EntryRefused(i32),
+    /// The peer's FIN arrived first and the entry could not be deleted again.
+    Cleanup(Tuple, Error),
+}
+
+/// A failed handoff: what went wrong and, when nothing was done to it, the socket back.
+#[derive(Debug)]
+pub struct HandoffError {
+    /// What went wrong.
+    pub kind: HandoffErrorKind,
+    /// The untouched socket, when the handoff was refused before changing anything; `None`
+    /// when the socket was closed normally (after leaving repair mode).
+    pub socket: Option<OwnedFd>,
+}
+
+impl HandoffError {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match &self.kind {
+            HandoffErrorKind::Module(e) => e.exit_code(),
+            HandoffErrorKind::Permission => exit::PERMISSION,
+            _ => exit::FAILED,
+        }
+    }
+}
+
+impl fmt::Display for HandoffErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use HandoffErrorKind::*;
+        match self {
+            NotTcp(what) => write!(f, "not a TCP socket ({what})"),
+            Listening => write!(f, "a listening socket has no connection to hand off"),
+            NotShutDown => write!(
+                f,
+                "the connection is still ESTABLISHED: call shutdown(SHUT_WR) first and wait for \
+                 FIN-WAIT-2, or use close_with_handoff / 'twctl handoff --shutdown'"
+            ),
+            FinNotAcked { unacked: Some(n) } if *n > 0 => write!(
+                f,
+                "FIN-WAIT-1: {n} bytes of data and our FIN are not acknowledged yet; retry once \
+                 the socket is in FIN-WAIT-2"
+            ),
+            FinNotAcked { .. } => write!(
+                f,
+                "FIN-WAIT-1: our FIN is not acknowledged yet; retry once the socket is in FIN-WAIT-2"
+            ),
+            WrongState(s) => match s {
+                TcpState::CloseWait | TcpState::LastAck => write!(
+                    f,
+                    "{}: the peer closed first, so the peer, not this side, keeps TIME_WAIT",
+                    s.name()
+                ),
+                TcpState::Closing => write!(
+                    f,
+                    "CLOSING: both FINs crossed; Linux's own TIME_WAIT will hold the tuple"
+                ),
+                TcpState::Close | TcpState::TimeWait => write!(
+                    f,
+                    "{}: the connection is already closed (the peer's FIN arrived first, it was \
+                     reset, or it never connected)",
+                    s.name()
+                ),
+                TcpState::SynSent | TcpState::SynRecv => {
+                    write!(f, "{}: not connected yet", s.name())
+                }
+                s => write!(f, "{}: cannot be handed off", s.name()),
+            },
+            UsecTimestamps => write!(
+                f,
+                "the connection uses microsecond TCP timestamps (tcp_usec_ts); the module's \
+                 clock counts milliseconds"
+            ),
+            Permission => write!(f, "TCP_REPAIR refused: {PERMISSION_HINT}"),
+            Timeout(d) => write!(
+                f,
+                "our FIN was not acknowledged within {} ms; the socket was closed normally",
+                d.as_millis()
+            ),
+            Reset(e) => write!(f, "the connection failed while closing ({e})"),
+            Sys(op, e) => write!(f, "{op}: {e}"),
+            Module(e) => write!(f, "{e}"),
+            EntryRefused(r) => write!(
+                f,
+                "the module refused the entry: {}",
+                crate::client::AddOutcome::Refused(*r).describe()
+            ),
+            Cleanup(t, e) => write!(
+                f,
+                "the peer's FIN arrived first, and deleting the entry for {t} again failed: {e}"
+            ),
+        }
+    }
+}
+
+impl fmt::Display for HandoffError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.kind)?;
+        if self.socket.is_none() {
+            if !matches!(self.kind, HandoffErrorKind::Timeout(_)) {
+                write!(f, " (the socket was closed normally)")?;
+            }
+        } else {
+            write!(f, " (nothing was done to the socket)")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for HandoffError {}
+
+/// The result of a handoff.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The module guards the tuple with this FIN_WAIT_2 entry; the socket is gone silently.
+    HandedOff(Entry),
+    /// The peer's FIN reached the socket first: it was closed normally, Linux's own TIME_WAIT
+    /// holds the tuple, and no entry was left behind.
+    PeerFinFirst(Tuple),
+    /// [`dry_run`]: the entry a handoff would add; nothing was added and the socket was closed
+    /// normally after leaving repair mode.
+    DryRun(Entry),
+}
+
+/// What the state check before a handoff decides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Readiness {
+    /// FIN_WAIT2: hand off now.
+    Ready,
+    /// ESTABLISHED or FIN_WAIT1 and the caller will shut down / wait.
+    Wait,
+}
+
+/// The pure state check. `will_wait`: the caller (close_with_handoff) shuts down and waits.
+pub fn check_state(info: &TcpInfo, will_wait: bool) -> Result<Readiness, HandoffErrorKind> {
+    if info.options & TCPI_OPT_USEC_TS != 0 {
+        return Err(HandoffErrorKind::UsecTimestamps);
+    }
+    match info.tcp_state() {
+        TcpState::FinWait2 => Ok(Readiness::Ready),
+        TcpState::Listen => Err(HandoffErrorKind::Listening),
+        TcpState::Established | TcpState::FinWait1 if will_wait => Ok(Readiness::Wait),
+        TcpState::Established => Err(HandoffErrorKind::NotShutDown),
+        TcpState::FinWait1 => Err(HandoffErrorKind::FinNotAcked { unacked: None }),
+        s => Err(HandoffErrorKind::WrongState(s)),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// System calls
+
+fn getsockopt_raw<T: Copy + Default>(fd: RawFd, level: i32, name: i32) -> io::Result<(T, usize)> {
+    let mut v = T::default();
+    let mut len = size_of::<T>() as libc::socklen_t;
+    // SAFETY: v is a plain-old-data value of len bytes, owned here.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            level,
+            name,
+            &mut v as *mut T as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((v, len as usize))
+}
+
+fn getsockopt<T: Copy + Default>(fd: RawFd, level: i32, name: i32) -> io::Result<T> {
+    getsockopt_raw(fd, level, name).map(|(v, _)| v)
+}
+
+fn setsockopt_int(fd: RawFd, level: i32, name: i32, val: libc::c_int) -> io::Result<()> {
+    // SAFETY: a c_int option value of the right size.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            &val as *const libc::c_int as *const libc::c_void,
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `TCP_INFO`.
+pub fn tcp_info(fd: RawFd) -> io::Result<TcpInfo> {
+    getsockopt(fd, libc::IPPROTO_TCP, libc::TCP_INFO)
+}
+
+fn outq(fd: RawFd) -> Option<u32> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: SIOCOUTQ writes one int.
+    let r = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut n) };
+    (r == 0).then_some(n as u32)
+}
+
+fn monotonic_ms() -> u32 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    clock_ms(ts.tv_sec, ts.tv_nsec)
+}
+
+/// The module's clock now, in ms: CLOCK_MONOTONIC, corrected for a time namespace's offset.
+fn module_clock_ms(timens_ms: i64) -> u32 {
+    (monotonic_ms() as i64).wrapping_sub(timens_ms) as u32
+}
+
+fn check_tcp(fd: RawFd) -> Result<(), HandoffErrorKind> {
+    let sys = |op| move |e| HandoffErrorKind::Sys(op, e);
+    let domain: libc::c_int =
+        getsockopt(fd, libc::SOL_SOCKET, libc::SO_DOMAIN).map_err(|e| match e.raw_os_error() {
+            Some(libc::ENOTSOCK) => HandoffErrorKind::NotTcp("not a socket".into()),
+            _ => HandoffErrorKind::Sys("getsockopt(SO_DOMAIN)", e),
+        })?;
+    let ty: libc::c_int =
+        getsockopt(fd, libc::SOL_SOCKET, libc::SO_TYPE).map_err(sys("getsockopt(SO_TYPE)"))?;
+    let proto: libc::c_int = getsockopt(fd, libc::SOL_SOCKET, libc::SO_PROTOCOL)
+        .map_err(sys("getsockopt(SO_PROTOCOL)"))?;
+    if domain != libc::AF_INET && domain != libc::AF_INET6 {
+        return Err(HandoffErrorKind::NotTcp(format!("address family {domain}")));
+    }
+    if ty != libc::SOCK_STREAM || proto != libc::IPPROTO_TCP {
+        return Err(HandoffErrorKind::NotTcp(format!(
+            "socket type {ty}, protocol {proto}"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a socket and returns it as a stream with its tuple, or the error with the socket.
+fn precheck(fd: OwnedFd, will_wait: bool) -> Result<(TcpStream, Tuple, Readiness), HandoffError> {
+    let raw = fd.as_raw_fd();
+    let refuse = |kind, fd| {
+        Err(HandoffError {
+            kind,
+            socket: Some(fd),
+        })
+    };
+    if let Err(k) = check_tcp(raw) {
+        return refuse(k, fd);
+    }
+    let info = match tcp_info(raw) {
+        Ok(i) => i,
+        Err(e) => return refuse(HandoffErrorKind::Sys("getsockopt(TCP_INFO)", e), fd),
+    };
+    let ready = match check_state(&info, will_wait) {
+        Ok(r) => r,
+        Err(HandoffErrorKind::FinNotAcked { .. }) => {
+            return refuse(HandoffErrorKind::FinNotAcked { unacked: outq(raw) }, fd)
+        }
+        Err(k) => return refuse(k, fd),
+    };
+    let stream = TcpStream::from(fd);
+    let ends = stream
+        .local_addr()
+        .and_then(|l| Ok((l, stream.peer_addr()?)));
+    let (l, r) = match ends {
+        Ok(e) => e,
+        Err(e) => {
+            return refuse(
+                HandoffErrorKind::Sys("getsockname/getpeername", e),
+                stream.into(),
+            )
+        }
+    };
+    match Tuple::new(unmap(l), unmap(r)) {
+        Ok(t) => Ok((stream, t, ready)),
+        Err(e) => refuse(HandoffErrorKind::NotTcp(e.to_string()), stream.into()),
+    }
+}
+
+/// Reads the repair-mode state (the socket is in repair mode).
+fn read_repair_state(fd: RawFd) -> Result<RepairState, HandoffErrorKind> {
+    let sys = |op| move |e| HandoffErrorKind::Sys(op, e);
+    setsockopt_int(fd, libc::IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE)
+        .map_err(sys("TCP_REPAIR_QUEUE"))?;
+    let snd_nxt: u32 =
+        getsockopt(fd, libc::IPPROTO_TCP, TCP_QUEUE_SEQ).map_err(sys("TCP_QUEUE_SEQ (send)"))?;
+    setsockopt_int(fd, libc::IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE)
+        .map_err(sys("TCP_REPAIR_QUEUE"))?;
+    let rcv_nxt: u32 =
+        getsockopt(fd, libc::IPPROTO_TCP, TCP_QUEUE_SEQ).map_err(sys("TCP_QUEUE_SEQ (receive)"))?;
+    let (window, len) = getsockopt_raw::<TcpRepairWindow>(fd, libc::IPPROTO_TCP, TCP_REPAIR_WINDOW)
+        .map_err(sys("TCP_REPAIR_WINDOW"))?;
+    if len != size_of::<TcpRepairWindow>() {
+        return Err(HandoffErrorKind::Sys(
+            "TCP_REPAIR_WINDOW",
+            io::Error::new(io::ErrorKind::InvalidData, format!("{len} bytes")),
+        ));
+    }
+    let info = tcp_info(fd).map_err(sys("getsockopt(TCP_INFO)"))?;
+    let has_ts = info.has_ts();
+    let tsval_and_clock = if has_ts {
+        let timens = std::fs::read_to_string("/proc/self/timens_offsets")
+            .map(|t| timens_monotonic_offset_ms(&t))
+            .unwrap_or(0);
+        // Read the clock around TCP_TIMESTAMP; retry a few times for a read inside one ms.
+        let mut best = None;
+        for _ in 0..3 {
+            let before = module_clock_ms(timens);
+            let tsval: u32 =
+                getsockopt(fd, libc::IPPROTO_TCP, TCP_TIMESTAMP).map_err(sys("TCP_TIMESTAMP"))?;
+            let after = module_clock_ms(timens);
+            best = Some((tsval, before));
+            if before == after {
+                break;
+            }
+        }
+        best
+    } else {
+        None
+    };
+    Ok(RepairState {
+        snd_nxt,
+        rcv_nxt,
+        window,
+        rcv_wscale: info.rcv_wscale(),
+        has_ts,
+        tsval_and_clock,
+    })
+}
+
+/// Steps 2-5 of the protocol on a FIN_WAIT2 socket. Without a client (a dry run), the entry
+/// is only built: repair mode is left again and the socket closed normally.
+fn repair_and_close(
+    client: Option<&mut Client>,
+    stream: TcpStream,
+    tuple: Tuple,
+) -> Result<Outcome, HandoffError> {
+    let fd = stream.as_raw_fd();
+    if let Err(e) = setsockopt_int(fd, libc::IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_ON) {
+        let kind = if e.raw_os_error() == Some(libc::EPERM) {
+            HandoffErrorKind::Permission
+        } else {
+            HandoffErrorKind::Sys("TCP_REPAIR", e)
+        };
+        return Err(HandoffError {
+            kind,
+            socket: Some(stream.into()),
+        });
+    }
+    // From here on, any failure leaves repair mode and closes normally.
+    let leave = |stream: TcpStream| {
+        let _ = setsockopt_int(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            TCP_REPAIR,
+            TCP_REPAIR_OFF_NO_WP,
+        );
+        drop(stream);
+    };
+    let fail = |kind: HandoffErrorKind, stream: TcpStream| {
+        leave(stream);
+        Err(HandoffError { kind, socket: None })
+    };
+    let state = match read_repair_state(fd) {
+        Ok(s) => s,
+        Err(k) => return fail(k, stream),
+    };
+    let entry = build_entry(tuple, &state);
+    let Some(client) = client else {
+        leave(stream);
+        return Ok(Outcome::DryRun(entry));
+    };
+    match client.add(&[entry], false) {
+        Ok(r) if r.first() == Some(&0) => {}
+        Ok(r) => {
+            let r = r.first().copied().unwrap_or(-libc::EPROTO);
+            return fail(HandoffErrorKind::EntryRefused(r), stream);
+        }
+        Err(e) => return fail(HandoffErrorKind::Module(e), stream),
+    }
+    // The module now sees the peer's segments first. Did the peer's FIN get in before?
+    match tcp_info(fd) {
+        Ok(i) if i.tcp_state() == TcpState::FinWait2 => {
+            // Close in repair mode: no FIN, no RST, no TIME_WAIT socket.
+            drop(stream);
+            Ok(Outcome::HandedOff(entry))
+        }
+        other => {
+            if let Err(e) = client.del(&tuple) {
+                if e.errno() != Some(libc::ENOENT) {
+                    return fail(HandoffErrorKind::Cleanup(tuple, e), stream);
+                }
+            }
+            if let Err(e) = other {
+                return fail(HandoffErrorKind::Sys("getsockopt(TCP_INFO)", e), stream);
+            }
+            leave(stream);
+            Ok(Outcome::PeerFinFirst(tuple))
+        }
+    }
+}
+
+fn open_client(stream: TcpStream) -> Result<(Client, TcpStream), HandoffError> {
+    match Client::open() {
+        Ok(c) => Ok((c, stream)),
+        Err(e) => Err(HandoffError {
+            kind: HandoffErrorKind::Module(e),
+            socket: Some(stream.into()),
+        }),
+    }
+}
+
+/// Hands off a socket already in FIN_WAIT2 (the caller called `shutdown(SHUT_WR)` and our FIN
+/// was acknowledged), through a new netlink connection. On success the socket is closed. When
+/// the handoff is refused before anything was done, the error gives the socket back.
+pub fn handoff(fd: OwnedFd) -> Result<Outcome, HandoffError> {
+    let (stream, tuple, _) = precheck(fd, false)?;
+    let (mut client, stream) = open_client(stream)?;
+    repair_and_close(Some(&mut client), stream, tuple)
+}
+
+/// [`handoff`] through an open [`Client`].
+pub fn handoff_with(client: &mut Client, fd: OwnedFd) -> Result<Outcome, HandoffError> {
+    let (stream, tuple, _) = precheck(fd, false)?;
+    repair_and_close(Some(client), stream, tuple)
+}
+
+/// Closes a connected socket with a handoff: `shutdown(SHUT_WR)`, wait (at most `timeout`)
+/// for our FIN to be acknowledged, then [`handoff`]. The socket is always consumed once the
+/// shutdown is done: on a failure after it, it is closed normally.
+pub fn close_with_handoff(fd: OwnedFd, timeout: Duration) -> Result<Outcome, HandoffError> {
+    let (stream, tuple, ready) = precheck(fd, true)?;
+    let (mut client, stream) = open_client(stream)?;
+    finish_close(Some(&mut client), stream, tuple, ready, timeout)
+}
+
+/// [`close_with_handoff`] through an open [`Client`].
+pub fn close_with_handoff_with(
+    client: &mut Client,
+    fd: OwnedFd,
+    timeout: Duration,
+) -> Result<Outcome, HandoffError> {
+    let (stream, tuple, ready) = precheck(fd, true)?;
+    finish_close(Some(client), stream, tuple, ready, timeout)
+}
+
+/// A dry run: like [`handoff`] (or [`close_with_handoff`] with `shutdown`), but only builds the
+/// entry ([`Outcome::DryRun`]): repair mode is left again without sending anything, and the
+/// socket is closed normally. Needs CAP_NET_ADMIN (TCP_REPAIR), not the module.
+pub fn dry_run(fd: OwnedFd, shutdown: bool, timeout: Duration) -> Result<Outcome, HandoffError> {
+    let (stream, tuple, ready) = precheck(fd, shutdown)?;
+    finish_close(None, stream, tuple, ready, timeout)
+}
+
+/// What waiting for FIN_WAIT2 gave.
+enum Waited {
+    /// Reached: our FIN is acknowledged.
+    FinWait2(TcpStream),
+    /// The peer's FIN came first; the socket is closed.
+    Done(Outcome),
+}
+
+/// Shuts the socket down for writing and waits for FIN_WAIT2.
+fn shutdown_and_wait(
+    stream: TcpStream,
+    tuple: Tuple,
+    timeout: Duration,
+) -> Result<Waited, HandoffError> {
+    if let Err(e) = stream.shutdown(Shutdown::Write) {
+        return Err(HandoffError {
+            kind: HandoffErrorKind::Sys("shutdown(SHUT_WR)", e),
+            socket: Some(stream.into()),
+        });
+    }
+    let closed = |kind| Err(HandoffError { kind, socket: None });
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let info = match tcp_info(stream.as_raw_fd()) {
+            Ok(i) => i,
+            Err(e) => return closed(HandoffErrorKind::Sys("getsockopt(TCP_INFO)", e)),
+        };
+        match info.tcp_state() {
+            TcpState::FinWait2 => return Ok(Waited::FinWait2(stream)),
+            TcpState::FinWait1 => {}
+            TcpState::Closing | TcpState::TimeWait => {
+                drop(stream);
+                return Ok(Waited::Done(Outcome::PeerFinFirst(tuple)));
+            }
+            TcpState::Close => {
+                // TIME_WAIT took the connection over (no error), or it was reset.
+                match stream.take_error() {
+                    Ok(None) => {
+                        drop(stream);
+                        return Ok(Waited::Done(Outcome::PeerFinFirst(tuple)));
+                    }
+                    Ok(Some(e)) | Err(e) => return closed(HandoffErrorKind::Reset(e)),
+                }
+            }
+            s => return closed(HandoffErrorKind::WrongState(s)),
+        }
+        if Instant::now() >= deadline {
+            return closed(HandoffErrorKind::Timeout(timeout));
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}
+
+fn finish_close(
+    client: Option<&mut Client>,
+    stream: TcpStream,
+    tuple: Tuple,
+    ready: Readiness,
+    timeout: Duration,
+) -> Result<Outcome, HandoffError> {
+    let stream = if ready == Readiness::Wait {
+        match shutdown_and_wait(stream, tuple, timeout)? {
+            Waited::FinWait2(s) => s,
+            Waited::Done(outcome) => return Ok(outcome),
+        }
+    } else {
+        stream
+    };
+    repair_and_close(client, stream, tuple).map_err(|mut e| {
+        if ready == Readiness::Wait {
+            // After our shutdown the socket is ours to close.
+            e.socket = None;
+        }
+        e
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn win(rcv_wup: u32, rcv_wnd: u32) -> TcpRepairWindow {
+        TcpRepairWindow {
+            rcv_wup,
+            rcv_wnd,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn window_arithmetic() {
+        // 65535 bytes open, no scaling.
+        assert_eq!(advertised_window(&win(1000, 65535), 1000, 0), 65535);
+        // Part of the window used since the last update.
+        assert_eq!(advertised_window(&win(1000, 65535), 1500, 0), 65035);
+        // Scaled: 262144 >> 7 = 2048.
+        assert_eq!(advertised_window(&win(0, 262_144), 0, 7), 2048);
+        // Shift truncates.
+        assert_eq!(advertised_window(&win(0, 1000), 0, 3), 125);
+        assert_eq!(advertised_window(&win(0, 1001), 0, 3), 125);
+        // Too big for 16 bits without scaling: clamped.
+        assert_eq!(advertised_window(&win(0, 1 << 20), 0, 0), 65535);
+        // Sequence wrap: rcv_wup near 2^32.
+        assert_eq!(
+            advertised_window(&win(0xffff_ff00, 0x200), 0x0000_0010, 0),
+            0xf0
+        );
+        // rcv_nxt past the right edge: no negative window.
+        assert_eq!(advertised_window(&win(1000, 100), 1200, 0), 0);
+        // Maximum scale.
+        assert_eq!(advertised_window(&win(0, 0x3fff_c000), 0, 14), 0xffff);
+    }
+
+    #[test]
+    fn clock_and_offset_arithmetic() {
+        assert_eq!(clock_ms(0, 999_999), 0);
+        assert_eq!(clock_ms(1, 1_000_000), 1001);
+        // Truncated to u32, as tcp_clock_ms() is: 2^32 ms is about 49.7 days.
+        assert_eq!(clock_ms(4_294_967, 296_000_000), 0);
+        assert_eq!(clock_ms(4_294_967, 297_000_000), 1);
+        assert_eq!(ts_offset(5000, 1000), 4000);
+        // Wrapping both ways.
+        assert_eq!(ts_offset(10, 0xffff_fff0), 0x1a);
+        assert_eq!(ts_offset(1000, 5000), (-4000i32) as u32);
+        // The module's TSval = clock + offset gives back the socket's TSval.
+        let (tsval, clock) = (0x8000_0001u32, 0xdead_beefu32);
+        assert_eq!(clock.wrapping_add(ts_offset(tsval, clock)), tsval);
+    }
+
+    #[test]
+    fn timens_offsets() {
+        assert_eq!(
+            timens_monotonic_offset_ms("monotonic 0 0\nboottime 0 0\n"),
+            0
+        );
+        assert_eq!(
+            timens_monotonic_offset_ms("monotonic 10 5000000\nboottime 0 0\n"),
+            10_005
+        );
+        assert_eq!(
+            timens_monotonic_offset_ms("boottime 1 0\nmonotonic -2 0\n"),
+            -2000
+        );
+        assert_eq!(timens_monotonic_offset_ms(""), 0);
+    }
+
+    #[test]
+    fn wscale_bitfield() {
+        let info = TcpInfo {
+            wscale: 0x7e,
+            ..Default::default()
+        };
+        if cfg!(target_endian = "little") {
+            assert_eq!(info.rcv_wscale(), 7);
+        } else {
+            assert_eq!(info.rcv_wscale(), 14);
+        }
+    }
+
+    #[test]
+    fn tcp_info_layout() {
+        // The prefix of struct tcp_info: 8 bytes of u8 fields, then u32s from offset 8.
+        assert_eq!(size_of::<TcpInfo>(), 28);
+        assert_eq!(size_of::<TcpRepairWindow>(), 20);
+    }
+
+    #[test]
+    fn state_checks() {
+        let st = |state, options| TcpInfo {
+            state,
+            options,
+            ..Default::default()
+        };
+        assert!(matches!(
+            check_state(&st(5, 1), false),
+            Ok(Readiness::Ready)
+        ));
+        assert!(matches!(check_state(&st(5, 0), true), Ok(Readiness::Ready)));
+        assert!(matches!(check_state(&st(1, 0), true), Ok(Readiness::Wait)));
+        assert!(matches!(check_state(&st(4, 0), true), Ok(Readiness::Wait)));
+        assert!(matches!(
+            check_state(&st(1, 0), false),
+            Err(HandoffErrorKind::NotShutDown)
+        ));
+        assert!(matches!(
+            check_state(&st(4, 0), false),
+            Err(HandoffErrorKind::FinNotAcked { .. })
+        ));
+        assert!(matches!(
+            check_state(&st(10, 0), true),
+            Err(HandoffErrorKind::Listening)
+        ));
+        assert!(matches!(
+            check_state(&st(8, 0), true),
+            Err(HandoffErrorKind::WrongState(TcpState::CloseWait))
+        ));
+        assert!(matches!(
+            check_state(&st(7, 0), false),
+            Err(HandoffErrorKind::WrongState(TcpState::Close))
+        ));
+        assert!(matches!(
+            check_state(&st(5, 1 | 64), false),
+            Err(HandoffErrorKind::UsecTimestamps)
+        ));
+    }
+
+    #[test]
+    fn messages_are_specific() {
+        let m = HandoffErrorKind::WrongState(TcpState::CloseWait).to_string();
+        assert!(m.contains("peer closed first"), "{m}");
+        let m = HandoffErrorKind::FinNotAcked { unacked: Some(12) }.to_string();
+        assert!(m.contains("12 bytes"), "{m}");
+        let e = HandoffError {
+            kind: HandoffErrorKind::Permission,
+            socket: None,
+        };
+        assert!(e.to_string().contains("CAP_NET_ADMIN"));
+        assert_eq!(e.exit_code(), exit::PERMISSION);
+        let e = HandoffError {
+            kind: HandoffErrorKind::Module(Error::ModuleNotLoaded),
+            socket: None,
+        };
+        assert_eq!(e.exit_code(), exit::NO_MODULE);
+        let e = HandoffError {
+            kind: HandoffErrorKind::Listening,
+            socket: None,
+        };
+        assert_eq!(e.exit_code(), exit::FAILED);
+    }
+
+    #[test]
+    fn unmapping() {
+        let a: SocketAddr = "[::ffff:10.0.0.1]:80".parse().unwrap();
+        assert_eq!(unmap(a), "10.0.0.1:80".parse::<SocketAddr>().unwrap());
+        let b: SocketAddr = "[2001:db8::1]:80".parse().unwrap();
+        assert_eq!(unmap(b), b);
+    }
+
+    #[test]
+    fn entry_from_repair_state() {
+        let t = Tuple::new(
+            "10.0.0.1:80".parse().unwrap(),
+            "10.0.0.2:5000".parse().unwrap(),
+        )
+        .unwrap();
+        let s = RepairState {
+            snd_nxt: 101,
+            rcv_nxt: 2001,
+            window: win(2001, 64_000 << 2),
+            rcv_wscale: 2,
+            has_ts: true,
+            tsval_and_clock: Some((70_000, 50_000)),
+        };
+        let e = build_entry(t, &s);
+        assert_eq!(
+            (e.snd_nxt, e.rcv_nxt, e.last_win, e.rcv_wscale),
+            (101, 2001, 64_000, 2)
+        );
+        assert!(e.has_ts);
+        assert_eq!(e.ts_recent, None);
+        assert_eq!(e.ts_offset, 20_000);
+        assert_eq!(e.substate, Substate::FinWait2);
+        let e = build_entry(
+            t,
+            &RepairState {
+                has_ts: false,
+                tsval_and_clock: None,
+                ..s
+            },
+        );
+        assert!(!e.has_ts);
+        assert_eq!(e.ts_offset, 0);
+    }
+
+    // The socket-level checks that need no privileges: refusals give the socket back.
+    #[test]
+    fn refusals_return_the_socket() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let fd: OwnedFd = l.try_clone().unwrap().into();
+        let err = handoff(fd).unwrap_err();
+        assert!(matches!(err.kind, HandoffErrorKind::Listening), "{err}");
+        assert!(err.socket.is_some());
+
+        let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let err = handoff(u.into()).unwrap_err();
+        assert!(matches!(err.kind, HandoffErrorKind::NotTcp(_)), "{err}");
+        assert!(err.socket.is_some());
+
+        let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (_server, _) = l.accept().unwrap();
+        let err = handoff(c.into()).unwrap_err();
+        assert!(matches!(err.kind, HandoffErrorKind::NotShutDown), "{err}");
+        assert!(err.socket.is_some());
+
+        let (r, w) = std::io::pipe().unwrap();
+        drop(w);
+        let err = handoff(OwnedFd::from(r)).unwrap_err();
+        assert!(matches!(err.kind, HandoffErrorKind::NotTcp(_)), "{err}");
+    }
+
+    #[test]
+    fn peer_closed_first_is_refused() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (server, _) = l.accept().unwrap();
+        server.shutdown(Shutdown::Write).unwrap();
+        // Wait for our side to see the FIN (CLOSE_WAIT).
+        for _ in 0..200 {
+            if tcp_info(c.as_raw_fd()).unwrap().tcp_state() == TcpState::CloseWait {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let err = close_with_handoff(c.into(), Duration::from_secs(1)).unwrap_err();
+        assert!(
+            matches!(err.kind, HandoffErrorKind::WrongState(TcpState::CloseWait)),
+            "{err}"
+        );
+        assert!(err.socket.is_some());
+    }
+}
