@@ -2,6 +2,8 @@
 # Boot the test kernel with an initramfs under QEMU (TCG), collect the serial console into a
 # log, and fail on a timeout, a panic, an Oops, a WARNING, a BUG, or a guest that never said
 # it was done.  qemu/boot.sh INITRAMFS LOG TIMEOUT_S [kernel args...]
+# Our slab caches run with SLUB debugging (red zones, poisoning, sanity checks): a use after
+# free or an entry left behind at unload ("Objects remaining") prints a BUG and fails the run.
 . "$(dirname "$0")/env.sh"
 
 initrd=$1 log=$2 limit=$3; shift 3
@@ -12,7 +14,7 @@ set +e
 timeout --foreground -k 5 "$limit" qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 1024M \
 	-nographic -no-reboot -monitor none -serial stdio -display none \
 	-kernel "$kernel" -initrd "$initrd" \
-	-append "console=ttyS0 panic=-1 oops=panic loglevel=7 $*" </dev/null >"$log" 2>&1
+	-append "console=ttyS0 panic=-1 oops=panic loglevel=7 slub_debug=FZPU,rust_timewait4,rust_timewait6 $*" </dev/null >"$log" 2>&1
 rc=$?
 set -e
 tr -d '\r' <"$log" >"$log.tmp" && mv "$log.tmp" "$log"
@@ -20,7 +22,7 @@ tr -d '\r' <"$log" >"$log.tmp" && mv "$log.tmp" "$log"
 fail=""
 [ $rc = 124 ] || [ $rc = 137 ] && fail="timed out after ${limit} s"
 grep -q 'Kernel panic' "$log" && fail="${fail:+$fail; }kernel panic"
-grep -qE 'Oops|BUG:|WARNING:|general protection fault|UBSAN:' "$log" && fail="${fail:+$fail; }kernel Oops/BUG/WARNING"
+grep -qE 'Oops|BUG:|BUG [a-z0-9_-]+ \(|Objects remaining|WARNING:|general protection fault|UBSAN:' "$log" && fail="${fail:+$fail; }kernel Oops/BUG/WARNING"
 grep -q '^rtw-guest: done' "$log" || fail="${fail:+$fail; }guest did not finish"
 if [ -n "$fail" ]; then
 	echo "---- last 40 console lines ($log) ----" >&2

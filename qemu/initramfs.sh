@@ -26,6 +26,25 @@ done
 ln -sf lib "$stage/lib64" 2>/dev/null || true
 [ -e "$stage/lib64/ld-linux-x86-64.so.2" ] || cp -L "$RTW_ROOT/lib64/ld-linux-x86-64.so.2" "$stage/lib/"
 
+# python3 and the kernel's ynl CLI with our YAML spec, so a scenario can drive the family the
+# way the kernel's own tooling does (tests/guest/60-ynl.sh).
+py=$(basename "$(readlink -f "$RTW_ROOT/usr/bin/python3")")
+rtw_chroot "$RTW_ROOT" "" "" -- /bin/sh -c "ldd /usr/bin/$py" |
+	awk '/=>/ {print $3} /^\t\/lib/ {print $1}' >"$stage/.libs"
+while read -r lib; do
+	[ -n "$lib" ] || continue
+	mkdir -p "$stage$(dirname "$lib")"
+	cp -L "$RTW_ROOT$lib" "$stage$lib"
+done <"$stage/.libs"
+rm -f "$stage/.libs"
+cp "$RTW_ROOT/usr/bin/$py" "$stage/usr/local/bin/python3"
+mkdir -p "$stage/usr/lib/python3/dist-packages" "$stage/ynl"
+cp -a "$RTW_ROOT/usr/lib/$py" "$stage/usr/lib/"
+rm -rf "$stage/usr/lib/$py"/{test,idlelib,tkinter,ensurepip,pydoc_data,turtledemo}
+cp -a "$RTW_ROOT/usr/lib/python3/dist-packages/yaml" "$stage/usr/lib/python3/dist-packages/"
+cp -a "$RTW_KERNEL/src/tools/net/ynl/pyynl" "$stage/ynl/"
+cp "$RTW_TOP/spec/rust_timewait.yaml" "$stage/ynl/"
+
 cp "$RTW_TOP/rust_timewait.ko" "$stage/lib/modules/"
 cp "$RTW_TOP/qemu/init" "$stage/init"
 cp "$RTW_TOP"/tests/guest/*.sh "$RTW_TOP"/tests/guest/*.inc "$stage/tests/"

@@ -29,6 +29,18 @@ done
 
 # 2. The module and the guest.
 bash "$RTW_TOP/qemu/module.sh" >/dev/null
+
+# Host-side check of the netlink spec with the kernel's own ynl loader (needs the kernel tree).
+python3 -c 'import yaml, jsonschema' 2>/dev/null ||
+	python3 -m pip install -q --disable-pip-version-check jsonschema pyyaml >"$work/pip.log" 2>&1 || true
+rtw_log "host tests: spec_check"
+python3 "$RTW_TOP/tests/host/spec_check.py" "$RTW_KERNEL/src" "$RTW_TOP" >"$work/host-spec.log" 2>&1 || true
+grep -E '^(not )?ok' "$work/host-spec.log" | grep '^not ok' || true
+p=$(grep -cE '^ok [0-9]+' "$work/host-spec.log" || true)
+f=$(grep -cE '^not ok [0-9]+' "$work/host-spec.log" || true)
+[ "$p" -gt 0 ] || { tail -n 5 "$work/host-spec.log" >&2; f=$((f + 1)); }
+rtw_log "host tests spec_check: $p passed, $f failed"
+count "$p" "$f"
 bash "$RTW_TOP/qemu/guest-tools.sh" >/dev/null
 bash "$RTW_TOP/qemu/initramfs.sh" "$work/initramfs.cpio" "$RTW_TOP"/build/guest-bin/* >/dev/null
 rtw_log "booting the test kernel with every guest scenario (log: $work/console.log)"

@@ -66,4 +66,6 @@ sleep 0.5
 if [ "$r" = 5 ]; then check_eq "no entry left" 0 "$(twctl list | grep -c :5001)"; else check_eq "handed off, then TIME-WAIT" 1 "$(twctl list --state tw | grep -c :5001)"; fi
 check "ifname scope" twctl add '[fe80::1%lo]:80' '[fe80::2]:1' --snd-nxt 1 --rcv-nxt 2
 twctl list -6 | sed 's/^/# /'
+twctl flush >/dev/null
+check "rmmod" rmmod rust_timewait
 tap_done
