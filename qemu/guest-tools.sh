@@ -10,11 +10,12 @@ mkdir -p "$out"
 log="$RTW_TOP/build/guest-tools.log"
 if ! RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --locked \
 	--target x86_64-unknown-linux-gnu --manifest-path "$RTW_TOP/twctl/Cargo.toml" \
-	--target-dir "$RTW_TOP/build/twctl-target" >"$log" 2>&1; then
+	--target-dir "$RTW_TOP/build/twctl-target" --bin twctl --example handoff_server >"$log" 2>&1; then
 	tail -n 30 "$log" >&2
 	rtw_die "static twctl build failed; log: $log"
 fi
 cp "$RTW_TOP/build/twctl-target/x86_64-unknown-linux-gnu/release/twctl" "$out/twctl"
+cp "$RTW_TOP/build/twctl-target/x86_64-unknown-linux-gnu/release/examples/handoff_server" "$out/handoff_server"
 
 if ! rtw_chroot "$RTW_ROOT" "" "$RTW_TOP" -- \
 	gcc -static -O2 -Wall -Wextra -Werror -o /src/build/guest-bin/rtw-peer /src/tests/tools/rtw-peer.c \

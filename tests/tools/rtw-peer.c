@@ -16,6 +16,10 @@
  *            a server that closes late: accept one connection, read until the client's FIN,
  *            wait WAIT_MS, then close (our FIN). Prints "served bytes=N".
  *
+ *   rtw-peer -R -d DST -P DPORT [-W WAIT_MS]
+ *            a client that closes late: connect, send one request line, read the reply until
+ *            the server's FIN, wait WAIT_MS, then close. Prints "got bytes=N".
+ *
  * FLAGS is a subset of "FSRPAU". Output: one line per reply seen within WAIT_MS (default 300):
  *   reply flags=A seq=N ack=N win=N doff=N ts=VAL:ECR|none ttl=N tcp_csum=ok|bad ip_csum=ok|bad
  * and "replies=N" at the end. Exit 0 unless something failed locally.
@@ -163,6 +167,44 @@ static int do_listen(const char *addr, unsigned long port, unsigned long wait)
 	return 0;
 }
 
+static int do_request(const char *dst, unsigned long dport, unsigned long wait)
+{
+	int v6 = strchr(dst, ':') != NULL;
+	struct sockaddr_storage da = { 0 };
+	socklen_t len = v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+
+	if (v6) {
+		struct sockaddr_in6 *d6 = (void *)&da;
+		d6->sin6_family = AF_INET6;
+		d6->sin6_port = htons(dport);
+		if (inet_pton(AF_INET6, dst, &d6->sin6_addr) != 1)
+			return 2;
+	} else {
+		struct sockaddr_in *d4 = (void *)&da;
+		d4->sin_family = AF_INET;
+		d4->sin_port = htons(dport);
+		if (inet_pton(AF_INET, dst, &d4->sin_addr) != 1)
+			return 2;
+	}
+	int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
+	if (fd < 0)
+		die("socket");
+	if (connect(fd, (struct sockaddr *)&da, len) < 0)
+		die("connect");
+	if (write(fd, "GET /\n", 6) != 6)
+		die("write");
+	char buf[4096];
+	long total = 0;
+	ssize_t n;
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		total += n;
+	struct timespec ts = { .tv_sec = wait / 1000, .tv_nsec = (long)(wait % 1000) * 1000000 };
+	nanosleep(&ts, NULL);
+	close(fd);
+	printf("got bytes=%ld\n", total);
+	return 0;
+}
+
 static long long now_ms(void)
 {
 	struct timespec ts;
@@ -176,10 +218,10 @@ int main(int argc, char **argv)
 	const char *ifname = NULL, *mac = NULL, *src = NULL, *dst = NULL, *flags = "A";
 	unsigned long sport = 0, dport = 0, seq = 0, ack = 0, win = 1000, plen = 0, wait = 300;
 	unsigned long tsval = 0, tsecr = 0, count = 1;
-	int have_ts = 0, corrupt = 0, connect_mode = 0, listen_mode = 0, opt, v6, alen;
+	int have_ts = 0, corrupt = 0, connect_mode = 0, listen_mode = 0, request_mode = 0, opt, v6, alen;
 	uint8_t s_addr[16], d_addr[16], pkt[2048] = { 0 }, dmac[6];
 
-	while ((opt = getopt(argc, argv, "i:m:s:d:p:P:q:a:f:w:t:l:xW:n:CL")) != -1) {
+	while ((opt = getopt(argc, argv, "i:m:s:d:p:P:q:a:f:w:t:l:xW:n:CLR")) != -1) {
 		switch (opt) {
 		case 'i': ifname = optarg; break;
 		case 'm': mac = optarg; break;
@@ -198,9 +240,12 @@ int main(int argc, char **argv)
 		case 'n': count = strtoul(optarg, NULL, 0); break;
 		case 'C': connect_mode = 1; break;
 		case 'L': listen_mode = 1; break;
+		case 'R': request_mode = 1; break;
 		default: fprintf(stderr, "usage: see the header of rtw-peer.c\n"); return 2;
 		}
 	}
+	if (request_mode && dst && dport)
+		return do_request(dst, dport, wait);
 	if (listen_mode && src && sport)
 		return do_listen(src, sport, wait);
 	if (connect_mode && src && dst && sport && dport)
