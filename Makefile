@@ -7,6 +7,7 @@
 #   make KDIR=/path   build it against your own Rust-enabled kernel tree
 #   make demo         build what is missing, boot the test kernel in QEMU, show the module working
 #   make test         run every test: host-side, KUnit (in the guest) and guest scenarios
+#   make bench        table size against add rate and per-segment hook cost (in the guest)
 #   make clean        remove build products from this directory
 #
 # RTW_CACHE (default /var/cache/rust_timewait) holds the build root and the test kernel.
@@ -30,4 +31,7 @@ demo:
 test:
 	bash tests/run.sh
 
-.PHONY: all clean demo test
+bench:
+	bash qemu/bench.sh
+
+.PHONY: all clean demo test bench
