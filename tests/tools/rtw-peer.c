@@ -20,6 +20,8 @@
  *            a client that closes late: connect, send one request line, read the reply until
  *            the server's FIN, wait WAIT_MS, then close. Prints "got bytes=N".
  *
+ *   rtw-peer -M   print CLOCK_MONOTONIC in ms (busybox date has no %N) and exit.
+ *
  * FLAGS is a subset of "FSRPAU". Output: one line per reply seen within WAIT_MS (default 300):
  *   reply flags=A seq=N ack=N win=N doff=N ts=VAL:ECR|none ttl=N tcp_csum=ok|bad ip_csum=ok|bad
  * and "replies=N" at the end. Exit 0 unless something failed locally.
@@ -229,7 +231,7 @@ int main(int argc, char **argv)
 	int have_ts = 0, corrupt = 0, connect_mode = 0, listen_mode = 0, request_mode = 0, opt, v6, alen;
 	uint8_t s_addr[16], d_addr[16], pkt[2048] = { 0 }, dmac[6];
 
-	while ((opt = getopt(argc, argv, "i:m:s:d:p:P:q:a:f:w:t:l:xW:n:CLR")) != -1) {
+	while ((opt = getopt(argc, argv, "i:m:s:d:p:P:q:a:f:w:t:l:xW:n:CLRM")) != -1) {
 		switch (opt) {
 		case 'i': ifname = optarg; break;
 		case 'm': mac = optarg; break;
@@ -249,6 +251,7 @@ int main(int argc, char **argv)
 		case 'C': connect_mode = 1; break;
 		case 'L': listen_mode = 1; break;
 		case 'R': request_mode = 1; break;
+		case 'M': printf("%lld\n", now_ms()); return 0;
 		default: fprintf(stderr, "usage: see the header of rtw-peer.c\n"); return 2;
 		}
 	}
