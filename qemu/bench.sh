@@ -5,9 +5,7 @@
 
 work="$RTW_TOP/build/bench"
 mkdir -p "$work"
-bash "$RTW_TOP/qemu/module.sh" >/dev/null
-bash "$RTW_TOP/qemu/guest-tools.sh" >/dev/null
-bash "$RTW_TOP/qemu/initramfs.sh" "$work/initramfs.cpio" "$RTW_TOP"/build/guest-bin/* >/dev/null
+rtw_prepare_guest "$work/initramfs.cpio"
 rtw_log "booting the test kernel for the benchmark (log: $work/console.log)"
 bash "$RTW_TOP/qemu/boot.sh" "$work/initramfs.cpio" "$work/console.log" 900 rtw.scenarios=bench
 printf '\n%-9s | %-8s | %-10s | %-26s | %-26s\n' entries "add (ms)" "adds/s" "ns/segment, guarded tuple" "ns/segment, unguarded"

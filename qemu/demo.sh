@@ -6,9 +6,7 @@
 
 work="$RTW_TOP/build/demo"
 mkdir -p "$work"
-bash "$RTW_TOP/qemu/module.sh" >/dev/null
-bash "$RTW_TOP/qemu/guest-tools.sh" >/dev/null
-bash "$RTW_TOP/qemu/initramfs.sh" "$work/initramfs.cpio" "$RTW_TOP"/build/guest-bin/* >/dev/null
+rtw_prepare_guest "$work/initramfs.cpio"
 rtw_log "booting the test kernel (console below; log: $work/console.log)"
 set +e
 bash "$RTW_TOP/qemu/boot.sh" "$work/initramfs.cpio" "$work/console.log" 300 \

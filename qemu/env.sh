@@ -75,3 +75,11 @@ rtw_step() {
 # Serialise cache builders: concurrent runs wait instead of building the same thing twice.
 rtw_lock() { exec 9>"$RTW_CACHE/.lock"; flock 9; }
 rtw_unlock() { flock -u 9; }
+
+# Build the module and the guest tools and pack an initramfs at $1 with all of them: the common
+# first step of `make test`, `make demo` and `make bench`.
+rtw_prepare_guest() {
+	bash "$RTW_TOP/qemu/module.sh" >/dev/null
+	bash "$RTW_TOP/qemu/guest-tools.sh" >/dev/null
+	bash "$RTW_TOP/qemu/initramfs.sh" "$1" "$RTW_TOP"/build/guest-bin/* >/dev/null
+}

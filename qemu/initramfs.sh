@@ -11,33 +11,29 @@ mkdir -p "$stage"/{bin,sbin,etc,proc,sys,dev,tmp,run,lib/modules,tests,usr/bin,u
 
 cp "$RTW_ROOT/bin/busybox" "$stage/bin/busybox"
 # iproute2 (veth, netns) and ss are dynamic: bring their libraries along, resolved in the root.
-mkdir -p "$stage/usr/local/bin"
-for tool in /usr/bin/ip /usr/bin/ss; do
-	rtw_chroot "$RTW_ROOT" "" "" -- /bin/sh -c "ldd $tool" |
+# copy_dynamic PROGRAM NAME: a program of the build root into /usr/local/bin as NAME, with the
+# libraries ldd resolves for it inside the root.
+copy_dynamic() {
+	rtw_chroot "$RTW_ROOT" "" "" -- /bin/sh -c "ldd $1" |
 		awk '/=>/ {print $3} /^\t\/lib/ {print $1}' >"$stage/.libs"
-	cp "$RTW_ROOT$tool" "$stage/usr/local/bin/"
+	cp "$RTW_ROOT$1" "$stage/usr/local/bin/$2"
 	while read -r lib; do
 		[ -n "$lib" ] || continue
 		mkdir -p "$stage$(dirname "$lib")"
 		cp -L "$RTW_ROOT$lib" "$stage$lib"
 	done <"$stage/.libs"
 	rm -f "$stage/.libs"
-done
+}
+mkdir -p "$stage/usr/local/bin"
+copy_dynamic /usr/bin/ip ip
+copy_dynamic /usr/bin/ss ss
 ln -sf lib "$stage/lib64" 2>/dev/null || true
 [ -e "$stage/lib64/ld-linux-x86-64.so.2" ] || cp -L "$RTW_ROOT/lib64/ld-linux-x86-64.so.2" "$stage/lib/"
 
 # python3 and the kernel's ynl CLI with our YAML spec, so a scenario can drive the family the
 # way the kernel's own tooling does (tests/guest/60-ynl.sh).
 py=$(basename "$(readlink -f "$RTW_ROOT/usr/bin/python3")")
-rtw_chroot "$RTW_ROOT" "" "" -- /bin/sh -c "ldd /usr/bin/$py" |
-	awk '/=>/ {print $3} /^\t\/lib/ {print $1}' >"$stage/.libs"
-while read -r lib; do
-	[ -n "$lib" ] || continue
-	mkdir -p "$stage$(dirname "$lib")"
-	cp -L "$RTW_ROOT$lib" "$stage$lib"
-done <"$stage/.libs"
-rm -f "$stage/.libs"
-cp "$RTW_ROOT/usr/bin/$py" "$stage/usr/local/bin/python3"
+copy_dynamic "/usr/bin/$py" python3
 mkdir -p "$stage/usr/lib/python3/dist-packages" "$stage/ynl"
 cp -a "$RTW_ROOT/usr/lib/$py" "$stage/usr/lib/"
 rm -rf "$stage/usr/lib/$py"/{test,idlelib,tkinter,ensurepip,pydoc_data,turtledemo}

@@ -123,20 +123,32 @@ pub unsafe extern "C" fn rtw_rs_get(rs: *mut c_void, e: *mut ffi::rtw_glue_entry
 ///
 /// # Safety
 ///
-/// `rs` is live; `cursor` is valid and writable; `emit` may be called with `arg` and a valid
-/// entry while the per-netns lock is held (it must not sleep).
+/// `rs` is live; `cursor` and `generation` are valid and writable; `emit` may be called with
+/// `arg` and a valid entry while the per-netns lock is held (it must not sleep).
 #[no_mangle]
 pub unsafe extern "C" fn rtw_rs_dump(
     rs: *mut c_void,
     cursor: *mut u64,
     emit: ffi::rtw_glue_emit_fn,
     arg: *mut c_void,
+    generation: *mut u32,
 ) -> c_int {
     let Some(emit) = emit else { return -(kernel::bindings::EINVAL as i32) };
     // SAFETY: the caller guarantees `emit` accepts `arg` and a valid entry.
     let call = |g: &ffi::rtw_glue_entry| unsafe { emit(arg, g) };
-    // SAFETY: the caller guarantees `rs` and `cursor`.
-    unsafe { state(rs).dump(&mut *cursor, call) }
+    // SAFETY: the caller guarantees `rs`, `cursor` and `generation`.
+    unsafe { state(rs).dump(&mut *cursor, &mut *generation, call) }
+}
+
+/// Count a malformed add request.
+///
+/// # Safety
+///
+/// `rs` is live.
+#[no_mangle]
+pub unsafe extern "C" fn rtw_rs_count_invalid(rs: *mut c_void) {
+    // SAFETY: `rs` is live (caller's contract).
+    unsafe { state(rs) }.count_invalid();
 }
 
 /// Delete every entry.

@@ -423,12 +423,21 @@ free_rs:
 	return err;
 }
 
+/*
+ * Unregistering a hook does not wait for the ones running; the pernet core puts an RCU grace
+ * period between pre_exit and exit, so by exit no hook can still be using the state we free
+ * (as iptable_filter does).
+ */
+static void __net_exit rtw_net_pre_exit(struct net *net)
+{
+	nf_unregister_net_hooks(net, rtw_hook_ops, ARRAY_SIZE(rtw_hook_ops));
+}
+
 static void __net_exit rtw_net_exit(struct net *net)
 {
 	struct rtw_glue_net *gn = rtw_gn(net);
 
-	/* No hook runs after this (it waits for running ones), so nothing re-arms the timer. */
-	nf_unregister_net_hooks(net, rtw_hook_ops, ARRAY_SIZE(rtw_hook_ops));
+	/* No hook runs any more (pre_exit + grace period), so nothing re-arms the timer. */
 	timer_shutdown_sync(&gn->reaper);
 	rtw_rs_net_exit(gn->rs);
 	gn->rs = NULL;
@@ -437,6 +446,7 @@ static void __net_exit rtw_net_exit(struct net *net)
 
 static struct pernet_operations rtw_net_ops = {
 	.init = rtw_net_init,
+	.pre_exit = rtw_net_pre_exit,
 	.exit = rtw_net_exit,
 	.id = &rtw_net_id,
 	.size = sizeof(struct rtw_glue_net),
@@ -643,6 +653,13 @@ cancel:
 	return -EMSGSIZE;
 }
 
+/* One add result in the reply, at its largest (IPv6): sized exactly, so a batch always fits. */
+static size_t rtw_result_size(void)
+{
+	return nla_total_size(nla_total_size(sizeof(u8)) + 2 * nla_total_size(16) +
+			      2 * nla_total_size(sizeof(u16)) + nla_total_size(sizeof(s32)));
+}
+
 static int rtw_nl_add(struct sk_buff *skb, struct genl_info *info)
 {
 	struct netlink_ext_ack *extack = info->extack;
@@ -671,12 +688,14 @@ static int rtw_nl_add(struct sk_buff *skb, struct genl_info *info)
 	i = 0;
 	nlmsg_for_each_attr_type(nla, RTW_A_ENTRY, info->nlhdr, GENL_HDRLEN, rem) {
 		err = rtw_parse_entry(nla, true, &entries[i], extack);
-		if (err)
+		if (err) {
+			rtw_rs_count_invalid(rtw_info_rs(info));
 			goto out;
+		}
 		i++;
 	}
 
-	msg = genlmsg_new(NLMSG_GOODSIZE + n * nla_total_size(64), GFP_KERNEL);
+	msg = genlmsg_new(n * rtw_result_size(), GFP_KERNEL);
 	if (!msg) {
 		err = -ENOMEM;
 		goto out;
@@ -767,6 +786,7 @@ static int rtw_nl_get(struct sk_buff *skb, struct genl_info *info)
 struct rtw_dump_arg {
 	struct sk_buff *skb;
 	struct netlink_callback *cb;
+	__u32 generation;
 };
 
 static int rtw_dump_emit(void *varg, const struct rtw_glue_entry *e)
@@ -778,6 +798,9 @@ static int rtw_dump_emit(void *varg, const struct rtw_glue_entry *e)
 			  &rtw_genl_family, NLM_F_MULTI, RTW_CMD_GET);
 	if (!hdr)
 		return -EMSGSIZE;
+	/* The table changed between two rounds of this dump: tell the reader (NLM_F_DUMP_INTR). */
+	arg->cb->seq = arg->generation;
+	genl_dump_check_consistent(arg->cb, hdr);
 	if (rtw_put_entry(arg->skb, e, false, 0)) {
 		genlmsg_cancel(arg->skb, hdr);
 		return -EMSGSIZE;
@@ -794,7 +817,7 @@ static int rtw_nl_dump(struct sk_buff *skb, struct netlink_callback *cb)
 	__u64 cursor = cb->args[0];
 	int err;
 
-	err = rtw_rs_dump(rs, &cursor, rtw_dump_emit, &arg);
+	err = rtw_rs_dump(rs, &cursor, rtw_dump_emit, &arg, &arg.generation);
 	cb->args[0] = cursor;
 	if (err < 0 && err != -EMSGSIZE)
 		return err;
@@ -866,8 +889,8 @@ static struct genl_family rtw_genl_family __ro_after_init = {
 	.module = THIS_MODULE,
 	.small_ops = rtw_genl_ops,
 	.n_small_ops = ARRAY_SIZE(rtw_genl_ops),
-	/* Strict validation for every command (no legacy leniency to keep). */
-	.resv_start_op = RTW_CMD_GET_STATS + 1,
+	/* A new family: every command is strict, reserved header fields included. */
+	.resv_start_op = 0,
 };
 
 /* ---- module ---- */

@@ -122,7 +122,9 @@ void rtw_rs_reap(void *rs);
 int rtw_rs_add(void *rs, const struct rtw_glue_entry *e, bool replace);
 int rtw_rs_del(void *rs, const struct rtw_glue_entry *key);
 int rtw_rs_get(void *rs, struct rtw_glue_entry *e);
-int rtw_rs_dump(void *rs, __u64 *cursor, rtw_glue_emit_fn emit, void *arg);
+/* *generation is set (under the lock, before any emit) to the table's change count. */
+int rtw_rs_dump(void *rs, __u64 *cursor, rtw_glue_emit_fn emit, void *arg, __u32 *generation);
+void rtw_rs_count_invalid(void *rs);
 __u32 rtw_rs_flush(void *rs);
 void rtw_rs_stats(void *rs, __u64 *out);
 bool rtw_rs_sysctl_valid(int which, int value);

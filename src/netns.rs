@@ -341,12 +341,6 @@ impl NetState {
             entry.set_state(&state);
             tables.bump(Stat::FinWait2Completed);
         }
-        if d.rearm_2msl || d.transition.is_some() {
-            let expires = now64.wrapping_add(self.msl2_jiffies());
-            // SAFETY: `e` is an entry of this table.
-            unsafe { A::table(tables).requeue(e, expires as u32) };
-            self.arm_reaper(expires);
-        }
 
         match d.verdict {
             Verdict::Pass => {}
@@ -403,6 +397,14 @@ impl NetState {
                 out.free = e;
             }
         }
+        // Last, once `entry` is no longer used: the requeue writes through `e`. Re-arm and
+        // completion only come with an ACK, never with a deleting verdict.
+        if out.free.is_null() && (d.rearm_2msl || d.transition.is_some()) {
+            let expires = now64.wrapping_add(self.msl2_jiffies());
+            // SAFETY: `e` is an entry of this table (not removed: `out.free` is null).
+            unsafe { A::table(tables).requeue(e, expires as u32) };
+            self.arm_reaper(expires);
+        }
         out
     }
 
@@ -426,7 +428,10 @@ impl NetState {
             let entry = unsafe { &*e };
             let state = entry.state();
             let started = widen(entry.expires, now64).wrapping_sub(self.timeout_of(state.substate));
-            let age_ms = jiffies_to_ms(now64.wrapping_sub(started));
+            // The timeout is today's sysctl; if it shrank since the entry was armed, `started`
+            // lands in the future: call the entry new rather than let the age wrap.
+            let age = now64.wrapping_sub(started);
+            let age_ms = if (age as i64) < 0 { 0 } else { jiffies_to_ms(age) };
             if entry.expired(now64 as u32) || policy::local_reuse_allowed(state.has_ts, age_ms) {
                 tables.bump(Stat::LocalConnectReuse);
                 // SAFETY: `e` is an entry of this table.
@@ -520,11 +525,23 @@ impl NetState {
         let mut free_v4: *mut Entry<V4> = ptr::null_mut();
         let mut free_v6: *mut Entry<V6> = ptr::null_mut();
         let mut free_new: *mut Entry<A> = ptr::null_mut();
+        let mut free_old: *mut Entry<A> = ptr::null_mut();
         let result;
         {
             let mut guard = self.lock();
             let tables: &mut Tables = &mut guard;
-            let existing = A::table(tables).lookup(&key);
+            let mut existing = A::table(tables).lookup(&key);
+            // An entry past its expiry no longer guards the tuple (T12), reaped or not.
+            // SAFETY: a non-null lookup is an entry of the table; we hold the lock.
+            if !existing.is_null() && unsafe { (*existing).expired(now64 as u32) } {
+                // SAFETY: `existing` is an entry of this table.
+                let fw2 = unsafe { (*existing).state().substate == Substate::FinWait2 };
+                // SAFETY: `existing` is an entry of this table.
+                unsafe { A::table(tables).remove(existing) };
+                tables.bump(if fw2 { Stat::FinWait2Timeouts } else { Stat::Expired });
+                free_old = existing;
+                existing = ptr::null_mut();
+            }
             if !existing.is_null() && !replace {
                 tables.bump(Stat::RefusedExists);
                 free_new = p;
@@ -544,12 +561,12 @@ impl NetState {
                         (Some(_), None) => true,
                         _ => false,
                     };
+                    let now32 = now64 as u32;
                     if older_v4 {
-                        free_v4 = tables.v4.pop_oldest();
+                        free_v4 = recycle_oldest::<V4>(tables, now32);
                     } else {
-                        free_v6 = tables.v6.pop_oldest();
+                        free_v6 = recycle_oldest::<V6>(tables, now32);
                     }
-                    tables.bump(Stat::Recycled);
                 }
                 let scope = A::scope_from(g.ifindex);
                 // SAFETY: `p` is a fresh slab object sized and aligned for `Entry<A>` (the cache
@@ -566,6 +583,7 @@ impl NetState {
             self.arm_reaper(expires);
         }
         free_entry(free_new);
+        free_entry(free_old);
         free_entry(free_v4);
         free_entry(free_v6);
         result
@@ -602,20 +620,29 @@ impl NetState {
 
     fn del_family<A: Family>(&self, g: &ffi::rtw_glue_entry) -> i32 {
         let key = Key { laddr: A::from_buf(&g.laddr), raddr: A::from_buf(&g.raddr), lport: g.lport, rport: g.rport };
-        let e = {
+        let now32 = now() as u32;
+        let (e, result) = {
             let mut guard = self.lock();
             let tables: &mut Tables = &mut guard;
             let e = A::table(tables).lookup(&key);
             if e.is_null() {
                 return -(kernel::bindings::ENOENT as i32);
             }
+            // SAFETY: `e` is an entry of the table and we hold the lock.
+            let (expired, fw2) = unsafe { ((*e).expired(now32), (*e).state().substate == Substate::FinWait2) };
             // SAFETY: `e` is an entry of this table.
             unsafe { A::table(tables).remove(e) };
-            tables.bump(Stat::Deleted);
-            e
+            if expired {
+                // Dead already (T12): reap it, and tell the caller nothing guarded the tuple.
+                tables.bump(if fw2 { Stat::FinWait2Timeouts } else { Stat::Expired });
+                (e, -(kernel::bindings::ENOENT as i32))
+            } else {
+                tables.bump(Stat::Deleted);
+                (e, 0)
+            }
         };
         free_entry(e);
-        0
+        result
     }
 
     /// Fill `g` (given its key) with the entry guarding the tuple.
@@ -646,7 +673,7 @@ impl NetState {
 
     /// Dump from `cursor`; `emit` returns non-zero when the message is full.
     /// Cursor: bit 63 set once IPv4 is done, bits 32..62 the bucket, bits 0..31 the position.
-    pub fn dump(&self, cursor: &mut u64, emit: impl Fn(&ffi::rtw_glue_entry) -> i32) -> i32 {
+    pub fn dump(&self, cursor: &mut u64, generation: &mut u32, emit: impl Fn(&ffi::rtw_glue_entry) -> i32) -> i32 {
         const V6_BIT: u64 = 1 << 63;
         const DONE: u64 = u64::MAX;
         if *cursor == DONE {
@@ -655,6 +682,7 @@ impl NetState {
         let now64 = now();
         let mut guard = self.lock();
         let tables: &mut Tables = &mut guard;
+        *generation = tables.v4.changes().wrapping_add(tables.v6.changes());
         let visit = |g: &ffi::rtw_glue_entry| emit(g) == 0;
         let pos = (((*cursor & !V6_BIT) >> 32) as usize, (*cursor & 0xffff_ffff) as usize);
         if *cursor & V6_BIT == 0 {
@@ -714,6 +742,11 @@ impl NetState {
         }
     }
 
+    /// A request the glue refused as malformed.
+    pub fn count_invalid(&self) {
+        self.lock().bump(Stat::RefusedInvalid);
+    }
+
     /// The counters.
     pub fn stats(&self, out: &mut [u64; STAT_COUNT]) {
         let capacity = self.capacity();
@@ -747,6 +780,22 @@ fn reap_family<A: Family>(tables: &mut Tables, now32: u32, mut budget: usize) ->
         budget -= 1;
     }
     budget
+}
+
+/// Make room: unlink the family's oldest entry (the seed's `tcp_tw_2msl_scan(1)`) and count it
+/// as recycled, or as expired if it was past its expiry anyway. The caller frees it.
+fn recycle_oldest<A: Family>(tables: &mut Tables, now32: u32) -> *mut Entry<A> {
+    let e = A::table(tables).pop_oldest();
+    if !e.is_null() {
+        // SAFETY: popped from the table, so a valid entry that is ours.
+        let (dead, fw2) = unsafe { ((*e).expired(now32), (*e).state().substate == Substate::FinWait2) };
+        tables.bump(match (dead, fw2) {
+            (false, _) => Stat::Recycled,
+            (true, false) => Stat::Expired,
+            (true, true) => Stat::FinWait2Timeouts,
+        });
+    }
+    e
 }
 
 fn oldest_expiry<A: Family>(tables: &mut Tables) -> Option<u32> {

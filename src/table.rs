@@ -32,6 +32,7 @@ pub struct TimeWaitTable<A: Addr> {
     fifo_head: *mut Entry<A>,
     fifo_tail: *mut Entry<A>,
     count: usize,
+    changes: u32,
 }
 
 // SAFETY: the raw pointers are owned by the table (see the invariants); it is only used under
@@ -68,12 +69,19 @@ impl<A: Addr> TimeWaitTable<A> {
             fifo_head: ptr::null_mut(),
             fifo_tail: ptr::null_mut(),
             count: 0,
+            changes: 0,
         })
     }
 
     /// Entries in the table.
     pub fn len(&self) -> usize {
         self.count
+    }
+
+    /// Bumped by every change that moves entries on the hash chains (insert, remove, rehash),
+    /// so a dump that spans several lock holds can tell it may have missed or repeated one.
+    pub fn changes(&self) -> u32 {
+        self.changes
     }
 
     /// Hash chains.
@@ -113,16 +121,25 @@ impl<A: Addr> TimeWaitTable<A> {
         let b = self.bucket_of(&entry.key);
         entry.hash_next = self.buckets[b];
         self.buckets[b] = e;
-        entry.fifo_next = ptr::null_mut();
-        entry.fifo_prev = self.fifo_tail;
-        if self.fifo_tail.is_null() {
-            self.fifo_head = e;
-        } else {
-            // SAFETY: a non-null tail is a valid entry (type invariant).
-            unsafe { (*self.fifo_tail).fifo_next = e };
+        self.fifo_push_tail(e);
+        self.count += 1;
+        self.changes = self.changes.wrapping_add(1);
+    }
+
+    /// Append `e`, which is on no FIFO, at the tail.
+    fn fifo_push_tail(&mut self, e: *mut Entry<A>) {
+        // SAFETY: callers pass a valid entry of this table that is off the FIFO; a non-null
+        // tail is a valid entry (type invariant).
+        unsafe {
+            (*e).fifo_next = ptr::null_mut();
+            (*e).fifo_prev = self.fifo_tail;
+            if self.fifo_tail.is_null() {
+                self.fifo_head = e;
+            } else {
+                (*self.fifo_tail).fifo_next = e;
+            }
         }
         self.fifo_tail = e;
-        self.count += 1;
     }
 
     fn fifo_unlink(&mut self, e: *mut Entry<A>) {
@@ -172,6 +189,7 @@ impl<A: Addr> TimeWaitTable<A> {
         self.hash_unlink(e);
         self.fifo_unlink(e);
         self.count -= 1;
+        self.changes = self.changes.wrapping_add(1);
     }
 
     /// Move `e` to the FIFO's tail with a new expiry: the seed's `tcp_tw_2msl_reset(tw, 1)`.
@@ -182,16 +200,8 @@ impl<A: Addr> TimeWaitTable<A> {
     pub unsafe fn requeue(&mut self, e: *mut Entry<A>, expires: u32) {
         self.fifo_unlink(e);
         // SAFETY: `e` is a valid entry of this table (caller's contract).
-        let entry = unsafe { &mut *e };
-        entry.expires = expires;
-        entry.fifo_prev = self.fifo_tail;
-        if self.fifo_tail.is_null() {
-            self.fifo_head = e;
-        } else {
-            // SAFETY: a non-null tail is a valid entry (type invariant).
-            unsafe { (*self.fifo_tail).fifo_next = e };
-        }
-        self.fifo_tail = e;
+        unsafe { (*e).expires = expires };
+        self.fifo_push_tail(e);
     }
 
     /// The oldest entry (FIFO head), or null.
@@ -225,6 +235,7 @@ impl<A: Addr> TimeWaitTable<A> {
             }
         }
         self.buckets = new;
+        self.changes = self.changes.wrapping_add(1);
     }
 
     /// Bucket count the table should have for `count` entries (two per chain).
@@ -414,6 +425,20 @@ mod tests {
         }).is_none());
         assert_eq!(rest, 700);
         assert_eq!(free_all(&mut t), 1200);
+    }
+
+    #[test]
+    fn changes_count_structural_changes_only() {
+        let Ok(mut t) = TimeWaitTable::<V4>::new(9) else { return assert!(false) };
+        let a = alloc(1, 1);
+        // SAFETY: fresh entry.
+        unsafe { t.insert(a) };
+        assert_eq!(t.changes(), 1);
+        // SAFETY: `a` is in the table.
+        unsafe { t.requeue(a, 5) };
+        assert_eq!(t.changes(), 1);
+        assert_eq!(free_all(&mut t), 1);
+        assert_eq!(t.changes(), 2);
     }
 
     #[test]

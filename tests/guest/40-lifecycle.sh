@@ -40,9 +40,14 @@ check_eq "expired counted" 1 "$(stat expired)"
 check_eq "FIN_WAIT_2 timeout counted" 1 "$(stat fin_wait2_timeouts)"
 out=$(peer -s $P4 -d $H4 -p 42000 -P 9000 -q 0 -a 1 -f FA)
 check_eq "T12 after expiry the stack answers (RST)" R "$(echo "$out" | field flags)"
+# An expired entry no longer guards its tuple even before the reaper frees it: adding the
+# tuple again is not EEXIST.
+check "re-add after expiry" sh -c "twctl add $H4:9002 $P4:42002 --snd-nxt 1 --rcv-nxt 1 &&
+	sleep 0.7 && twctl add $H4:9002 $P4:42002 --snd-nxt 2 --rcv-nxt 2"
 echo 30000 > $S/msl_ms
 
 # Capacity: maxtcptw=32; the 33rd add recycles the oldest (the seed's tcp_tw_2msl_scan(1)).
+twctl flush >/dev/null
 echo 32 > $S/maxtcptw
 i=0
 while [ $i -lt 33 ]; do

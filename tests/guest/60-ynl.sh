@@ -54,6 +54,8 @@ refuse "a batch whose second entry is malformed" \
 	"Invalid argument" "missing attribute snd-nxt"
 refuse "an empty add" "{}" "Invalid argument" "no entry attribute"
 check_eq "nothing malformed changed the table" 1 "$(entries)"
+ynl --do get-stats
+check "malformed adds counted as refused-invalid" [ "$(sed -n "s/.*'refused-invalid': \([0-9]*\).*/\1/p" /tmp/ynl.out)" -ge 6 ]
 check_eq "... not even the good first entry of the bad batch" 1 "$(entries)"
 
 if ynl --do del --json "{\"entry\":[{\"family\":2,\"local-addr\":\"0a090001\",\"remote-addr\":\"0a090002\",\"local-port\":81,\"remote-port\":40000}]}"; then

@@ -26,13 +26,21 @@ def check(ok, what):
 
 
 try:
+    import jsonschema  # noqa: F401  (ynl imports it by name when given a schema)
+    schema = f"{ktree}/Documentation/netlink/genetlink-legacy.yaml"
+except ImportError:
+    schema = ""
+try:
     from lib import SpecFamily  # noqa: E402
 
-    spec = SpecFamily(f"{repo}/spec/rust_timewait.yaml",
-                      f"{ktree}/Documentation/netlink/genetlink-legacy.yaml")
-    check(True, "spec validates against the kernel's genetlink-legacy schema")
+    spec = SpecFamily(f"{repo}/spec/rust_timewait.yaml", schema)
+    if schema:
+        check(True, "spec validates against the kernel's genetlink-legacy schema")
+    else:
+        n += 1
+        print(f"ok {n} - spec validates against the kernel's schema # SKIP python3 has no jsonschema")
 except Exception as e:  # any failure to load is a failed check, with its reason
-    check(False, f"spec validates against the kernel's genetlink-legacy schema: {e}")
+    check(False, f"spec loads (and validates against the kernel's schema): {e}")
     print(f"1..{n}")
     sys.exit(1)
 

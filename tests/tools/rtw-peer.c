@@ -79,28 +79,33 @@ static void put16(uint8_t *p, uint16_t v) { p[0] = v >> 8; p[1] = v; }
 static uint32_t get32(const uint8_t *p) { return (uint32_t)p[0] << 24 | p[1] << 16 | p[2] << 8 | p[3]; }
 static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
 
+/* Fill `ss` with ADDR:PORT (IPv6 when ADDR has a colon); the sockaddr's length, 0 if bad. */
+static socklen_t make_sockaddr(const char *addr, unsigned long port, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (strchr(addr, ':')) {
+		struct sockaddr_in6 *s6 = (void *)ss;
+
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(port);
+		return inet_pton(AF_INET6, addr, &s6->sin6_addr) == 1 ? sizeof(*s6) : 0;
+	}
+	struct sockaddr_in *s4 = (void *)ss;
+
+	s4->sin_family = AF_INET;
+	s4->sin_port = htons(port);
+	return inet_pton(AF_INET, addr, &s4->sin_addr) == 1 ? sizeof(*s4) : 0;
+}
+
 static int do_connect(const char *src, const char *dst, unsigned long sport, unsigned long dport,
 		      unsigned long wait)
 {
 	int v6 = strchr(src, ':') != NULL, one = 1;
-	struct sockaddr_storage sa = { 0 }, da = { 0 };
-	socklen_t len = v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+	struct sockaddr_storage sa, da;
+	socklen_t len = make_sockaddr(src, sport, &sa);
 
-	if (v6) {
-		struct sockaddr_in6 *s6 = (void *)&sa, *d6 = (void *)&da;
-		s6->sin6_family = d6->sin6_family = AF_INET6;
-		s6->sin6_port = htons(sport);
-		d6->sin6_port = htons(dport);
-		if (inet_pton(AF_INET6, src, &s6->sin6_addr) != 1 || inet_pton(AF_INET6, dst, &d6->sin6_addr) != 1)
-			return 2;
-	} else {
-		struct sockaddr_in *s4 = (void *)&sa, *d4 = (void *)&da;
-		s4->sin_family = d4->sin_family = AF_INET;
-		s4->sin_port = htons(sport);
-		d4->sin_port = htons(dport);
-		if (inet_pton(AF_INET, src, &s4->sin_addr) != 1 || inet_pton(AF_INET, dst, &d4->sin_addr) != 1)
-			return 2;
-	}
+	if (!len || make_sockaddr(dst, dport, &da) != len)
+		return 2;
 	int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
 	if (fd < 0)
 		die("socket");
@@ -131,22 +136,11 @@ static int do_connect(const char *src, const char *dst, unsigned long sport, uns
 static int do_listen(const char *addr, unsigned long port, unsigned long wait)
 {
 	int v6 = strchr(addr, ':') != NULL, one = 1;
-	struct sockaddr_storage sa = { 0 };
-	socklen_t len = v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+	struct sockaddr_storage sa;
+	socklen_t len = make_sockaddr(addr, port, &sa);
 
-	if (v6) {
-		struct sockaddr_in6 *s6 = (void *)&sa;
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons(port);
-		if (inet_pton(AF_INET6, addr, &s6->sin6_addr) != 1)
-			return 2;
-	} else {
-		struct sockaddr_in *s4 = (void *)&sa;
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons(port);
-		if (inet_pton(AF_INET, addr, &s4->sin_addr) != 1)
-			return 2;
-	}
+	if (!len)
+		return 2;
 	int lfd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
 	if (lfd < 0)
 		die("socket");
@@ -172,22 +166,11 @@ static int do_listen(const char *addr, unsigned long port, unsigned long wait)
 static int do_request(const char *dst, unsigned long dport, unsigned long wait)
 {
 	int v6 = strchr(dst, ':') != NULL;
-	struct sockaddr_storage da = { 0 };
-	socklen_t len = v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+	struct sockaddr_storage da;
+	socklen_t len = make_sockaddr(dst, dport, &da);
 
-	if (v6) {
-		struct sockaddr_in6 *d6 = (void *)&da;
-		d6->sin6_family = AF_INET6;
-		d6->sin6_port = htons(dport);
-		if (inet_pton(AF_INET6, dst, &d6->sin6_addr) != 1)
-			return 2;
-	} else {
-		struct sockaddr_in *d4 = (void *)&da;
-		d4->sin_family = AF_INET;
-		d4->sin_port = htons(dport);
-		if (inet_pton(AF_INET, dst, &d4->sin_addr) != 1)
-			return 2;
-	}
+	if (!len)
+		return 2;
 	int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
 	if (fd < 0)
 		die("socket");
