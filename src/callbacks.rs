@@ -72,7 +72,7 @@ pub unsafe extern "C" fn rtw_rs_hook(rs: *mut c_void, pkt: *const ffi::rtw_glue_
     // SAFETY: `head` has `head_len` readable bytes (the glue's stack copy), alive for the call.
     let head = unsafe { core::slice::from_raw_parts(pkt.head, pkt.head_len as usize) };
     // SAFETY: `rs` is live (caller's contract).
-    unsafe { state(rs) }.hook(pkt.family, head, pkt.skb_len, pkt.output, pkt.link_bcast, pkt.ctx)
+    unsafe { state(rs) }.hook(pkt.family, head, pkt.skb_len, pkt.output, pkt.link_bcast, pkt.ifindex, pkt.ctx)
 }
 
 /// The reaper timer fired.

@@ -23,6 +23,9 @@ pub trait Addr: Copy + PartialEq + Default {
     fn scope_ifindex(scope: Self::Scope) -> u32;
     /// The scope from an interface index.
     fn scope_from(ifindex: u32) -> Self::Scope;
+    /// Whether an entry with `scope` guarding local address `laddr` applies to a segment seen
+    /// on interface `ifindex`.
+    fn scope_matches(scope: Self::Scope, laddr: &Self, ifindex: u32) -> bool;
 }
 
 /// IPv4 address, network order.
@@ -53,6 +56,9 @@ impl Addr for V4 {
         0
     }
     fn scope_from(_ifindex: u32) {}
+    fn scope_matches(_scope: (), _laddr: &V4, _ifindex: u32) -> bool {
+        true
+    }
 }
 
 impl Addr for V6 {
@@ -69,6 +75,12 @@ impl Addr for V6 {
     }
     fn scope_from(ifindex: u32) -> u32 {
         ifindex
+    }
+    fn scope_matches(scope: u32, laddr: &V6, ifindex: u32) -> bool {
+        // A link-local address (fe80::/10) means something only on its link (RFC 4007 §6): the
+        // same tuple on another interface is another conversation. A scope of 0 matches any.
+        let link_local = laddr.0[0] == 0xfe && laddr.0[1] & 0xc0 == 0x80;
+        !link_local || scope == 0 || scope == ifindex
     }
 }
 
@@ -215,6 +227,21 @@ mod tests {
     #[test]
     fn ipv6_entry_size() {
         assert!(core::mem::size_of::<Entry<V6>>() <= 104);
+    }
+
+    #[test]
+    fn link_local_scope_must_match_the_interface() {
+        let mut ll = [0u8; 16];
+        ll[0] = 0xfe;
+        ll[1] = 0x80;
+        ll[15] = 1;
+        assert!(V6::scope_matches(3, &V6(ll), 3));
+        assert!(!V6::scope_matches(3, &V6(ll), 4));
+        assert!(V6::scope_matches(0, &V6(ll), 4));
+        let mut global = [0u8; 16];
+        global[0] = 0xfd;
+        assert!(V6::scope_matches(3, &V6(global), 4));
+        assert!(V4::scope_matches((), &V4([10, 0, 0, 1]), 9));
     }
 
     #[test]

@@ -303,6 +303,7 @@ static unsigned int rtw_hook(void *priv, struct sk_buff *skb, const struct nf_ho
 	pkt.skb_len = skb->len - off;
 	pkt.family = state->pf == NFPROTO_IPV4 ? AF_INET : AF_INET6;
 	pkt.output = state->hook == NF_INET_LOCAL_OUT;
+	pkt.ifindex = state->in ? state->in->ifindex : state->out ? state->out->ifindex : 0;
 	pkt.link_bcast = skb->pkt_type == PACKET_BROADCAST || skb->pkt_type == PACKET_MULTICAST;
 	if (state->pf == NFPROTO_IPV4 && skb_rtable(skb) &&
 	    (skb_rtable(skb)->rt_flags & (RTCF_BROADCAST | RTCF_MULTICAST)))

@@ -82,6 +82,8 @@ struct rtw_glue_pkt {
 	__u8 family;
 	/* LOCAL_OUT (a local connect()) rather than LOCAL_IN. */
 	bool output;
+	/* The interface the segment came in on (LOCAL_IN) or goes out of (LOCAL_OUT). */
+	__u32 ifindex;
 	/* Link-layer broadcast or multicast (directed broadcasts included): never answered. */
 	bool link_bcast;
 	/* For rtw_glue_pkt_csum_ok() and rtw_glue_reply(). */

@@ -270,7 +270,17 @@ impl NetState {
     // ---- the hooks ----
 
     /// A segment from a hook. `ctx` is the glue's handle for checksum and reply.
-    pub fn hook(&self, family: u8, head: &[u8], skb_len: u32, output: bool, link_bcast: bool, ctx: *mut c_void) -> u32 {
+    #[allow(clippy::too_many_arguments)]
+    pub fn hook(
+        &self,
+        family: u8,
+        head: &[u8],
+        skb_len: u32,
+        output: bool,
+        link_bcast: bool,
+        ifindex: u32,
+        ctx: *mut c_void,
+    ) -> u32 {
         let parsed = match family {
             AF_INET => segment::parse_ipv4(head, skb_len),
             AF_INET6 => segment::parse_ipv6(head, skb_len),
@@ -282,15 +292,15 @@ impl NetState {
             seg.mcast_or_bcast = true;
         }
         match (family, output) {
-            (AF_INET, false) => self.input::<V4>(&seg, ctx),
-            (AF_INET6, false) => self.input::<V6>(&seg, ctx),
-            (AF_INET, true) => self.local_connect::<V4>(&seg),
-            _ => self.local_connect::<V6>(&seg),
+            (AF_INET, false) => self.input::<V4>(&seg, ifindex, ctx),
+            (AF_INET6, false) => self.input::<V6>(&seg, ifindex, ctx),
+            (AF_INET, true) => self.local_connect::<V4>(&seg, ifindex),
+            _ => self.local_connect::<V6>(&seg, ifindex),
         }
     }
 
-    fn input<A: Family>(&self, seg: &TcpSegment, ctx: *mut c_void) -> u32 {
-        let out = self.input_locked::<A>(seg, ctx);
+    fn input<A: Family>(&self, seg: &TcpSegment, ifindex: u32, ctx: *mut c_void) -> u32 {
+        let out = self.input_locked::<A>(seg, ifindex, ctx);
         free_entry(out.free);
         if out.reply_len > 0 {
             let Some(bytes) = out.reply.get(..out.reply_len) else { return out.verdict };
@@ -301,7 +311,7 @@ impl NetState {
         out.verdict
     }
 
-    fn input_locked<A: Family>(&self, seg: &TcpSegment, ctx: *mut c_void) -> Outcome<A> {
+    fn input_locked<A: Family>(&self, seg: &TcpSegment, ifindex: u32, ctx: *mut c_void) -> Outcome<A> {
         let mut out = Outcome { verdict: ffi::NF_ACCEPT, reply: [0; REPLY_MAX], reply_len: 0, free: ptr::null_mut() };
         let key = key_of::<A>(seg, true);
         let now64 = now();
@@ -314,6 +324,9 @@ impl NetState {
         }
         // SAFETY: `e` is an entry of the table and we hold the lock.
         let entry = unsafe { &mut *e };
+        if !A::scope_matches(entry.scope, &key.laddr, ifindex) {
+            return out;
+        }
         if entry.expired(now32) {
             // T12: the reaper has not come by yet; the tuple is no longer ours.
             let fw2 = entry.state().substate == Substate::FinWait2;
@@ -409,7 +422,7 @@ impl NetState {
     }
 
     /// Spec section 7: a local connect() onto a guarded tuple.
-    fn local_connect<A: Family>(&self, seg: &TcpSegment) -> u32 {
+    fn local_connect<A: Family>(&self, seg: &TcpSegment, ifindex: u32) -> u32 {
         if !(seg.has_flag(SYN) && !seg.has_flag(ACK)) {
             return ffi::NF_ACCEPT;
         }
@@ -426,6 +439,9 @@ impl NetState {
             }
             // SAFETY: `e` is an entry of the table and we hold the lock.
             let entry = unsafe { &*e };
+            if !A::scope_matches(entry.scope, &key.laddr, ifindex) {
+                return ffi::NF_ACCEPT;
+            }
             let state = entry.state();
             let started = widen(entry.expires, now64).wrapping_sub(self.timeout_of(state.substate));
             // The timeout is today's sysctl; if it shrank since the entry was armed, `started`

@@ -40,6 +40,19 @@ check_eq "T4 SYN reuse by timestamp: counted" 1 "$(stat syn_reuse)"
 check_eq "T4 entry gone" 0 "$(twctl list | grep -c "$H6")"
 check_eq "T4 the stack answered" RA "$(echo "$out" | field flags)"
 
+# Link-local tuples belong to a link (RFC 4007): an entry scoped to veth0 answers there, one
+# scoped to another interface does not (the stack answers RST for no socket).
+$IP -6 addr add fe80::1/64 dev veth0 nodad
+$IP -6 neigh replace fe80::2 lladdr "$PEER_MAC" dev veth0 nud permanent
+check "add a link-local entry scoped to veth0" \
+	twctl add "[fe80::1%veth0]:443" "[fe80::2]:50001" --snd-nxt 77 --rcv-nxt 88 --win 10
+check "add one scoped to lo" twctl add "[fe80::1%lo]:443" "[fe80::2]:50002" --snd-nxt 77 --rcv-nxt 88 --win 10
+out=$(peer -s fe80::2 -d fe80::1 -p 50001 -P 443 -q 87 -a 77 -f FA)
+check_eq "link-local on its own link: ACK" A "$(echo "$out" | field flags)"
+check_eq "link-local reply checksum" ok "$(echo "$out" | field tcp_csum)"
+out=$(peer -s fe80::2 -d fe80::1 -p 50002 -P 443 -q 87 -a 77 -f FA)
+check_eq "link-local entry of another link: not ours, the stack's RST" R "$(echo "$out" | field flags)"
+
 net_down
 check "rmmod" rmmod rust_timewait
 tap_done
