@@ -13,7 +13,7 @@ check_eq "list shows it" 1 "$(twctl list | grep -c "$H4:80")"
 
 # T6: the peer retransmits its FIN: an ACK comes back with the entry's numbers, 2MSL re-armed.
 before=$(expires_ms $H4:80 $P4:40000)
-sleep 2
+sleep 5
 out=$(peer $T -q 1999 -a 1000 -f FA -t 7001:5)
 diag "$out"
 check_eq "T6 reply flags" A "$(echo "$out" | field flags)"
@@ -29,8 +29,9 @@ check_eq "T6 reply TSecr = ts_recent" 7000 "${ts#*:}"
 tsval=${ts%%:*}
 check "T6 reply TSval = clock + ts_offset ($tsval)" [ "$tsval" -ge 100000 ]
 after=$(expires_ms $H4:80 $P4:40000)
-# Two seconds passed: without a re-arm the lifetime would be 2 s shorter than before.
-check "T6 re-armed 2MSL ($before -> $after ms)" [ "$after" -gt $((before - 1000)) ]
+# Five seconds passed: without a re-arm the lifetime would be at least 5 s shorter than before;
+# with it, it is back near 2MSL less the few hundred ms the emulated guest needs to ask.
+check "T6 re-armed 2MSL ($before -> $after ms)" [ "$after" -gt $((before - 3000)) ]
 
 # T1: an RST is dropped and the entry lives (RFC 1337).
 out=$(peer $T -q 2000 -a 1000 -f R)

@@ -27,14 +27,16 @@ check_eq "F6 data: RST" R "$(echo "$out" | field flags)"
 check_eq "F6 RST seq = the segment's ack" 700 "$(echo "$out" | field seq)"
 check_eq "F6 entry deleted" 0 "$(twctl list | grep -c "$H4:8081")"
 
-# Expiry: with msl_ms=300, a TIME_WAIT entry dies after 600 ms and the reaper frees it.
+# Expiry: with msl_ms=1500, a TIME_WAIT entry dies after 3 s (and a FIN_WAIT_2 one after
+# fin_timeout_ms=3000) and the reaper frees it. Long enough for a slow emulated guest to look
+# at them first.
 twctl flush >/dev/null
-echo 300 > $S/msl_ms
-echo 300 > $S/fin_timeout_ms
+echo 1500 > $S/msl_ms
+echo 3000 > $S/fin_timeout_ms
 check "add short-lived entries" twctl add $H4:9000 $P4:42000 --snd-nxt 1 --rcv-nxt 1
 twctl add $H4:9001 $P4:42001 --snd-nxt 1 --rcv-nxt 1 --fw2 >/dev/null
 check_eq "two entries" 2 "$(stat entries)"
-sleep 2
+sleep 5
 check_eq "both gone after 2MSL / fin_timeout" 0 "$(stat entries)"
 check_eq "expired counted" 1 "$(stat expired)"
 check_eq "FIN_WAIT_2 timeout counted" 1 "$(stat fin_wait2_timeouts)"
@@ -42,6 +44,7 @@ out=$(peer -s $P4 -d $H4 -p 42000 -P 9000 -q 0 -a 1 -f FA)
 check_eq "T12 after expiry the stack answers (RST)" R "$(echo "$out" | field flags)"
 # An expired entry no longer guards its tuple even before the reaper frees it: adding the
 # tuple again is not EEXIST.
+echo 300 > $S/msl_ms
 check "re-add after expiry" sh -c "twctl add $H4:9002 $P4:42002 --snd-nxt 1 --rcv-nxt 1 &&
 	sleep 0.7 && twctl add $H4:9002 $P4:42002 --snd-nxt 2 --rcv-nxt 2"
 echo 30000 > $S/msl_ms

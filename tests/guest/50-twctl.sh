@@ -42,7 +42,7 @@ check_eq "flush" "flushed 303 entries" "$(twctl flush)"
 # not sent: FIN_WAIT2); its FIN then reaches the module's entry, not a Linux socket.
 for fam in 4 6; do
 	if [ $fam = 4 ]; then A=127.0.0.1; U=127.0.0.1:5000; else A=::1; U='[::1]:5000'; fi
-	rtw-peer -L -s $A -p 5000 -W 1500 >/tmp/served & srv=$!
+	rtw-peer -L -s $A -p 5000 -W 3000 >/tmp/served & srv=$!
 	sleep 0.3
 	before=$(twctl -j stats | tr ',{}' '\n\n\n' | sed -n 's/^ *"fin_wait2_completed": *\([0-9]*\).*/\1/p')
 	check_eq "IPv$fam handoff: exit 0" 0 "$(rc twctl handoff --connect $U --send hello)"; show
