@@ -48,6 +48,23 @@ check_eq "T2 PAWS: counted" 1 "$(stat paws_dropped)"
 out=$(peer $T -q 2000 -a 1000 -f A -t 7002:5)
 check_eq "T7 duplicate ACK: no reply" "replies=0" "$(echo "$out" | tail -n1)"
 
+# T8: an ACK of something we never sent gets an ACK (rate-limited: wait out the last reply).
+sleep 0.6
+out=$(peer $T -q 2000 -a 1500 -f A -t 7003:5)
+check_eq "T8 ACK of unsent data: ACK" A "$(echo "$out" | field flags)"
+
+# T9: an old ACK (before snd_nxt) is a duplicate: dropped silently.
+sleep 0.6
+out=$(peer $T -q 2000 -a 500 -f A -t 7003:5)
+check_eq "T9 old ACK: no reply" "replies=0" "$(echo "$out" | tail -n1)"
+
+# T11: even a retransmitted FIN is never answered when it came as a link-layer broadcast.
+acks=$(stat acks_sent) dropped=$(stat segments_dropped)
+out=$(peer $T -q 1999 -a 1000 -f FA -t 7003:5 -m ff:ff:ff:ff:ff:ff)
+check_eq "T11 broadcast: no reply" "replies=0" "$(echo "$out" | tail -n1)"
+check_eq "T11 broadcast: nothing sent" "$acks" "$(stat acks_sent)"
+check_eq "T11 broadcast: the module saw and dropped it" $((dropped + 1)) "$(stat segments_dropped)"
+
 # T10: data gets an ACK (not rate-limited: it carries data).
 out=$(peer $T -q 2000 -a 1000 -f PA -t 7003:5 -l 20)
 check_eq "T10 data: ACK" A "$(echo "$out" | field flags)"
