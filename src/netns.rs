@@ -20,6 +20,7 @@ use crate::twcheck::{self, EntryState, Reason, Substate, Verdict};
 use core::ffi::c_void;
 use core::ptr;
 use kernel::prelude::*;
+use kernel::sync::atomic::{Atomic, Relaxed};
 use kernel::sync::SpinLock;
 
 /// Counters (spec section 8), in the order of `enum rtw_glue_stat` and the netlink spec.
@@ -128,6 +129,9 @@ impl Family for V6 {
 #[pin_data]
 pub struct NetState {
     gn: *mut ffi::rtw_glue_net,
+    /// Entries in the tables, published on every unlock: the hooks skip an empty netns without
+    /// taking the lock, so a host that guards nothing pays one load per TCP segment.
+    populated: Atomic<usize>,
     #[pin]
     inner: SpinLock<Tables>,
 }
@@ -136,6 +140,7 @@ pub struct NetState {
 /// process context must not be interrupted by them while holding it.
 struct BhGuard<'a> {
     guard: core::mem::ManuallyDrop<kernel::sync::lock::Guard<'a, Tables, kernel::sync::lock::spinlock::SpinLockBackend>>,
+    populated: &'a Atomic<usize>,
 }
 
 impl core::ops::Deref for BhGuard<'_> {
@@ -153,6 +158,9 @@ impl core::ops::DerefMut for BhGuard<'_> {
 
 impl Drop for BhGuard<'_> {
     fn drop(&mut self) {
+        // Every change to the tables is made under this guard, so publishing here on every
+        // unlock keeps `populated` exact without a store at each call site.
+        self.populated.store(self.guard.len(), Relaxed);
         // SAFETY: dropped exactly once, here; the lock is released before BHs are re-enabled.
         unsafe { core::mem::ManuallyDrop::drop(&mut self.guard) };
         // SAFETY: pairs with the `rtw_glue_bh_disable` in `NetState::lock`.
@@ -217,7 +225,11 @@ impl NetState {
             stats: [0; STAT_COUNT],
         };
         KBox::pin_init(
-            pin_init!(NetState { gn, inner <- kernel::new_spinlock!(tables, "rust_timewait") }),
+            pin_init!(NetState {
+                gn,
+                populated: Atomic::new(0),
+                inner <- kernel::new_spinlock!(tables, "rust_timewait"),
+            }),
             GFP_KERNEL,
         )
     }
@@ -225,7 +237,7 @@ impl NetState {
     fn lock(&self) -> BhGuard<'_> {
         // SAFETY: no preconditions; paired with the enable in `BhGuard::drop`.
         unsafe { ffi::rtw_glue_bh_disable() };
-        BhGuard { guard: core::mem::ManuallyDrop::new(self.inner.lock()) }
+        BhGuard { guard: core::mem::ManuallyDrop::new(self.inner.lock()), populated: &self.populated }
     }
 
     fn sysctl(&self, which: u32) -> i32 {
@@ -281,6 +293,11 @@ impl NetState {
         ifindex: u32,
         ctx: *mut c_void,
     ) -> u32 {
+        // Nothing guarded in this netns: not even worth parsing. A segment racing with the
+        // first add is indistinguishable from one that arrived just before it.
+        if self.populated.load(Relaxed) == 0 {
+            return ffi::NF_ACCEPT;
+        }
         let parsed = match family {
             AF_INET => segment::parse_ipv4(head, skb_len),
             AF_INET6 => segment::parse_ipv6(head, skb_len),
