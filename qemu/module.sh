@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Build rust_timewait.ko against the cached test kernel, inside the build root:
-# the standard external-module build, `make -C /kernel/src M=/src`.
+# Build rust_timewait.ko against the cached test kernel, inside the build root, the way the
+# README tells a user to build against their own tree: `make KDIR=<tree>`, which runs the
+# standard external-module build `make -C <tree> M=$PWD modules`.
 . "$(dirname "$0")/env.sh"
 
 "$RTW_TOP/qemu/kernel.sh" >/dev/null
 log="$RTW_CACHE/module-build.log"
 if ! rtw_chroot "$RTW_ROOT" "$RTW_KERNEL" "$RTW_TOP" -- \
-	make -C /kernel/src M=/src modules >"$log" 2>&1; then
+	make -C /src KDIR=/kernel/src >"$log" 2>&1; then
 	cat "$log" >&2
 	rtw_die "module build failed; log: $log"
 fi
