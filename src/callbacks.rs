@@ -75,6 +75,17 @@ pub unsafe extern "C" fn rtw_rs_hook(rs: *mut c_void, pkt: *const ffi::rtw_glue_
     unsafe { state(rs) }.hook(pkt.family, head, pkt.skb_len, pkt.output, pkt.link_bcast, pkt.ifindex, pkt.ctx)
 }
 
+/// Whether the netns guards any tuple (lock-free; the hook's fast path).
+///
+/// # Safety
+///
+/// `rs` is live.
+#[no_mangle]
+pub unsafe extern "C" fn rtw_rs_guards_any(rs: *mut c_void) -> bool {
+    // SAFETY: `rs` is live (caller's contract).
+    unsafe { state(rs) }.guards_any()
+}
+
 /// The reaper timer fired.
 ///
 /// # Safety

@@ -119,6 +119,7 @@ int rtw_glue_reply(void *ctx, const __u8 *pkt, __u32 len);
 /* Implemented in Rust (src/callbacks.rs). */
 void *rtw_rs_net_init(struct rtw_glue_net *gn);
 void rtw_rs_net_exit(void *rs);
+bool rtw_rs_guards_any(void *rs);
 unsigned int rtw_rs_hook(void *rs, const struct rtw_glue_pkt *pkt);
 void rtw_rs_reap(void *rs);
 int rtw_rs_add(void *rs, const struct rtw_glue_entry *e, bool replace);

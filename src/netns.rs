@@ -215,6 +215,13 @@ struct Outcome<A: Addr> {
 }
 
 impl NetState {
+    /// Whether the netns guards anything, without taking the lock: the hook asks before it
+    /// even copies a header. A segment racing with the first add is indistinguishable from one
+    /// that arrived just before it.
+    pub fn guards_any(&self) -> bool {
+        self.populated.load(Relaxed) != 0
+    }
+
     /// A new, empty state for the netns whose glue state is `gn`.
     pub fn new(gn: *mut ffi::rtw_glue_net) -> Result<Pin<KBox<Self>>> {
         // SAFETY: no preconditions.
@@ -293,11 +300,6 @@ impl NetState {
         ifindex: u32,
         ctx: *mut c_void,
     ) -> u32 {
-        // Nothing guarded in this netns: not even worth parsing. A segment racing with the
-        // first add is indistinguishable from one that arrived just before it.
-        if self.populated.load(Relaxed) == 0 {
-            return ffi::NF_ACCEPT;
-        }
         let parsed = match family {
             AF_INET => segment::parse_ipv4(head, skb_len),
             AF_INET6 => segment::parse_ipv6(head, skb_len),
@@ -346,10 +348,8 @@ impl NetState {
         }
         if entry.expired(now32) {
             // T12: the reaper has not come by yet; the tuple is no longer ours.
-            let fw2 = entry.state().substate == Substate::FinWait2;
             // SAFETY: `e` is an entry of this table.
-            unsafe { A::table(tables).remove(e) };
-            tables.bump(if fw2 { Stat::FinWait2Timeouts } else { Stat::Expired });
+            unsafe { retire_expired::<A>(tables, e) };
             out.free = e;
             return out;
         }
@@ -568,10 +568,7 @@ impl NetState {
             // SAFETY: a non-null lookup is an entry of the table; we hold the lock.
             if !existing.is_null() && unsafe { (*existing).expired(now64 as u32) } {
                 // SAFETY: `existing` is an entry of this table.
-                let fw2 = unsafe { (*existing).state().substate == Substate::FinWait2 };
-                // SAFETY: `existing` is an entry of this table.
-                unsafe { A::table(tables).remove(existing) };
-                tables.bump(if fw2 { Stat::FinWait2Timeouts } else { Stat::Expired });
+                unsafe { retire_expired::<A>(tables, existing) };
                 free_old = existing;
                 existing = ptr::null_mut();
             }
@@ -662,14 +659,14 @@ impl NetState {
                 return -(kernel::bindings::ENOENT as i32);
             }
             // SAFETY: `e` is an entry of the table and we hold the lock.
-            let (expired, fw2) = unsafe { ((*e).expired(now32), (*e).state().substate == Substate::FinWait2) };
-            // SAFETY: `e` is an entry of this table.
-            unsafe { A::table(tables).remove(e) };
-            if expired {
+            if unsafe { (*e).expired(now32) } {
                 // Dead already (T12): reap it, and tell the caller nothing guarded the tuple.
-                tables.bump(if fw2 { Stat::FinWait2Timeouts } else { Stat::Expired });
+                // SAFETY: `e` is an entry of this table.
+                unsafe { retire_expired::<A>(tables, e) };
                 (e, -(kernel::bindings::ENOENT as i32))
             } else {
+                // SAFETY: `e` is an entry of this table.
+                unsafe { A::table(tables).remove(e) };
                 tables.bump(Stat::Deleted);
                 (e, 0)
             }
@@ -802,17 +799,36 @@ fn reap_family<A: Family>(tables: &mut Tables, now32: u32, mut budget: usize) ->
             break;
         }
         // SAFETY: `e` is an entry of the table and the caller holds the lock.
-        let (expired, fw2) = unsafe { ((*e).expired(now32), (*e).state().substate == Substate::FinWait2) };
-        if !expired {
+        if !unsafe { (*e).expired(now32) } {
             break;
         }
         // SAFETY: `e` is an entry of this table.
-        unsafe { A::table(tables).remove(e) };
-        tables.bump(if fw2 { Stat::FinWait2Timeouts } else { Stat::Expired });
+        unsafe { retire_expired::<A>(tables, e) };
         free_entry(e);
         budget -= 1;
     }
     budget
+}
+
+/// The counter an entry's death at its expiry goes to.
+fn expiry_stat<A: Addr>(e: &Entry<A>) -> Stat {
+    match e.state().substate {
+        Substate::TimeWait => Stat::Expired,
+        Substate::FinWait2 => Stat::FinWait2Timeouts,
+    }
+}
+
+/// Unlink an entry that died at its expiry and count it; the caller frees it.
+///
+/// # Safety
+///
+/// `e` must be an entry of the family's table, and the caller holds the lock.
+unsafe fn retire_expired<A: Family>(tables: &mut Tables, e: *mut Entry<A>) {
+    // SAFETY: `e` is a valid entry of the table (caller's contract).
+    let stat = expiry_stat(unsafe { &*e });
+    // SAFETY: as above.
+    unsafe { A::table(tables).remove(e) };
+    tables.bump(stat);
 }
 
 /// Make room: unlink the family's oldest entry (the seed's `tcp_tw_2msl_scan(1)`) and count it
@@ -821,12 +837,8 @@ fn recycle_oldest<A: Family>(tables: &mut Tables, now32: u32) -> *mut Entry<A> {
     let e = A::table(tables).pop_oldest();
     if !e.is_null() {
         // SAFETY: popped from the table, so a valid entry that is ours.
-        let (dead, fw2) = unsafe { ((*e).expired(now32), (*e).state().substate == Substate::FinWait2) };
-        tables.bump(match (dead, fw2) {
-            (false, _) => Stat::Recycled,
-            (true, false) => Stat::Expired,
-            (true, true) => Stat::FinWait2Timeouts,
-        });
+        let entry = unsafe { &*e };
+        tables.bump(if entry.expired(now32) { expiry_stat(entry) } else { Stat::Recycled });
     }
     e
 }
