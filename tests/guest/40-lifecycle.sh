@@ -52,11 +52,7 @@ echo 30000 > $S/msl_ms
 # Capacity: maxtcptw=32; the 33rd add recycles the oldest (the seed's tcp_tw_2msl_scan(1)).
 twctl flush >/dev/null
 echo 32 > $S/maxtcptw
-i=0
-while [ $i -lt 33 ]; do
-	echo "$H4:$((10000 + i)) $P4:43000 snd_nxt=1 rcv_nxt=1"
-	i=$((i + 1))
-done >/tmp/batch
+entry_lines 33 10000 43000 >/tmp/batch
 check "batch add of 33 entries" twctl add -f /tmp/batch
 check_eq "table holds maxtcptw" 32 "$(stat entries)"
 check_eq "recycled counted" 1 "$(stat recycled)"
@@ -75,11 +71,7 @@ check "an existing tuple is refused (EEXIST)" sh -c "! twctl add $H4:80 $P4:5555
 check "... unless replace" twctl add $H4:80 $P4:5555 --snd-nxt 7 --rcv-nxt 1 --replace
 
 # A dump larger than one netlink message: 2000 entries, every one listed exactly once.
-i=0
-while [ $i -lt 2000 ]; do
-	echo "$H4:$((20000 + i)) $P4:44000 snd_nxt=1 rcv_nxt=1"
-	i=$((i + 1))
-done >/tmp/batch
+entry_lines 2000 20000 44000 >/tmp/batch
 check "batch add of 2000 entries" twctl add -f /tmp/batch
 check_eq "dump lists all 2000 (many messages)" 2000 "$(twctl list | grep -c "$P4:44000")"
 check_eq "dump lists each once" 2000 "$(twctl list | grep "$P4:44000" | awk '{print $4}' | sort -u | wc -l)"

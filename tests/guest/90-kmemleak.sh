@@ -12,7 +12,7 @@ insmod /lib/modules/rust_timewait.ko || { not_ok "insmod"; tap_done; exit 0; }
 net_up
 echo 1000 >$S/msl_ms
 echo 1000 >$S/fin_timeout_ms
-awk -v h=$H4 -v p=$P4 'BEGIN { for (i = 0; i < 3000; i++) printf "%s:%d %s:1 snd_nxt=1 rcv_nxt=1\n", h, 1024 + i, p }' >/tmp/leak
+entry_lines 3000 1024 1 >/tmp/leak
 check "add 3000 entries" twctl add -f /tmp/leak
 check "delete one" twctl del $H4:1026 $P4:1
 twctl add "[$H6]:80" "[$P6]:1" --snd-nxt 1 --rcv-nxt 2 --fw2 >/dev/null

@@ -97,6 +97,22 @@ static socklen_t make_sockaddr(const char *addr, unsigned long port, struct sock
 	return inet_pton(AF_INET, addr, &s4->sin_addr) == 1 ? sizeof(*s4) : 0;
 }
 
+/* Read until the other side's FIN, wait `wait` ms with our side still open, then close (our
+ * FIN): an end that closes a moment after its peer. Returns the bytes read. */
+static long drain_wait_close(int fd, unsigned long wait)
+{
+	char buf[4096];
+	long total = 0;
+	ssize_t n;
+
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		total += n;
+	struct timespec ts = { .tv_sec = wait / 1000, .tv_nsec = (long)(wait % 1000) * 1000000 };
+	nanosleep(&ts, NULL);
+	close(fd);
+	return total;
+}
+
 static int do_connect(const char *src, const char *dst, unsigned long sport, unsigned long dport,
 		      unsigned long wait)
 {
@@ -150,14 +166,7 @@ static int do_listen(const char *addr, unsigned long port, unsigned long wait)
 	int fd = accept(lfd, NULL, NULL);
 	if (fd < 0)
 		die("accept");
-	char buf[4096];
-	long total = 0;
-	ssize_t n;
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
-		total += n;
-	struct timespec ts = { .tv_sec = wait / 1000, .tv_nsec = (long)(wait % 1000) * 1000000 };
-	nanosleep(&ts, NULL);
-	close(fd);
+	long total = drain_wait_close(fd, wait);
 	close(lfd);
 	printf("served bytes=%ld\n", total);
 	return 0;
@@ -178,14 +187,7 @@ static int do_request(const char *dst, unsigned long dport, unsigned long wait)
 		die("connect");
 	if (write(fd, "GET /\n", 6) != 6)
 		die("write");
-	char buf[4096];
-	long total = 0;
-	ssize_t n;
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
-		total += n;
-	struct timespec ts = { .tv_sec = wait / 1000, .tv_nsec = (long)(wait % 1000) * 1000000 };
-	nanosleep(&ts, NULL);
-	close(fd);
+	long total = drain_wait_close(fd, wait);
 	printf("got bytes=%ld\n", total);
 	return 0;
 }
