@@ -25,17 +25,22 @@ pub fn entry_layouts() -> (u32, u32, u32, u32) {
 /// `rs` must be a pointer returned by `rtw_rs_net_init` and not yet passed to `rtw_rs_net_exit`.
 unsafe fn state<'a>(rs: *mut c_void) -> &'a NetState {
     // SAFETY: the caller guarantees `rs` is a live `NetState` (from `KBox::into_raw`), which
-    // is pinned and only dropped by `rtw_rs_net_exit`.
+    // is only dropped by `rtw_rs_net_exit`.
     unsafe { &*rs.cast::<NetState>() }
 }
 
 /// Create a netns's state. Returns null on allocation failure.
+///
+/// # Safety
+///
+/// `gn` and `tables` are the netns's glue state and table, which outlive the state (the glue
+/// frees them only after `rtw_rs_net_exit`).
 #[no_mangle]
-pub extern "C" fn rtw_rs_net_init(gn: *mut ffi::rtw_glue_net) -> *mut c_void {
-    match NetState::new(gn) {
-        // SAFETY: the state is never moved out of its box: the pointer is only turned back
-        // into a `Pin<KBox<_>>` by `rtw_rs_net_exit`.
-        Ok(b) => KBox::into_raw(unsafe { Pin::into_inner_unchecked(b) }).cast(),
+pub unsafe extern "C" fn rtw_rs_net_init(gn: *mut ffi::rtw_glue_net, tables: *mut ffi::rtw_glue_tables) -> *mut c_void {
+    let Some(tables) = core::ptr::NonNull::new(tables) else { return core::ptr::null_mut() };
+    // SAFETY: the caller's contract.
+    match unsafe { NetState::new(gn, tables) } {
+        Ok(b) => KBox::into_raw(b).cast(),
         Err(_) => core::ptr::null_mut(),
     }
 }
@@ -50,20 +55,22 @@ pub unsafe extern "C" fn rtw_rs_net_exit(rs: *mut c_void) {
     if rs.is_null() {
         return;
     }
-    // SAFETY: by the contract above `rs` is a live state that nothing else can reach.
+    // SAFETY: by the contract above `rs` is a live state (from `KBox::into_raw` in
+    // `rtw_rs_net_init`) that nothing else can reach.
     let b = unsafe { KBox::from_raw(rs.cast::<NetState>()) };
     b.drain();
     drop(b);
 }
 
-/// A segment from a netfilter hook; returns the verdict.
+/// A segment from a netfilter hook for the tuple of `entry`; returns the verdict.
 ///
 /// # Safety
 ///
 /// `rs` is live; `pkt` points to a valid `rtw_glue_pkt` whose `head` has `head_len` readable
-/// bytes and whose `ctx` is valid for this call.
+/// bytes and whose `ctx` is valid for this call; `entry` was found in the table of `pkt`'s
+/// family by `rtw_glue_table_lookup` within the RCU read-side critical section the call runs in.
 #[no_mangle]
-pub unsafe extern "C" fn rtw_rs_hook(rs: *mut c_void, pkt: *const ffi::rtw_glue_pkt) -> c_uint {
+pub unsafe extern "C" fn rtw_rs_hook(rs: *mut c_void, pkt: *const ffi::rtw_glue_pkt, entry: *mut c_void) -> c_uint {
     // SAFETY: the caller guarantees `pkt` is valid for the call.
     let pkt = unsafe { &*pkt };
     if pkt.head.is_null() {
@@ -71,19 +78,10 @@ pub unsafe extern "C" fn rtw_rs_hook(rs: *mut c_void, pkt: *const ffi::rtw_glue_
     }
     // SAFETY: `head` has `head_len` readable bytes (the glue's stack copy), alive for the call.
     let head = unsafe { core::slice::from_raw_parts(pkt.head, pkt.head_len as usize) };
+    // Nested in the hook's own read-side section: it only ties `entry`'s lifetime to it.
+    let rcu = kernel::sync::rcu::read_lock();
     // SAFETY: `rs` is live (caller's contract).
-    unsafe { state(rs) }.hook(pkt.family, head, pkt.skb_len, pkt.output, pkt.link_bcast, pkt.ifindex, pkt.ctx)
-}
-
-/// Whether the netns guards any tuple (lock-free; the hook's fast path).
-///
-/// # Safety
-///
-/// `rs` is live.
-#[no_mangle]
-pub unsafe extern "C" fn rtw_rs_guards_any(rs: *mut c_void) -> bool {
-    // SAFETY: `rs` is live (caller's contract).
-    unsafe { state(rs) }.guards_any()
+    unsafe { state(rs) }.hook(pkt.family, head, pkt.skb_len, pkt.output, pkt.link_bcast, pkt.ifindex, pkt.ctx, entry, &rcu)
 }
 
 /// The reaper timer fired.
@@ -130,25 +128,17 @@ pub unsafe extern "C" fn rtw_rs_get(rs: *mut c_void, e: *mut ffi::rtw_glue_entry
     unsafe { state(rs).get(&mut *e) }
 }
 
-/// Dump entries from `*cursor` through `emit`.
+/// A dump's entry as it crosses netlink: 0, or -ENOENT if it is gone or expired.
 ///
 /// # Safety
 ///
-/// `rs` is live; `cursor` and `generation` are valid and writable; `emit` may be called with
-/// `arg` and a valid entry while the per-netns lock is held (it must not sleep).
+/// `rs` is live; `entry` was found in the family's table by the glue's walker within the RCU
+/// read-side critical section the call runs in; `out` is valid and writable.
 #[no_mangle]
-pub unsafe extern "C" fn rtw_rs_dump(
-    rs: *mut c_void,
-    cursor: *mut u64,
-    emit: ffi::rtw_glue_emit_fn,
-    arg: *mut c_void,
-    generation: *mut u32,
-) -> c_int {
-    let Some(emit) = emit else { return -(kernel::bindings::EINVAL as i32) };
-    // SAFETY: the caller guarantees `emit` accepts `arg` and a valid entry.
-    let call = |g: &ffi::rtw_glue_entry| unsafe { emit(arg, g) };
-    // SAFETY: the caller guarantees `rs`, `cursor` and `generation`.
-    unsafe { state(rs).dump(&mut *cursor, &mut *generation, call) }
+pub unsafe extern "C" fn rtw_rs_export(rs: *mut c_void, family: u8, entry: *mut c_void, out: *mut ffi::rtw_glue_entry) -> c_int {
+    let rcu = kernel::sync::rcu::read_lock();
+    // SAFETY: the caller guarantees `rs`, `entry` and `out`.
+    unsafe { state(rs).export_walked(family, entry, &mut *out, &rcu) }
 }
 
 /// Count a malformed add request.

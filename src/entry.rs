@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The compressed TIME_WAIT entry: the seed's `struct tcptw`, cut down to what `tcp_twcheck` and
-//! `tcp_twrespond` read, plus the links of the hash chain and the 2MSL FIFO.
+//! `tcp_twrespond` read, plus the links of the hash chain and the 2MSL FIFO (owned by
+//! `table.c`), which become the RCU head once the entry is unlinked.
 //!
 //! An IPv4 entry is 64 bytes with its links (one cache line, against several hundred for
 //! Linux's `tw_sock_TCP`); IPv6 entries live in a second slab cache so they do not bloat IPv4.
 
+use crate::ffi;
 use crate::twcheck::{EntryState, Substate};
-use core::ptr;
+use core::cell::UnsafeCell;
 
 /// An address family's address as stored in an entry.
 pub trait Addr: Copy + PartialEq + Default {
@@ -84,9 +86,10 @@ impl Addr for V6 {
     }
 }
 
-/// The 4-tuple an entry guards, seen from our side.
+/// The 4-tuple an entry guards, seen from our side: the hash key, hashed as 32-bit words
+/// (`jhash2`), hence the alignment.
 #[derive(Clone, Copy, PartialEq, Eq, Default)]
-#[repr(C)]
+#[repr(C, align(4))]
 pub struct Key<A: Addr> {
     /// Our address.
     pub laddr: A,
@@ -108,68 +111,92 @@ pub mod flag {
     pub const FIN_WAIT2: u8 = 4;
     /// A reply was sent (`last_reply` is meaningful).
     pub const REPLIED: u8 = 8;
+    /// In the table: set by the insert, cleared by the removal, both under the stripe lock,
+    /// so a lookup that raced with a removal can tell (the memory lives until a grace period).
+    pub const LINKED: u8 = 16;
 }
 
-/// One compressed entry. Times are the low 32 bits of jiffies: an entry lives at most
-/// 2 × 600 s, far below the 2^31 jiffies where the wrapping comparison would break.
+/// The part of an entry that changes while it is in the table: read and written only under its
+/// stripe's lock (`table.rs`). `start` is on the module's microsecond clock and `last_reply` in
+/// jiffies, both their low 32 bits: an entry lives at most 2 × 600 s, inside the 2^31 range
+/// (35 min in microseconds) where the wrapping comparison holds.
+#[derive(Clone, Copy, Default)]
 #[repr(C)]
-pub struct Entry<A: Addr> {
-    pub(crate) hash_next: *mut Entry<A>,
-    pub(crate) fifo_prev: *mut Entry<A>,
-    pub(crate) fifo_next: *mut Entry<A>,
-    /// The guarded tuple.
-    pub key: Key<A>,
+pub struct Mutable {
     /// Our next sequence number.
     pub snd_nxt: u32,
     /// The next sequence number expected from the peer.
     pub rcv_nxt: u32,
     /// The peer's last TSval (valid with `flag::TS_VALID`).
     pub ts_recent: u32,
-    /// Our TSval clock minus the module's TCP clock.
-    pub ts_offset: u32,
+    /// When the entry's current timeout (2MSL or fin_timeout) started (microseconds).
+    /// Its expiry is `start` plus that timeout as the sysctl says now, so every FIFO, whose
+    /// entries share a timeout class, stays sorted by expiry whatever the sysctls do.
+    pub start: u32,
+    /// When the last rate-limited reply went out (jiffies, low 32 bits; see `flag::REPLIED`).
+    pub last_reply: u32,
     /// Window as on the wire (the seed's `last_win`).
     pub last_win: u16,
     /// `flag::*`.
     pub flags: u8,
     /// Our receive window scale.
     pub rcv_wscale: u8,
-    /// When the entry dies (jiffies, low 32 bits).
-    pub expires: u32,
-    /// When the last reply went out (jiffies, low 32 bits; see `flag::REPLIED`).
-    pub last_reply: u32,
-    /// IPv6 scope.
-    pub scope: A::Scope,
 }
 
-/// Seconds-free time arithmetic on 32-bit jiffies.
-pub fn jiffies_after_eq(a: u32, b: u32) -> bool {
+/// One compressed entry.
+///
+/// # Invariants
+///
+/// `link` belongs to `table.c` (hash chain and FIFO links, or the RCU head once unlinked) and is
+/// never touched from Rust. `mutable` is accessed only by the holder of the entry's stripe lock
+/// (`table::Occupied`) or, before the entry is published, by its only owner (`table::SlabBox`).
+#[repr(C)]
+pub struct Entry<A: Addr> {
+    link: ffi::rtw_glue_link,
+    /// The guarded tuple (the hash key: it must follow `link` directly).
+    pub key: Key<A>,
+    /// IPv6 scope.
+    pub scope: A::Scope,
+    /// Our TSval clock minus the module's TCP clock.
+    pub ts_offset: u32,
+    mutable: UnsafeCell<Mutable>,
+}
+
+// SAFETY: the fields other than `mutable` never change once the entry is published; `mutable`
+// is only accessed under the entry's stripe lock (type invariant), which orders those accesses
+// between CPUs.
+unsafe impl<A: Addr> Sync for Entry<A> {}
+// SAFETY: as above; an entry holds no thread-bound resource.
+unsafe impl<A: Addr> Send for Entry<A> {}
+
+/// Wrapping time comparison on a 32-bit clock: `a` is at or after `b`.
+pub fn time_after_eq32(a: u32, b: u32) -> bool {
     // RFC 1982-style serial comparison, as the kernel's time_after_eq().
     (a.wrapping_sub(b) as i32) >= 0
 }
 
 impl<A: Addr> Entry<A> {
-    /// A new, unlinked entry.
-    pub fn new(key: Key<A>, state: &EntryState, ts_offset: u32, expires: u32, scope: A::Scope) -> Self {
-        let mut e = Entry {
-            hash_next: ptr::null_mut(),
-            fifo_prev: ptr::null_mut(),
-            fifo_next: ptr::null_mut(),
-            key,
-            snd_nxt: 0,
-            rcv_nxt: 0,
-            ts_recent: 0,
-            ts_offset,
-            last_win: 0,
-            flags: 0,
-            rcv_wscale: 0,
-            expires,
-            last_reply: 0,
-            scope,
-        };
-        e.set_state(state);
-        e
+    /// A new, unlinked entry whose timeout starts at `start`.
+    pub fn new(key: Key<A>, state: &EntryState, ts_offset: u32, start: u32, scope: A::Scope) -> Self {
+        let mut m = Mutable { start, ..Mutable::default() };
+        m.set_state(state);
+        Entry { link: ffi::rtw_glue_link::default(), key, scope, ts_offset, mutable: UnsafeCell::new(m) }
     }
 
+    /// The mutable part.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the entry's stripe lock, or owns the unpublished entry, and creates no
+    /// other reference to the mutable part while this one lives.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn mutable(&self) -> &mut Mutable {
+        // SAFETY: exclusive access is the caller's contract.
+        unsafe { &mut *self.mutable.get() }
+    }
+}
+
+impl Mutable {
     /// The decision table's view of the entry.
     pub fn state(&self) -> EntryState {
         EntryState {
@@ -180,11 +207,16 @@ impl<A: Addr> Entry<A> {
             ts_recent: self.ts_recent,
             has_ts: self.flags & flag::HAS_TS != 0,
             ts_recent_valid: self.flags & flag::TS_VALID != 0,
-            substate: if self.flags & flag::FIN_WAIT2 != 0 {
-                Substate::FinWait2
-            } else {
-                Substate::TimeWait
-            },
+            substate: self.substate(),
+        }
+    }
+
+    /// TIME_WAIT or FIN_WAIT_2: also the entry's timeout class and FIFO.
+    pub fn substate(&self) -> Substate {
+        if self.flags & flag::FIN_WAIT2 != 0 {
+            Substate::FinWait2
+        } else {
+            Substate::TimeWait
         }
     }
 
@@ -195,7 +227,7 @@ impl<A: Addr> Entry<A> {
         self.last_win = s.last_win;
         self.rcv_wscale = s.rcv_wscale;
         self.ts_recent = s.ts_recent;
-        let mut f = self.flags & flag::REPLIED;
+        let mut f = self.flags & (flag::REPLIED | flag::LINKED);
         if s.has_ts {
             f |= flag::HAS_TS;
         }
@@ -208,10 +240,15 @@ impl<A: Addr> Entry<A> {
         self.flags = f;
     }
 
+    /// When the entry dies, for a timeout of `timeout` microseconds.
+    pub fn expires(&self, timeout: u32) -> u32 {
+        self.start.wrapping_add(timeout)
+    }
+
     /// T12: past its expiry, the entry no longer guards the tuple even if the reaper has not
     /// freed it yet.
-    pub fn expired(&self, now: u32) -> bool {
-        jiffies_after_eq(now, self.expires)
+    pub fn expired(&self, now: u32, timeout: u32) -> bool {
+        time_after_eq32(now, self.expires(timeout))
     }
 }
 
@@ -246,9 +283,9 @@ mod tests {
 
     #[test]
     fn jiffies_compare_wraps() {
-        assert!(jiffies_after_eq(5, 0xffff_fff0));
-        assert!(!jiffies_after_eq(0xffff_fff0, 5));
-        assert!(jiffies_after_eq(7, 7));
+        assert!(time_after_eq32(5, 0xffff_fff0));
+        assert!(!time_after_eq32(0xffff_fff0, 5));
+        assert!(time_after_eq32(7, 7));
     }
 
     #[test]
@@ -264,9 +301,15 @@ mod tests {
             substate: Substate::FinWait2,
         };
         let e = Entry::<V4>::new(Key::default(), &s, 9, 100, ());
-        assert_eq!(e.state(), s);
+        // SAFETY: `e` is ours alone and unpublished.
+        let m = unsafe { e.mutable() };
+        assert_eq!(m.state(), s);
         assert_eq!(e.ts_offset, 9);
-        assert!(!e.expired(99));
-        assert!(e.expired(100));
+        assert!(!m.expired(149, 50));
+        assert!(m.expired(150, 50));
+        // Expiry wraps with jiffies.
+        m.start = 0xffff_fff0;
+        assert!(!m.expired(0x10, 0x30));
+        assert!(m.expired(0x20, 0x30));
     }
 }

@@ -14,7 +14,7 @@
 #include <linux/random.h>
 #include <linux/slab.h>
 #include <linux/sysctl.h>
-#include <linux/timer.h>
+#include <linux/workqueue.h>
 #include <net/addrconf.h>
 #include <net/genetlink.h>
 #include <net/ip.h>
@@ -26,6 +26,7 @@
 #include <net/tcp.h>
 
 #include "glue.h"
+#include "glue_internal.h"
 
 /* ---- generic netlink numbering: must match spec/rust_timewait.yaml ---- */
 #define RTW_GENL_NAME "rust_timewait"
@@ -69,47 +70,32 @@ enum {
 /* Entries per add request: bounds the kernel memory one message can pin while it is parsed. */
 #define RTW_ADD_BATCH_MAX 4096
 
-struct rtw_glue_net {
-	struct net *net;
-	void *rs;
-	struct timer_list reaper;
-	struct ctl_table_header *sysctl_hdr;
-	int sysctl[RTW_GLUE_SYSCTL_COUNT];
-};
-
 static unsigned int rtw_net_id __read_mostly;
-static struct kmem_cache *rtw_cache4, *rtw_cache6;
 
-static struct rtw_glue_net *rtw_gn(const struct net *net)
+struct rtw_glue_net *rtw_gn(const struct net *net)
 {
 	return net_generic(net, rtw_net_id);
 }
 
+/* Set only by the benchmark (bench.c): replies are built but not sent. */
+bool rtw_bench_dry_run;
+
 /* ---- small wrappers over static inlines and macros ---- */
-
-void *rtw_glue_entry_alloc(__u8 family)
-{
-	return kmem_cache_alloc(family == AF_INET6 ? rtw_cache6 : rtw_cache4, GFP_KERNEL);
-}
-
-void rtw_glue_entry_free(__u8 family, void *entry)
-{
-	kmem_cache_free(family == AF_INET6 ? rtw_cache6 : rtw_cache4, entry);
-}
 
 __u64 rtw_glue_jiffies(void)
 {
 	return get_jiffies_64();
 }
 
-__u64 rtw_glue_msecs_to_jiffies(__u32 ms)
+/* The entries' timeout clock: monotonic microseconds, low 32 bits. */
+__u32 rtw_glue_clock_us(void)
 {
-	return msecs_to_jiffies(ms);
+	return (__u32)div_u64(ktime_get_ns(), NSEC_PER_USEC);
 }
 
-__u32 rtw_glue_jiffies_to_msecs(__u64 j)
+__u64 rtw_glue_usecs_to_jiffies(__u32 us)
 {
-	return jiffies_to_msecs(j);
+	return usecs_to_jiffies(us);
 }
 
 /* The clock Linux's own TCP timestamps use (tcp_time_stamp_ms), so ts_offset means the same. */
@@ -121,16 +107,6 @@ __u32 rtw_glue_tcp_clock_ms(void)
 __u64 rtw_glue_random_u64(void)
 {
 	return get_random_u64();
-}
-
-void rtw_glue_bh_disable(void)
-{
-	local_bh_disable();
-}
-
-void rtw_glue_bh_enable(void)
-{
-	local_bh_enable();
 }
 
 int rtw_glue_sysctl_get(const struct rtw_glue_net *gn, int which)
@@ -167,15 +143,23 @@ bool rtw_glue_addr_is_local(const struct rtw_glue_net *gn, __u8 family, const __
 #endif
 }
 
-/* Arm the reaper for `expires` unless it is already due earlier. */
+/* Run the reaper at `expires` (jiffies) unless it is already due earlier. */
 void rtw_glue_reaper_arm(struct rtw_glue_net *gn, __u64 expires)
 {
-	timer_reduce(&gn->reaper, (unsigned long)expires);
+	u64 now = get_jiffies_64();
+	unsigned long delay = time_after64(expires, now) ? (unsigned long)(expires - now) : 0;
+
+	spin_lock_bh(&gn->reaper_lock);
+	if (!gn->dying && (!delayed_work_pending(&gn->reaper) || time_before64(expires, gn->reap_at))) {
+		gn->reap_at = expires;
+		mod_delayed_work(system_dfl_wq, &gn->reaper, delay);
+	}
+	spin_unlock_bh(&gn->reaper_lock);
 }
 
-static void rtw_reaper_fn(struct timer_list *t)
+static void rtw_reaper_fn(struct work_struct *work)
 {
-	struct rtw_glue_net *gn = timer_container_of(gn, t, reaper);
+	struct rtw_glue_net *gn = container_of(to_delayed_work(work), struct rtw_glue_net, reaper);
 
 	rtw_rs_reap(gn->rs);
 }
@@ -217,6 +201,8 @@ int rtw_glue_reply(void *vctx, const __u8 *data, __u32 len)
 	struct net *net = ctx->state->net;
 	struct sk_buff *nskb;
 
+	if (unlikely(READ_ONCE(rtw_bench_dry_run)))
+		return 0;
 	nskb = alloc_skb(LL_MAX_HEADER + len, GFP_ATOMIC);
 	if (!nskb)
 		return -ENOMEM;
@@ -279,40 +265,89 @@ int rtw_glue_reply(void *vctx, const __u8 *data, __u32 len)
 #endif
 }
 
-static unsigned int rtw_hook(void *priv, struct sk_buff *skb, const struct nf_hook_state *state)
+/* The key of table.c's hash, from our side of the conversation (Rust's `Key`). */
+union rtw_hook_key {
+	struct { __u8 laddr[4], raddr[4]; __u16 lport, rport; } v4;
+	struct { __u8 laddr[16], raddr[16]; __u16 lport, rport; } v6;
+	/* Hashed as 32-bit words (jhash2). */
+	__u32 align;
+};
+
+/*
+ * Every TCP segment of a netns that guards something comes here. The miss path (almost every
+ * segment) reads the addresses and ports, looks the tuple up under the RCU read lock the hook
+ * already runs in, and returns: no lock taken, nothing shared written, no copy.
+ */
+unsigned int rtw_hook(void *priv, struct sk_buff *skb, const struct nf_hook_state *state)
 {
 	struct rtw_glue_net *gn = rtw_gn(state->net);
+	bool output = state->hook == NF_INET_LOCAL_OUT;
 	struct rtw_pkt_ctx ctx = { .skb = skb, .state = state };
+	unsigned int off = skb_network_offset(skb), thoff, len;
+	union rtw_hook_key key;
+	const struct tcphdr *th;
+	struct tcphdr _th;
 	u8 head[RTW_HEAD_COPY];
 	struct rtw_glue_pkt pkt;
-	unsigned int off = skb_network_offset(skb);
-	unsigned int len;
+	void *entry;
+	u8 family;
 
-	/* A netns that guards nothing costs one load per packet: no copy, no parse. */
-	if (!rtw_rs_guards_any(gn->rs))
+	if (state->pf == NFPROTO_IPV4) {
+		const struct iphdr *iph = ip_hdr(skb);
+
+		/* Only TCP can belong to a guarded tuple; the IP header is linear here. */
+		if (iph->protocol != IPPROTO_TCP)
+			return NF_ACCEPT;
+		thoff = off + iph->ihl * 4;
+		th = skb_header_pointer(skb, thoff, sizeof(_th), &_th);
+		if (!th)
+			return NF_ACCEPT;
+		memcpy(output ? key.v4.laddr : key.v4.raddr, &iph->saddr, 4);
+		memcpy(output ? key.v4.raddr : key.v4.laddr, &iph->daddr, 4);
+		family = AF_INET;
+	} else {
+		const struct ipv6hdr *ip6h = ipv6_hdr(skb);
+
+		if (ip6h->nexthdr != IPPROTO_TCP)
+			return NF_ACCEPT;
+		thoff = off + sizeof(*ip6h);
+		th = skb_header_pointer(skb, thoff, sizeof(_th), &_th);
+		if (!th)
+			return NF_ACCEPT;
+		memcpy(output ? key.v6.laddr : key.v6.raddr, &ip6h->saddr, 16);
+		memcpy(output ? key.v6.raddr : key.v6.laddr, &ip6h->daddr, 16);
+		family = AF_INET6;
+	}
+	/* LOCAL_OUT only cares about a local connect(): a SYN without ACK (spec section 7). */
+	if (output && !(th->syn && !th->ack))
 		return NF_ACCEPT;
-	/* Only TCP can belong to a guarded tuple; the IP header is linear here. */
-	if (state->pf == NFPROTO_IPV4 ? ip_hdr(skb)->protocol != IPPROTO_TCP
-				      : ipv6_hdr(skb)->nexthdr != IPPROTO_TCP)
+	if (family == AF_INET) {
+		key.v4.lport = ntohs(output ? th->source : th->dest);
+		key.v4.rport = ntohs(output ? th->dest : th->source);
+	} else {
+		key.v6.lport = ntohs(output ? th->source : th->dest);
+		key.v6.rport = ntohs(output ? th->dest : th->source);
+	}
+	entry = rtw_glue_table_lookup(gn->tables, family, &key);
+	if (likely(!entry))
 		return NF_ACCEPT;
-	if (skb->len <= off)
-		return NF_ACCEPT;
+
+	/* A hit: Rust parses the whole header and decides. */
 	len = min_t(unsigned int, skb->len - off, sizeof(head));
 	if (skb_copy_bits(skb, off, head, len))
 		return NF_ACCEPT;
-
 	pkt.head = head;
 	pkt.head_len = len;
 	pkt.skb_len = skb->len - off;
-	pkt.family = state->pf == NFPROTO_IPV4 ? AF_INET : AF_INET6;
-	pkt.output = state->hook == NF_INET_LOCAL_OUT;
+	pkt.family = family;
+	pkt.output = output;
 	pkt.ifindex = state->in ? state->in->ifindex : state->out ? state->out->ifindex : 0;
 	pkt.link_bcast = skb->pkt_type == PACKET_BROADCAST || skb->pkt_type == PACKET_MULTICAST;
-	if (state->pf == NFPROTO_IPV4 && skb_rtable(skb) &&
+	if (family == AF_INET && skb_rtable(skb) &&
 	    (skb_rtable(skb)->rt_flags & (RTCF_BROADCAST | RTCF_MULTICAST)))
 		pkt.link_bcast = true;
 	pkt.ctx = &ctx;
-	return rtw_rs_hook(gn->rs, &pkt);
+	return rtw_rs_hook(gn->rs, &pkt, entry);
 }
 
 /*
@@ -395,6 +430,27 @@ static void rtw_sysctl_unregister(struct rtw_glue_net *gn)
 
 /* ---- per network namespace ---- */
 
+/*
+ * Register the hooks in this netns: called before its first entry is added, so a netns that
+ * never guards anything never sees the module on its packet path.
+ */
+int rtw_glue_hooks_enable(struct rtw_glue_net *gn)
+{
+	static DEFINE_MUTEX(lock);
+	int err = 0;
+
+	if (READ_ONCE(gn->hooks_on))
+		return 0;
+	mutex_lock(&lock);
+	if (!gn->hooks_on) {
+		err = nf_register_net_hooks(gn->net, rtw_hook_ops, ARRAY_SIZE(rtw_hook_ops));
+		if (!err)
+			WRITE_ONCE(gn->hooks_on, true);
+	}
+	mutex_unlock(&lock);
+	return err;
+}
+
 static int __net_init rtw_net_init(struct net *net)
 {
 	struct rtw_glue_net *gn = rtw_gn(net);
@@ -405,25 +461,30 @@ static int __net_init rtw_net_init(struct net *net)
 	gn->sysctl[RTW_GLUE_SYSCTL_NOLOCALTIMEWAIT] = 0;
 	gn->sysctl[RTW_GLUE_SYSCTL_MSL_MS] = 30000;		/* FreeBSD's MSL */
 	gn->sysctl[RTW_GLUE_SYSCTL_FIN_TIMEOUT_MS] = 60000;	/* Linux's tcp_fin_timeout */
-	timer_setup(&gn->reaper, rtw_reaper_fn, 0);
+	INIT_DELAYED_WORK(&gn->reaper, rtw_reaper_fn);
+	spin_lock_init(&gn->reaper_lock);
+	gn->dying = false;
+	gn->hooks_on = false;
 
-	gn->rs = rtw_rs_net_init(gn);
-	if (!gn->rs)
+	gn->tables = rtw_glue_tables_new();
+	if (!gn->tables)
 		return -ENOMEM;
+	gn->rs = rtw_rs_net_init(gn, gn->tables);
+	if (!gn->rs) {
+		err = -ENOMEM;
+		goto free_tables;
+	}
 	err = rtw_sysctl_register(gn);
 	if (err)
 		goto free_rs;
-	err = nf_register_net_hooks(net, rtw_hook_ops, ARRAY_SIZE(rtw_hook_ops));
-	if (err)
-		goto unregister_sysctl;
 	return 0;
 
-unregister_sysctl:
-	rtw_sysctl_unregister(gn);
 free_rs:
-	timer_shutdown_sync(&gn->reaper);
 	rtw_rs_net_exit(gn->rs);
 	gn->rs = NULL;
+free_tables:
+	rtw_glue_tables_free(gn->tables);
+	gn->tables = NULL;
 	return err;
 }
 
@@ -434,17 +495,27 @@ free_rs:
  */
 static void __net_exit rtw_net_pre_exit(struct net *net)
 {
-	nf_unregister_net_hooks(net, rtw_hook_ops, ARRAY_SIZE(rtw_hook_ops));
+	struct rtw_glue_net *gn = rtw_gn(net);
+
+	if (gn->hooks_on)
+		nf_unregister_net_hooks(net, rtw_hook_ops, ARRAY_SIZE(rtw_hook_ops));
 }
 
 static void __net_exit rtw_net_exit(struct net *net)
 {
 	struct rtw_glue_net *gn = rtw_gn(net);
 
-	/* No hook runs any more (pre_exit + grace period), so nothing re-arms the timer. */
-	timer_shutdown_sync(&gn->reaper);
+	/* No hook runs any more (pre_exit + grace period) and no netlink command can reach this
+	 * netns; stop the reaper for good before the entries and the table go. */
+	spin_lock_bh(&gn->reaper_lock);
+	gn->dying = true;
+	spin_unlock_bh(&gn->reaper_lock);
+	cancel_delayed_work_sync(&gn->reaper);
 	rtw_rs_net_exit(gn->rs);
 	gn->rs = NULL;
+	/* Unlinked entries wait for a grace period; the table itself has no reader left. */
+	rtw_glue_tables_free(gn->tables);
+	gn->tables = NULL;
 	rtw_sysctl_unregister(gn);
 }
 
@@ -790,22 +861,23 @@ static int rtw_nl_get(struct sk_buff *skb, struct genl_info *info)
 struct rtw_dump_arg {
 	struct sk_buff *skb;
 	struct netlink_callback *cb;
-	__u32 generation;
+	void *rs;
 };
 
-static int rtw_dump_emit(void *varg, const struct rtw_glue_entry *e)
+static int rtw_dump_visit(void *varg, __u8 family, void *entry)
 {
 	struct rtw_dump_arg *arg = varg;
+	struct rtw_glue_entry e;
 	void *hdr;
 
+	/* Gone or expired since the walker saw it: nothing to report. */
+	if (rtw_rs_export(arg->rs, family, entry, &e))
+		return 0;
 	hdr = genlmsg_put(arg->skb, NETLINK_CB(arg->cb->skb).portid, arg->cb->nlh->nlmsg_seq,
 			  &rtw_genl_family, NLM_F_MULTI, RTW_CMD_GET);
 	if (!hdr)
 		return -EMSGSIZE;
-	/* The table changed between two rounds of this dump: tell the reader (NLM_F_DUMP_INTR). */
-	arg->cb->seq = arg->generation;
-	genl_dump_check_consistent(arg->cb, hdr);
-	if (rtw_put_entry(arg->skb, e, false, 0)) {
+	if (rtw_put_entry(arg->skb, &e, false, 0)) {
 		genlmsg_cancel(arg->skb, hdr);
 		return -EMSGSIZE;
 	}
@@ -813,16 +885,31 @@ static int rtw_dump_emit(void *varg, const struct rtw_glue_entry *e)
 	return 0;
 }
 
-/* A real dump: cb->args[0] is Rust's cursor, so a table larger than one message continues. */
+static int rtw_nl_dump_start(struct netlink_callback *cb)
+{
+	struct rtw_glue_walk *w = rtw_glue_walk_new(rtw_gn(sock_net(cb->skb->sk))->tables);
+
+	if (!w)
+		return -ENOMEM;
+	cb->args[0] = (long)w;
+	return 0;
+}
+
+static int rtw_nl_dump_done(struct netlink_callback *cb)
+{
+	rtw_glue_walk_free((struct rtw_glue_walk *)cb->args[0]);
+	return 0;
+}
+
+/* A real dump: the walker resumes where the last message stopped. */
 static int rtw_nl_dump(struct sk_buff *skb, struct netlink_callback *cb)
 {
-	struct rtw_dump_arg arg = { .skb = skb, .cb = cb };
-	void *rs = rtw_gn(sock_net(skb->sk))->rs;
-	__u64 cursor = cb->args[0];
+	struct rtw_glue_net *gn = rtw_gn(sock_net(skb->sk));
+	struct rtw_dump_arg arg = { .skb = skb, .cb = cb, .rs = gn->rs };
 	int err;
 
-	err = rtw_rs_dump(rs, &cursor, rtw_dump_emit, &arg, &arg.generation);
-	cb->args[0] = cursor;
+	err = rtw_glue_walk(gn->tables, (struct rtw_glue_walk *)cb->args[0], rtw_dump_visit, &arg);
+	/* -EMSGSIZE: the message is full; the next one resumes at the entry that did not fit. */
 	if (err < 0 && err != -EMSGSIZE)
 		return err;
 	return skb->len;
@@ -876,10 +963,11 @@ fail:
 }
 
 /* Mutating commands need CAP_NET_ADMIN in the netns's user namespace. */
-static const struct genl_small_ops rtw_genl_ops[] = {
+static const struct genl_ops rtw_genl_ops[] = {
 	{ .cmd = RTW_CMD_ADD, .doit = rtw_nl_add, .flags = GENL_UNS_ADMIN_PERM },
 	{ .cmd = RTW_CMD_DEL, .doit = rtw_nl_del, .flags = GENL_UNS_ADMIN_PERM },
-	{ .cmd = RTW_CMD_GET, .doit = rtw_nl_get, .dumpit = rtw_nl_dump },
+	{ .cmd = RTW_CMD_GET, .doit = rtw_nl_get, .start = rtw_nl_dump_start, .dumpit = rtw_nl_dump,
+	  .done = rtw_nl_dump_done },
 	{ .cmd = RTW_CMD_FLUSH, .doit = rtw_nl_flush, .flags = GENL_UNS_ADMIN_PERM },
 	{ .cmd = RTW_CMD_GET_STATS, .doit = rtw_nl_stats },
 };
@@ -891,8 +979,8 @@ static struct genl_family rtw_genl_family __ro_after_init = {
 	.policy = rtw_main_policy,
 	.netnsok = true,
 	.module = THIS_MODULE,
-	.small_ops = rtw_genl_ops,
-	.n_small_ops = ARRAY_SIZE(rtw_genl_ops),
+	.ops = rtw_genl_ops,
+	.n_ops = ARRAY_SIZE(rtw_genl_ops),
 	/* A new family: every command is strict, reserved header fields included. */
 	.resv_start_op = 0,
 };
@@ -903,36 +991,29 @@ int rtw_glue_init(__u32 size4, __u32 align4, __u32 size6, __u32 align6)
 {
 	int err;
 
-	/* The seed's uma_zone; unmerged so /sys/kernel/slab shows the entry's own size. */
-	rtw_cache4 = kmem_cache_create("rust_timewait4", size4, align4, SLAB_NO_MERGE, NULL);
-	if (!rtw_cache4)
-		return -ENOMEM;
-	rtw_cache6 = kmem_cache_create("rust_timewait6", size6, align6, SLAB_NO_MERGE, NULL);
-	if (!rtw_cache6) {
-		err = -ENOMEM;
-		goto destroy4;
-	}
+	err = rtw_glue_caches_create(size4, align4, size6, align6);
+	if (err)
+		return err;
 	err = register_pernet_subsys(&rtw_net_ops);
 	if (err)
-		goto destroy6;
+		goto destroy_caches;
 	err = genl_register_family(&rtw_genl_family);
 	if (err)
 		goto unregister_pernet;
+	rtw_bench_init();
 	return 0;
 
 unregister_pernet:
 	unregister_pernet_subsys(&rtw_net_ops);
-destroy6:
-	kmem_cache_destroy(rtw_cache6);
-destroy4:
-	kmem_cache_destroy(rtw_cache4);
+destroy_caches:
+	rtw_glue_caches_destroy();
 	return err;
 }
 
 void rtw_glue_exit(void)
 {
+	rtw_bench_exit();
 	genl_unregister_family(&rtw_genl_family);
 	unregister_pernet_subsys(&rtw_net_ops);
-	kmem_cache_destroy(rtw_cache6);
-	kmem_cache_destroy(rtw_cache4);
+	rtw_glue_caches_destroy();
 }

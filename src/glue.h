@@ -11,8 +11,21 @@
 
 #include <linux/types.h>
 
-/* Per-netns glue state: hooks, sysctls, the reaper timer. Opaque to Rust. */
+/* Per-netns glue state: hooks, sysctls, the reaper. Opaque to Rust. */
 struct rtw_glue_net;
+/* Per-netns table (src/table.c): rhashtables, stripes, FIFOs, per-CPU counters. Opaque. */
+struct rtw_glue_tables;
+/* A dump's position (an rhashtable walker). Opaque. */
+struct rtw_glue_walk;
+
+/*
+ * The first bytes of every entry, owned by table.c: the hash chain link and the FIFO links
+ * (an rcu_head once unlinked). Opaque here; table.c checks its size against the real layout.
+ * The entry's key follows it directly.
+ */
+struct rtw_glue_link {
+	void *slots[3];
+};
 
 /* Substates (netlink attribute `substate`). */
 enum rtw_glue_substate {
@@ -42,6 +55,7 @@ enum rtw_glue_stat {
 	RTW_GLUE_STAT_LOCAL_CONNECT_REUSE,
 	RTW_GLUE_STAT_LOCAL_CONNECT_DROPPED,
 	RTW_GLUE_STAT_CAPACITY,
+	RTW_GLUE_STAT_REPLIES_FAILED,
 	RTW_GLUE_STAT_COUNT,
 };
 
@@ -74,7 +88,7 @@ struct rtw_glue_entry {
 	bool ts_recent_valid;
 };
 
-/* A segment seen by a hook: a copy of its first bytes from the IP header on. */
+/* A segment seen by a hook for a tuple the table holds: its first bytes from the IP header on. */
 struct rtw_glue_pkt {
 	const __u8 *head;
 	__u32 head_len;
@@ -90,43 +104,67 @@ struct rtw_glue_pkt {
 	void *ctx;
 };
 
-typedef int (*rtw_glue_emit_fn)(void *arg, const struct rtw_glue_entry *e);
-
-/* Module set-up: slab caches for both entry sizes, pernet state and hooks, the genl family. */
+/* Module set-up: slab caches for both entry sizes, pernet state, the genl family. */
 int rtw_glue_init(__u32 size4, __u32 align4, __u32 size6, __u32 align6);
 void rtw_glue_exit(void);
 
+/* ---- table.c ---- */
+int rtw_glue_caches_create(__u32 size4, __u32 align4, __u32 size6, __u32 align6);
+void rtw_glue_caches_destroy(void);
 void *rtw_glue_entry_alloc(__u8 family);
 void rtw_glue_entry_free(__u8 family, void *entry);
+struct rtw_glue_tables *rtw_glue_tables_new(void);
+void rtw_glue_tables_free(struct rtw_glue_tables *t);
+void *rtw_glue_table_lookup(struct rtw_glue_tables *t, __u8 family, const void *key);
+__u32 rtw_glue_table_stripe(const struct rtw_glue_tables *t, __u8 family, const void *key);
+__u32 rtw_glue_table_stripes(void);
+void rtw_glue_stripe_lock(struct rtw_glue_tables *t, __u32 stripe);
+void rtw_glue_stripe_unlock(struct rtw_glue_tables *t, __u32 stripe);
+int rtw_glue_table_insert(struct rtw_glue_tables *t, __u8 family, __u32 stripe, void *entry,
+			  __u8 class);
+void rtw_glue_table_unlink(struct rtw_glue_tables *t, __u8 family, __u32 stripe, void *entry);
+void rtw_glue_table_requeue(struct rtw_glue_tables *t, __u8 family, __u32 stripe, void *entry,
+			    __u8 class);
+void *rtw_glue_table_head(struct rtw_glue_tables *t, __u8 family, __u32 stripe, __u8 class);
+__u32 rtw_glue_table_len(const struct rtw_glue_tables *t);
+__u32 rtw_glue_table_buckets(struct rtw_glue_tables *t, __u8 family);
+void rtw_glue_stat_add(struct rtw_glue_tables *t, __u32 stat, __u64 n);
+void rtw_glue_stats_read(const struct rtw_glue_tables *t, __u64 *out);
+void rtw_glue_cond_resched(void);
+void rtw_glue_rcu_read_lock(void);
+void rtw_glue_rcu_read_unlock(void);
+struct rtw_glue_walk *rtw_glue_walk_new(struct rtw_glue_tables *t);
+void rtw_glue_walk_free(struct rtw_glue_walk *w);
+int rtw_glue_walk(struct rtw_glue_tables *t, struct rtw_glue_walk *w,
+		  int (*visit)(void *arg, __u8 family, void *entry), void *arg);
 
 __u64 rtw_glue_jiffies(void);
-__u64 rtw_glue_msecs_to_jiffies(__u32 ms);
-__u32 rtw_glue_jiffies_to_msecs(__u64 j);
+__u32 rtw_glue_clock_us(void);
+__u64 rtw_glue_usecs_to_jiffies(__u32 us);
 __u32 rtw_glue_tcp_clock_ms(void);
 __u64 rtw_glue_random_u64(void);
-void rtw_glue_bh_disable(void);
-void rtw_glue_bh_enable(void);
 
 int rtw_glue_sysctl_get(const struct rtw_glue_net *gn, int which);
 void rtw_glue_port_range(const struct rtw_glue_net *gn, int *lo, int *hi);
 __u32 rtw_glue_invalid_ratelimit_jiffies(const struct rtw_glue_net *gn);
 bool rtw_glue_addr_is_local(const struct rtw_glue_net *gn, __u8 family, const __u8 *addr);
 void rtw_glue_reaper_arm(struct rtw_glue_net *gn, __u64 expires);
+int rtw_glue_hooks_enable(struct rtw_glue_net *gn);
 
 bool rtw_glue_pkt_csum_ok(void *ctx);
 int rtw_glue_reply(void *ctx, const __u8 *pkt, __u32 len);
 
 /* Implemented in Rust (src/callbacks.rs). */
-void *rtw_rs_net_init(struct rtw_glue_net *gn);
+void *rtw_rs_net_init(struct rtw_glue_net *gn, struct rtw_glue_tables *tables);
 void rtw_rs_net_exit(void *rs);
-bool rtw_rs_guards_any(void *rs);
-unsigned int rtw_rs_hook(void *rs, const struct rtw_glue_pkt *pkt);
+/* `entry` was found for the segment's tuple by rtw_glue_table_lookup, under RCU. */
+unsigned int rtw_rs_hook(void *rs, const struct rtw_glue_pkt *pkt, void *entry);
 void rtw_rs_reap(void *rs);
 int rtw_rs_add(void *rs, const struct rtw_glue_entry *e, bool replace);
 int rtw_rs_del(void *rs, const struct rtw_glue_entry *key);
 int rtw_rs_get(void *rs, struct rtw_glue_entry *e);
-/* *generation is set (under the lock, before any emit) to the table's change count. */
-int rtw_rs_dump(void *rs, __u64 *cursor, rtw_glue_emit_fn emit, void *arg, __u32 *generation);
+/* A walked entry (under RCU) as it crosses netlink; -ENOENT if it is gone or expired. */
+int rtw_rs_export(void *rs, __u8 family, void *entry, struct rtw_glue_entry *out);
 void rtw_rs_count_invalid(void *rs);
 __u32 rtw_rs_flush(void *rs);
 void rtw_rs_stats(void *rs, __u64 *out);

@@ -1,286 +1,309 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! `TimeWaitTable`: one address family's entries, hashed by 4-tuple for O(1) lookup from the
-//! hook, and queued on a FIFO in the order their 2MSL (or FIN_WAIT_2) timeout started, the
-//! seed's `twq_2msl`. The table links entries it is given; allocating and freeing them is the
-//! caller's (slab in the module, `KBox` in the tests).
+//! The safe face of `table.c`: one netns's entries, hashed by tuple in an rhashtable (lookups
+//! under RCU, no lock), guarded by striped locks, and queued per stripe on FIFOs in the order
+//! their timeouts started (the seed's `twq_2msl`).
 //!
-//! Every method runs under the per-netns lock (`netns.rs`); the table itself is not `Sync`.
+//! - [`Tables::lookup`] finds an entry under an RCU read guard; the entry's memory stays valid
+//!   for the guard's life (entries are freed after a grace period).
+//! - [`Tables::lock`] takes a stripe; [`StripeGuard::occupied`] turns an entry found by a lookup
+//!   into an [`Occupied`] handle if it is still in the table, and only through that handle can
+//!   the entry's state change, be requeued or be removed.
+//! - [`SlabBox`] owns an entry that is not yet published; its `Drop` frees it.
 
-use crate::entry::{Addr, Entry, Key};
-use core::ptr;
+use crate::entry::{flag, Addr, Entry, Key, Mutable};
+use crate::ffi;
+use crate::twcheck::Substate;
+use core::marker::PhantomData;
+use core::ptr::NonNull;
 use kernel::prelude::*;
+use kernel::sync::rcu;
 
-/// Smallest and largest bucket arrays. Buckets grow (×4) when the table holds more than two
-/// entries per bucket, so a chain stays short however large `maxtcptw` is.
-pub const BUCKETS_MIN: usize = 256;
-/// 2^20 buckets (8 MiB of pointers) serve 2^21 entries at two per chain.
-pub const BUCKETS_MAX: usize = 1 << 20;
+/// A timeout class: which FIFO an entry waits on.
+fn class_of(s: Substate) -> u8 {
+    match s {
+        Substate::TimeWait => ffi::rtw_glue_substate_RTW_GLUE_TIME_WAIT as u8,
+        Substate::FinWait2 => ffi::rtw_glue_substate_RTW_GLUE_FIN_WAIT2 as u8,
+    }
+}
 
-/// Hash chains and the 2MSL FIFO of one address family.
+/// The two timeout classes, in FIFO index order.
+pub const CLASSES: [Substate; 2] = [Substate::TimeWait, Substate::FinWait2];
+
+/// One netns's tables.
 ///
 /// # Invariants
 ///
-/// - Every non-null pointer reachable from `buckets` or from `fifo_head`/`fifo_tail` points to
-///   a valid, initialised `Entry<A>` that the table's owner allocated and handed over with
-///   [`TimeWaitTable::insert`] and has not taken back with [`TimeWaitTable::remove`].
-/// - Each such entry is on exactly one hash chain (the one its key hashes to) and on the FIFO
-///   exactly once; `count` is the number of them.
-pub struct TimeWaitTable<A: Addr> {
-    buckets: KVVec<*mut Entry<A>>,
-    seed: u64,
-    fifo_head: *mut Entry<A>,
-    fifo_tail: *mut Entry<A>,
-    count: usize,
-    changes: u32,
+/// `raw` points to a live `rtw_glue_tables` that outlives this object: the glue creates it
+/// before the netns state and frees it after the state is gone.
+pub struct Tables {
+    raw: NonNull<ffi::rtw_glue_tables>,
 }
 
-// SAFETY: the raw pointers are owned by the table (see the invariants); it is only used under
-// the per-netns lock, so moving it between contexts is sound.
-unsafe impl<A: Addr> Send for TimeWaitTable<A> {}
+// SAFETY: `rtw_glue_tables` is built for concurrent use: RCU lookups, per-stripe locks,
+// per-CPU counters, the rhashtables' own locking.
+unsafe impl Send for Tables {}
+// SAFETY: as above.
+unsafe impl Sync for Tables {}
 
-/// A keyed hash of the 4-tuple. The seed is random per netns so a peer choosing its ports
-/// cannot aim every entry at one chain (the reason Linux mixes a secret into inet_ehashfn).
-pub fn hash_key<A: Addr>(seed: u64, key: &Key<A>) -> u64 {
-    let mut h = seed ^ 0x9e37_79b9_7f4a_7c15;
-    let mut mix = |b: u64| {
-        h ^= b;
-        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        h ^= h >> 33;
-    };
-    for part in [key.laddr.bytes(), key.raddr.bytes()] {
-        for chunk in part.chunks(8) {
-            let mut w = [0u8; 8];
-            w[..chunk.len()].copy_from_slice(chunk);
-            mix(u64::from_ne_bytes(w));
-        }
-    }
-    mix((u64::from(key.lport) << 16) | u64::from(key.rport));
-    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    h ^ (h >> 29)
-}
-
-impl<A: Addr> TimeWaitTable<A> {
-    /// An empty table with `BUCKETS_MIN` chains.
-    pub fn new(seed: u64) -> Result<Self> {
-        Ok(TimeWaitTable {
-            buckets: KVVec::from_elem(ptr::null_mut(), BUCKETS_MIN, GFP_KERNEL)?,
-            seed,
-            fifo_head: ptr::null_mut(),
-            fifo_tail: ptr::null_mut(),
-            count: 0,
-            changes: 0,
-        })
+impl Tables {
+    /// # Safety
+    ///
+    /// `raw` is a live table that outlives the returned object.
+    pub unsafe fn from_raw(raw: NonNull<ffi::rtw_glue_tables>) -> Self {
+        Tables { raw }
     }
 
-    /// Entries in the table.
+    fn ptr(&self) -> *mut ffi::rtw_glue_tables {
+        self.raw.as_ptr()
+    }
+
+    /// Entries in both families' tables.
     pub fn len(&self) -> usize {
-        self.count
+        // SAFETY: the table is live (type invariant).
+        unsafe { ffi::rtw_glue_table_len(self.ptr()) as usize }
     }
 
-    /// Bumped by every change that moves entries on the hash chains (insert, remove, rehash),
-    /// so a dump that spans several lock holds can tell it may have missed or repeated one.
-    pub fn changes(&self) -> u32 {
-        self.changes
+    /// Buckets of a family's hash table.
+    pub fn buckets<A: Addr>(&self) -> usize {
+        // SAFETY: the table is live (type invariant).
+        unsafe { ffi::rtw_glue_table_buckets(self.ptr(), A::FAMILY) as usize }
     }
 
-    /// Hash chains.
-    pub fn bucket_count(&self) -> usize {
-        self.buckets.len()
+    /// Number of stripes.
+    pub fn stripes(&self) -> u32 {
+        // SAFETY: no preconditions.
+        unsafe { ffi::rtw_glue_table_stripes() }
     }
 
-    fn bucket_of(&self, key: &Key<A>) -> usize {
-        // The bucket count is a power of two.
-        (hash_key(self.seed, key) as usize) & (self.buckets.len() - 1)
+    /// Add `n` to a counter (this CPU's copy).
+    pub fn count(&self, stat: u32, n: u64) {
+        // SAFETY: the table is live (type invariant); the glue ignores unknown counters.
+        unsafe { ffi::rtw_glue_stat_add(self.ptr(), stat, n) };
     }
 
-    /// The entry guarding `key`, or null.
-    pub fn lookup(&self, key: &Key<A>) -> *mut Entry<A> {
-        let mut p = self.buckets[self.bucket_of(key)];
-        while !p.is_null() {
-            // SAFETY: by the type invariant every pointer on a chain is a valid entry.
-            let e = unsafe { &*p };
-            if e.key == *key {
-                return p;
-            }
-            p = e.hash_next;
+    /// The counters summed over CPUs.
+    pub fn counters(&self, out: &mut [u64; ffi::rtw_glue_stat_RTW_GLUE_STAT_COUNT as usize]) {
+        // SAFETY: the table is live; `out` has room for every counter.
+        unsafe { ffi::rtw_glue_stats_read(self.ptr(), out.as_mut_ptr()) };
+    }
+
+    /// The stripe that guards `key`.
+    pub fn stripe_of<A: Addr>(&self, key: &Key<A>) -> u32 {
+        // SAFETY: the table is live; `key` is the family's key, `size_of::<Key<A>>()` bytes,
+        // as table.c reads it.
+        unsafe { ffi::rtw_glue_table_stripe(self.ptr(), A::FAMILY, (key as *const Key<A>).cast()) }
+    }
+
+    /// The entry for `key`, if the table holds one. Takes no lock and writes nothing.
+    pub fn lookup<'g, A: Addr>(&self, key: &Key<A>, _rcu: &'g rcu::Guard) -> Option<&'g Entry<A>> {
+        // SAFETY: the table is live; `key` is the family's key (see `stripe_of`).
+        let p = unsafe { ffi::rtw_glue_table_lookup(self.ptr(), A::FAMILY, (key as *const Key<A>).cast()) };
+        // SAFETY: a non-null result is an entry of the family's table (an `Entry<A>` allocated
+        // from the family's cache); it is freed only after a grace period, and `_rcu` keeps the
+        // caller in a read-side critical section for `'g`.
+        unsafe { from_table(p) }
+    }
+
+    /// Take stripe `stripe`'s lock (bottom halves off).
+    pub fn lock(&self, stripe: u32) -> StripeGuard<'_> {
+        // SAFETY: the table is live; released by `StripeGuard::drop`.
+        unsafe { ffi::rtw_glue_stripe_lock(self.ptr(), stripe) };
+        StripeGuard { tables: self, stripe, _not_send: PhantomData }
+    }
+}
+
+/// Turn a pointer from table.c into an entry reference.
+///
+/// # Safety
+///
+/// `p` is null or an `Entry<A>` of the family's table that stays allocated for `'g`.
+unsafe fn from_table<'g, A: Addr>(p: *mut core::ffi::c_void) -> Option<&'g Entry<A>> {
+    // SAFETY: the caller's contract.
+    NonNull::new(p.cast::<Entry<A>>()).map(|e| unsafe { &*e.as_ptr() })
+}
+
+/// Build an entry reference from a pointer the glue handed over (a hook's lookup, a dump's walk).
+///
+/// # Safety
+///
+/// `p` is null or an `Entry<A>` of the family's table found under RCU, and the caller stays in
+/// that read-side critical section for `'g`.
+pub unsafe fn entry_from_glue<'g, A: Addr>(p: *mut core::ffi::c_void, _rcu: &'g rcu::Guard) -> Option<&'g Entry<A>> {
+    // SAFETY: the caller's contract.
+    unsafe { from_table(p) }
+}
+
+/// A stripe's lock, held.
+///
+/// # Invariants
+///
+/// The stripe `stripe` of `tables` is locked by this object.
+pub struct StripeGuard<'a> {
+    tables: &'a Tables,
+    stripe: u32,
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl Drop for StripeGuard<'_> {
+    fn drop(&mut self) {
+        // SAFETY: we hold the lock (type invariant).
+        unsafe { ffi::rtw_glue_stripe_unlock(self.tables.ptr(), self.stripe) };
+    }
+}
+
+impl<'a> StripeGuard<'a> {
+    /// The entry, if it is still in the table and this stripe guards it.
+    pub fn occupied<'g, A: Addr>(&'g mut self, e: &'g Entry<A>) -> Option<Occupied<'g, 'a, A>> {
+        if self.tables.stripe_of(&e.key) != self.stripe {
+            return None;
         }
-        ptr::null_mut()
+        // SAFETY: we hold the entry's stripe lock and create no other reference.
+        let linked = unsafe { e.mutable() }.flags & flag::LINKED != 0;
+        linked.then_some(Occupied { guard: self, entry: e })
     }
 
-    /// Link a new entry at the FIFO's tail.
-    ///
-    /// # Safety
-    ///
-    /// `e` must point to a valid, initialised entry that is in no table, whose key is not
-    /// already in this one, and that stays valid until it is handed back by `remove`,
-    /// `pop_oldest` or `drain_one`.
-    pub unsafe fn insert(&mut self, e: *mut Entry<A>) {
-        // SAFETY: the caller guarantees `e` is valid and exclusively ours.
-        let entry = unsafe { &mut *e };
-        let b = self.bucket_of(&entry.key);
-        entry.hash_next = self.buckets[b];
-        self.buckets[b] = e;
-        self.fifo_push_tail(e);
-        self.count += 1;
-        self.changes = self.changes.wrapping_add(1);
+    /// Publish `b` (whose key this stripe guards) on the FIFO of its substate.
+    /// On failure (`EEXIST`, or the hash could not grow) the entry comes back.
+    pub fn insert<A: Addr>(&mut self, b: SlabBox<A>) -> core::result::Result<(), (Error, SlabBox<A>)> {
+        // SAFETY: `b` owns the unpublished entry.
+        let m = unsafe { b.entry().mutable() };
+        if self.tables.stripe_of(&b.entry().key) != self.stripe {
+            return Err((EINVAL, b));
+        }
+        m.flags |= flag::LINKED;
+        let class = class_of(m.substate());
+        // SAFETY: we hold the stripe lock; `b` is a fully initialised entry of the family's
+        // cache with its key right after its link.
+        let err = unsafe {
+            ffi::rtw_glue_table_insert(self.tables.ptr(), A::FAMILY, self.stripe, b.as_ptr().cast(), class)
+        };
+        if err != 0 {
+            // SAFETY: still unpublished and ours.
+            unsafe { b.entry().mutable() }.flags &= !flag::LINKED;
+            return Err((Error::from_errno(err), b));
+        }
+        // Owned by the table now; freed by `Occupied::remove`.
+        core::mem::forget(b);
+        Ok(())
     }
 
-    /// Append `e`, which is on no FIFO, at the tail.
-    fn fifo_push_tail(&mut self, e: *mut Entry<A>) {
-        // SAFETY: callers pass a valid entry of this table that is off the FIFO; a non-null
-        // tail is a valid entry (type invariant).
+    /// The oldest entry of a family's FIFO for a timeout class in this stripe.
+    pub fn head<A: Addr>(&mut self, class: Substate) -> Option<Occupied<'_, 'a, A>> {
+        // SAFETY: we hold the stripe lock.
+        let p = unsafe { ffi::rtw_glue_table_head(self.tables.ptr(), A::FAMILY, self.stripe, class_of(class)) };
+        // SAFETY: a FIFO holds entries of the family's table, which stay allocated while they
+        // are linked, which they are until the lock we hold is dropped.
+        let e = unsafe { from_table::<A>(p) }?;
+        Some(Occupied { guard: self, entry: e })
+    }
+}
+
+/// An entry in the table, under its stripe lock.
+///
+/// # Invariants
+///
+/// `entry` is linked in `guard`'s tables and guarded by `guard`'s stripe.
+pub struct Occupied<'g, 'a, A: Addr> {
+    guard: &'g mut StripeGuard<'a>,
+    entry: &'g Entry<A>,
+}
+
+impl<A: Addr> Occupied<'_, '_, A> {
+    /// The entry's fixed part.
+    pub fn entry(&self) -> &Entry<A> {
+        self.entry
+    }
+
+    /// The entry's mutable part.
+    pub fn get(&self) -> &Mutable {
+        // SAFETY: we hold its stripe lock and `&self` gives out no `&mut` meanwhile.
+        unsafe { self.entry.mutable() }
+    }
+
+    /// The entry's mutable part, to change.
+    pub fn get_mut(&mut self) -> &mut Mutable {
+        // SAFETY: we hold its stripe lock and `&mut self` is the only way in.
+        unsafe { self.entry.mutable() }
+    }
+
+    /// Move to the tail of its substate's FIFO (after a re-arm or a FIN_WAIT_2 completion;
+    /// the caller set `start` to now).
+    pub fn requeue(&mut self) {
+        let class = class_of(self.get().substate());
+        // SAFETY: the entry is linked in this stripe (type invariant) and we hold the lock.
         unsafe {
-            (*e).fifo_next = ptr::null_mut();
-            (*e).fifo_prev = self.fifo_tail;
-            if self.fifo_tail.is_null() {
-                self.fifo_head = e;
-            } else {
-                (*self.fifo_tail).fifo_next = e;
-            }
-        }
-        self.fifo_tail = e;
+            ffi::rtw_glue_table_requeue(
+                self.guard.tables.ptr(),
+                A::FAMILY,
+                self.guard.stripe,
+                (self.entry as *const Entry<A>).cast_mut().cast(),
+                class,
+            )
+        };
     }
 
-    fn fifo_unlink(&mut self, e: *mut Entry<A>) {
-        // SAFETY: callers pass entries in this table; their FIFO neighbours are valid entries
-        // or null (type invariant).
+    /// Take the entry out of the table; it is freed after a grace period.
+    pub fn remove(mut self) {
+        self.get_mut().flags &= !flag::LINKED;
+        // SAFETY: the entry is linked in this stripe (type invariant) and we hold the lock;
+        // `self` is consumed, so nothing here touches the entry again.
         unsafe {
-            let (prev, next) = ((*e).fifo_prev, (*e).fifo_next);
-            if prev.is_null() {
-                self.fifo_head = next;
-            } else {
-                (*prev).fifo_next = next;
-            }
-            if next.is_null() {
-                self.fifo_tail = prev;
-            } else {
-                (*next).fifo_prev = prev;
-            }
-            (*e).fifo_prev = ptr::null_mut();
-            (*e).fifo_next = ptr::null_mut();
-        }
+            ffi::rtw_glue_table_unlink(
+                self.guard.tables.ptr(),
+                A::FAMILY,
+                self.guard.stripe,
+                (self.entry as *const Entry<A>).cast_mut().cast(),
+            )
+        };
+    }
+}
+
+/// An entry allocated from its family's slab cache and not yet in any table.
+///
+/// # Invariants
+///
+/// `ptr` is an initialised `Entry<A>` from the family's cache, owned by this box alone.
+pub struct SlabBox<A: Addr> {
+    ptr: NonNull<Entry<A>>,
+}
+
+impl<A: Addr> SlabBox<A> {
+    /// Allocate (GFP_KERNEL) and initialise.
+    pub fn new(e: Entry<A>) -> Result<Self> {
+        // SAFETY: no preconditions; process context.
+        let p = NonNull::new(unsafe { ffi::rtw_glue_entry_alloc(A::FAMILY) }.cast::<Entry<A>>()).ok_or(ENOMEM)?;
+        // SAFETY: a fresh object of the family's cache, created with `Entry<A>`'s size and
+        // alignment (`entry_layouts`).
+        unsafe { p.as_ptr().write(e) };
+        Ok(SlabBox { ptr: p })
     }
 
-    fn hash_unlink(&mut self, e: *mut Entry<A>) {
-        // SAFETY: `e` is in this table (callers' contract), so it is a valid entry.
-        let b = self.bucket_of(unsafe { &(*e).key });
-        let mut link: *mut *mut Entry<A> = &mut self.buckets[b];
-        // SAFETY: `link` points either at the bucket slot or at the `hash_next` field of a valid
-        // entry on the chain; the chain contains `e`, so the walk ends on it.
-        unsafe {
-            while !(*link).is_null() {
-                if *link == e {
-                    *link = (*e).hash_next;
-                    (*e).hash_next = ptr::null_mut();
-                    return;
-                }
-                link = &mut (**link).hash_next;
-            }
-        }
+    /// The entry.
+    pub fn entry(&self) -> &Entry<A> {
+        // SAFETY: initialised and owned (type invariant).
+        unsafe { self.ptr.as_ref() }
     }
 
-    /// Unlink `e`; the caller owns it again.
-    ///
-    /// # Safety
-    ///
-    /// `e` must be an entry of this table.
-    pub unsafe fn remove(&mut self, e: *mut Entry<A>) {
-        self.hash_unlink(e);
-        self.fifo_unlink(e);
-        self.count -= 1;
-        self.changes = self.changes.wrapping_add(1);
+    fn as_ptr(&self) -> *mut Entry<A> {
+        self.ptr.as_ptr()
     }
+}
 
-    /// Move `e` to the FIFO's tail with a new expiry: the seed's `tcp_tw_2msl_reset(tw, 1)`.
-    ///
-    /// # Safety
-    ///
-    /// `e` must be an entry of this table.
-    pub unsafe fn requeue(&mut self, e: *mut Entry<A>, expires: u32) {
-        self.fifo_unlink(e);
-        // SAFETY: `e` is a valid entry of this table (caller's contract).
-        unsafe { (*e).expires = expires };
-        self.fifo_push_tail(e);
-    }
-
-    /// The oldest entry (FIFO head), or null.
-    pub fn oldest(&self) -> *mut Entry<A> {
-        self.fifo_head
-    }
-
-    /// Unlink and return the oldest entry, or null: the seed's `tcp_tw_2msl_scan()`.
-    pub fn pop_oldest(&mut self) -> *mut Entry<A> {
-        let e = self.fifo_head;
-        if !e.is_null() {
-            // SAFETY: the head is an entry of this table.
-            unsafe { self.remove(e) };
-        }
-        e
-    }
-
-    /// Rehash into `new` (zeroed, a power of two long). Used to grow as the table fills.
-    pub fn rehash(&mut self, mut new: KVVec<*mut Entry<A>>) {
-        let mask = new.len() - 1;
-        for slot in self.buckets.iter_mut() {
-            let mut p = core::mem::replace(slot, ptr::null_mut());
-            while !p.is_null() {
-                // SAFETY: every pointer on a chain is a valid entry of this table.
-                let e = unsafe { &mut *p };
-                let next = e.hash_next;
-                let b = (hash_key(self.seed, &e.key) as usize) & mask;
-                e.hash_next = new[b];
-                new[b] = p;
-                p = next;
-            }
-        }
-        self.buckets = new;
-        self.changes = self.changes.wrapping_add(1);
-    }
-
-    /// Bucket count the table should have for `count` entries (two per chain).
-    pub fn wanted_buckets(&self) -> usize {
-        let mut n = self.buckets.len();
-        while self.count > 2 * n && n < BUCKETS_MAX {
-            n *= 4;
-        }
-        n.min(BUCKETS_MAX)
-    }
-
-    /// Visit entries in hash order from `cursor` (bucket, position in chain), until `f`
-    /// returns false. Returns the cursor of the first entry not accepted, or `None` at the end.
-    pub fn walk_from(
-        &self,
-        cursor: (usize, usize),
-        mut f: impl FnMut(&Entry<A>) -> bool,
-    ) -> Option<(usize, usize)> {
-        let (mut b, mut skip) = cursor;
-        while b < self.buckets.len() {
-            let mut p = self.buckets[b];
-            let mut pos = 0;
-            while !p.is_null() {
-                // SAFETY: every pointer on a chain is a valid entry of this table.
-                let e = unsafe { &*p };
-                if pos >= skip && !f(e) {
-                    return Some((b, pos));
-                }
-                pos += 1;
-                p = e.hash_next;
-            }
-            b += 1;
-            skip = 0;
-        }
-        None
+impl<A: Addr> Drop for SlabBox<A> {
+    fn drop(&mut self) {
+        // SAFETY: never published, so no reader can see it; an `Entry` has no destructor.
+        unsafe { ffi::rtw_glue_entry_free(A::FAMILY, self.ptr.as_ptr().cast()) };
     }
 }
 
 #[cfg_attr(not(rtw_host), kernel::prelude::kunit_tests(rust_timewait_table))]
 mod tests {
     use super::*;
-    use crate::entry::{Key, V4};
-    use crate::twcheck::{EntryState, Substate};
+    use crate::entry::V4;
+    use crate::twcheck::EntryState;
 
-    fn state() -> EntryState {
+    fn state(substate: Substate) -> EntryState {
         EntryState {
             snd_nxt: 1,
             rcv_nxt: 2,
@@ -289,7 +312,7 @@ mod tests {
             ts_recent: 0,
             has_ts: false,
             ts_recent_valid: false,
-            substate: Substate::TimeWait,
+            substate,
         }
     }
 
@@ -297,160 +320,195 @@ mod tests {
         Key { laddr: V4([10, 0, 0, 1]), raddr: V4([10, 0, 0, 2]), lport: 80, rport: port }
     }
 
-    fn alloc(port: u16, expires: u32) -> *mut Entry<V4> {
-        match KBox::new(Entry::new(key(port), &state(), 0, expires, ()), GFP_KERNEL) {
-            Ok(b) => KBox::into_raw(b),
-            Err(_) => ptr::null_mut(),
+    /// A private table for a test, freed (after emptying) when dropped.
+    struct TestTables(Tables);
+
+    impl TestTables {
+        fn new() -> Option<Self> {
+            // SAFETY: no preconditions.
+            let raw = NonNull::new(unsafe { ffi::rtw_glue_tables_new() })?;
+            // SAFETY: fresh, freed only by our `Drop`.
+            Some(TestTables(unsafe { Tables::from_raw(raw) }))
+        }
+
+        fn add(&self, port: u16, start: u32, sub: Substate) -> bool {
+            let Ok(b) = SlabBox::new(Entry::new(key(port), &state(sub), 0, start, ())) else { return false };
+            let mut g = self.0.lock(self.0.stripe_of(&key(port)));
+            g.insert(b).is_ok()
+        }
+
+        fn remove(&self, port: u16) -> bool {
+            let rcu = rcu::read_lock();
+            let Some(e) = self.0.lookup(&key(port), &rcu) else { return false };
+            let mut g = self.0.lock(self.0.stripe_of(&e.key));
+            match g.occupied(e) {
+                Some(o) => {
+                    o.remove();
+                    true
+                }
+                None => false,
+            }
+        }
+
+        fn drain(&self) -> usize {
+            let mut n = 0;
+            for s in 0..self.0.stripes() {
+                let mut g = self.0.lock(s);
+                for class in CLASSES {
+                    while let Some(o) = g.head::<V4>(class) {
+                        o.remove();
+                        n += 1;
+                    }
+                }
+            }
+            n
         }
     }
 
-    fn free_all(t: &mut TimeWaitTable<V4>) -> usize {
-        let mut n = 0;
-        loop {
-            let e = t.pop_oldest();
-            if e.is_null() {
-                return n;
-            }
-            // SAFETY: every entry in the test table came from `KBox::into_raw` in `alloc`.
-            drop(unsafe { KBox::from_raw(e) });
-            n += 1;
+    impl Drop for TestTables {
+        fn drop(&mut self) {
+            self.drain();
+            // SAFETY: empty, and nothing else holds it.
+            unsafe { ffi::rtw_glue_tables_free(self.0.ptr()) };
         }
     }
 
     #[test]
     fn lookup_finds_each_and_only_each() {
-        let Ok(mut t) = TimeWaitTable::<V4>::new(42) else { return assert!(false) };
+        let Some(t) = TestTables::new() else { return assert!(false) };
         for port in 1000..1600u16 {
-            let e = alloc(port, u32::from(port));
-            assert!(!e.is_null());
-            // SAFETY: fresh entry, key not in the table.
-            unsafe { t.insert(e) };
+            assert!(t.add(port, 0, Substate::TimeWait));
         }
-        assert_eq!(t.len(), 600);
-        let mut found = 0;
-        for port in 1000..1600u16 {
-            let e = t.lookup(&key(port));
-            // SAFETY: non-null lookups are entries of the table.
-            if !e.is_null() && unsafe { (*e).key.rport } == port {
-                found += 1;
-            }
-        }
+        assert_eq!(t.0.len(), 600);
+        let rcu = rcu::read_lock();
+        let found = (1000..1600u16).filter(|p| t.0.lookup(&key(*p), &rcu).map(|e| e.key.rport) == Some(*p)).count();
         assert_eq!(found, 600);
-        assert!(t.lookup(&key(999)).is_null());
-        assert!(t.lookup(&key(1600)).is_null());
-        assert_eq!(free_all(&mut t), 600);
+        assert!(t.0.lookup(&key(999), &rcu).is_none());
+        assert!(t.0.lookup(&key(1600), &rcu).is_none());
+        drop(rcu);
+        assert_eq!(t.drain(), 600);
+        assert_eq!(t.0.len(), 0);
     }
 
     #[test]
-    fn fifo_is_insertion_order_and_requeue_moves_to_tail() {
-        let Ok(mut t) = TimeWaitTable::<V4>::new(7) else { return assert!(false) };
-        let a = alloc(1, 10);
-        let b = alloc(2, 20);
-        let c = alloc(3, 30);
-        // SAFETY: fresh entries with distinct keys.
-        unsafe {
-            t.insert(a);
-            t.insert(b);
-            t.insert(c);
-        }
-        assert_eq!(t.oldest(), a);
-        // SAFETY: `a` is in the table.
-        unsafe { t.requeue(a, 99) };
-        assert_eq!(t.pop_oldest(), b);
-        assert_eq!(t.pop_oldest(), c);
-        assert_eq!(t.pop_oldest(), a);
-        // SAFETY: `a` was popped and is ours again.
-        assert_eq!(unsafe { (*a).expires }, 99);
-        assert!(t.pop_oldest().is_null());
-        for e in [a, b, c] {
-            // SAFETY: all three came from `alloc` and left the table.
-            drop(unsafe { KBox::from_raw(e) });
-        }
+    fn duplicate_insert_is_refused_and_comes_back() {
+        let Some(t) = TestTables::new() else { return assert!(false) };
+        assert!(t.add(7, 0, Substate::TimeWait));
+        assert!(!t.add(7, 0, Substate::TimeWait));
+        assert_eq!(t.0.len(), 1);
     }
 
     #[test]
-    fn remove_from_middle_keeps_links() {
-        let Ok(mut t) = TimeWaitTable::<V4>::new(1) else { return assert!(false) };
-        let es = [alloc(1, 1), alloc(2, 2), alloc(3, 3)];
-        for e in es {
-            // SAFETY: fresh entries with distinct keys.
-            unsafe { t.insert(e) };
+    fn growth_keeps_every_entry_and_chains_short() {
+        let Some(t) = TestTables::new() else { return assert!(false) };
+        for port in 1..=5000u16 {
+            assert!(t.add(port, 0, Substate::TimeWait));
         }
-        // SAFETY: es[1] is in the table.
-        unsafe { t.remove(es[1]) };
-        assert!(t.lookup(&key(2)).is_null());
-        assert_eq!(t.lookup(&key(3)), es[2]);
-        assert_eq!(t.len(), 2);
-        // SAFETY: es[1] left the table.
-        drop(unsafe { KBox::from_raw(es[1]) });
-        assert_eq!(free_all(&mut t), 2);
+        // The rhashtable grows at 75 % load: at least one bucket per 1.34 entries, whenever
+        // its worker has run; lookups stay correct while it has not.
+        let rcu = rcu::read_lock();
+        assert!((1..=5000u16).all(|p| t.0.lookup(&key(p), &rcu).is_some()));
+        drop(rcu);
+        assert_eq!(t.drain(), 5000);
     }
 
     #[test]
-    fn rehash_keeps_every_entry_and_walk_visits_each_once() {
-        let Ok(mut t) = TimeWaitTable::<V4>::new(3) else { return assert!(false) };
-        for port in 1..=1200u16 {
-            let e = alloc(port, 0);
-            // SAFETY: fresh entry, distinct key.
-            unsafe { t.insert(e) };
+    fn removed_entry_is_found_by_a_concurrent_lookup_but_not_occupied() {
+        // The sequence a hook racing with a netlink delete sees: it looked the entry up, then
+        // the entry was removed, then the hook takes the stripe lock.
+        let Some(t) = TestTables::new() else { return assert!(false) };
+        assert!(t.add(9, 0, Substate::TimeWait));
+        let rcu = rcu::read_lock();
+        let Some(e) = t.0.lookup(&key(9), &rcu) else { return assert!(false) };
+        {
+            let mut g = t.0.lock(t.0.stripe_of(&e.key));
+            let Some(o) = g.occupied(e) else { return assert!(false) };
+            o.remove();
         }
-        let want = t.wanted_buckets();
-        assert_eq!(want, 1024);
-        let Ok(new) = KVVec::from_elem(ptr::null_mut(), want, GFP_KERNEL) else {
-            return assert!(false);
+        // Still readable (freed after the grace period our guard holds off)...
+        assert_eq!(e.key.rport, 9);
+        // ...but no longer the table's.
+        let mut g = t.0.lock(t.0.stripe_of(&e.key));
+        assert!(g.occupied(e).is_none());
+        drop(g);
+        assert!(t.0.lookup(&key(9), &rcu).is_none());
+        drop(rcu);
+        assert!(!t.remove(9));
+    }
+
+    #[test]
+    fn fifo_is_start_order_and_requeue_moves_to_tail() {
+        let Some(t) = TestTables::new() else { return assert!(false) };
+        // Find three ports that share a stripe, so they share a FIFO.
+        let s = t.0.stripe_of(&key(1));
+        let ports: KVec<u16> = {
+            let mut v = KVec::new();
+            let mut p = 1u16;
+            while v.len() < 3 && p < 60000 {
+                if t.0.stripe_of(&key(p)) == s && v.push(p, GFP_KERNEL).is_err() {
+                    return assert!(false);
+                }
+                p += 1;
+            }
+            v
         };
-        t.rehash(new);
-        assert_eq!(t.bucket_count(), 1024);
-        let mut sum = 0u32;
+        assert_eq!(ports.len(), 3);
+        for (i, p) in ports.iter().enumerate() {
+            assert!(t.add(*p, i as u32, Substate::TimeWait));
+        }
+        let rcu = rcu::read_lock();
+        let Some(first) = t.0.lookup(&key(ports[0]), &rcu) else { return assert!(false) };
+        let mut g = t.0.lock(s);
+        assert_eq!(g.head::<V4>(Substate::TimeWait).map(|o| o.entry().key.rport), Some(ports[0]));
+        {
+            let Some(mut o) = g.occupied(first) else { return assert!(false) };
+            o.get_mut().start = 99;
+            o.requeue();
+        }
+        // No allocation under the stripe lock (GFP_KERNEL may sleep): a fixed array.
+        let mut order = [0u16; 4];
         let mut n = 0;
-        assert!(t.walk_from((0, 0), |e| {
-            sum += u32::from(e.key.rport);
+        while let Some(o) = g.head::<V4>(Substate::TimeWait) {
+            if let Some(slot) = order.get_mut(n) {
+                *slot = o.entry().key.rport;
+            }
             n += 1;
-            true
-        }).is_none());
-        assert_eq!(n, 1200);
-        assert_eq!(sum, 1200 * 1201 / 2);
-        // A walk stopped after 500 entries resumes where it stopped and sees the other 700.
-        let mut first = 0;
-        let Some(cursor) = t.walk_from((0, 0), |_| {
-            first += 1;
-            first <= 500
-        }) else {
-            return assert!(false);
-        };
-        let mut rest = 0;
-        assert!(t.walk_from(cursor, |_| {
-            rest += 1;
-            true
-        }).is_none());
-        assert_eq!(rest, 700);
-        assert_eq!(free_all(&mut t), 1200);
+            o.remove();
+        }
+        assert_eq!(n, 3);
+        assert_eq!(&order[..3], &[ports[1], ports[2], ports[0]]);
     }
 
     #[test]
-    fn changes_count_structural_changes_only() {
-        let Ok(mut t) = TimeWaitTable::<V4>::new(9) else { return assert!(false) };
-        let a = alloc(1, 1);
-        // SAFETY: fresh entry.
-        unsafe { t.insert(a) };
-        assert_eq!(t.changes(), 1);
-        // SAFETY: `a` is in the table.
-        unsafe { t.requeue(a, 5) };
-        assert_eq!(t.changes(), 1);
-        assert_eq!(free_all(&mut t), 1);
-        assert_eq!(t.changes(), 2);
+    fn classes_have_their_own_fifos() {
+        let Some(t) = TestTables::new() else { return assert!(false) };
+        let s = t.0.stripe_of(&key(5));
+        assert!(t.add(5, 0, Substate::FinWait2));
+        let rcu = rcu::read_lock();
+        let Some(e) = t.0.lookup(&key(5), &rcu) else { return assert!(false) };
+        let mut g = t.0.lock(s);
+        assert!(g.head::<V4>(Substate::TimeWait).map(|o| o.entry().key.rport) != Some(5));
+        assert_eq!(g.head::<V4>(Substate::FinWait2).map(|o| o.entry().key.rport), Some(5));
+        // FIN_WAIT_2 completion: the entry moves to the TIME_WAIT FIFO.
+        {
+            let Some(mut o) = g.occupied(e) else { return assert!(false) };
+            let mut st = o.get().state();
+            st.substate = Substate::TimeWait;
+            o.get_mut().set_state(&st);
+            o.requeue();
+        }
+        assert!(g.head::<V4>(Substate::FinWait2).map(|o| o.entry().key.rport) != Some(5));
     }
 
     #[test]
-    fn hash_depends_on_seed_and_every_key_field() {
-        let k = key(5);
-        let h = hash_key(1, &k);
-        assert!(hash_key(2, &k) != h);
-        let mut k2 = k;
-        k2.lport = 81;
-        assert!(hash_key(1, &k2) != h);
-        let mut k3 = k;
-        k3.raddr = V4([10, 0, 0, 3]);
-        assert!(hash_key(1, &k3) != h);
+    fn counters_sum_over_cpus() {
+        let Some(t) = TestTables::new() else { return assert!(false) };
+        t.0.count(3, 2);
+        t.0.count(3, 5);
+        t.0.count(10_000, 1);
+        let mut c = [0u64; ffi::rtw_glue_stat_RTW_GLUE_STAT_COUNT as usize];
+        t.0.counters(&mut c);
+        assert_eq!(c[3], 7);
+        assert_eq!(c.iter().sum::<u64>(), 7);
     }
 }

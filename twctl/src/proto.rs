@@ -98,7 +98,7 @@ pub const ENTRY_ATTR_NAMES: [&str; 18] = [
 ];
 
 /// Names of the `stats` set, by attribute type minus one, in the spec's order.
-pub const STAT_NAMES: [&str; 20] = [
+pub const STAT_NAMES: [&str; 21] = [
     "entries",
     "added",
     "refused-nolocal",
@@ -119,6 +119,7 @@ pub const STAT_NAMES: [&str; 20] = [
     "local-connect-reuse",
     "local-connect-dropped",
     "capacity",
+    "replies-failed",
 ];
 
 fn name_of(names: &[&'static str], kind: u16) -> String {

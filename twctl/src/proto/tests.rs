@@ -197,12 +197,13 @@ fn add_results_refuses_mismatches() {
 fn parse_hand_made_stats_reply() {
     #[rustfmt::skip]
     let bytes = [
-        0x3c, 0, 0, 0,  0x20, 0,  0, 0,  7, 0, 0, 0,  0, 0, 0, 0,  5, 1, 0, 0,
-        0x28, 0, 3, 0x80,
+        0x44, 0, 0, 0,  0x20, 0,  0, 0,  7, 0, 0, 0,  0, 0, 0, 0,  5, 1, 0, 0,
+        0x30, 0, 3, 0x80,
           8, 0, 1, 0,    5, 0, 0, 0,                  // entries 5 (4 bytes)
           12, 0, 2, 0,   2, 0, 0, 0, 1, 0, 0, 0,      // added 0x1_0000_0002 (8 bytes)
           8, 0, 20, 0,   64, 0, 0, 0,                 // capacity 64
-          8, 0, 21, 0,   7, 0, 0, 0,                  // a counter this version lacks
+          8, 0, 21, 0,   3, 0, 0, 0,                  // replies-failed 3
+          8, 0, 22, 0,   7, 0, 0, 0,                  // a counter this version lacks
     ];
     let replies = parse_datagram::<TwMessage>(&bytes).unwrap();
     let Reply::Message { seq: 7, msg, .. } = &replies[0] else {
@@ -212,8 +213,9 @@ fn parse_hand_made_stats_reply() {
     assert_eq!(stats.get("entries"), Some(5));
     assert_eq!(stats.get("added"), Some(0x1_0000_0002));
     assert_eq!(stats.get("capacity"), Some(64));
-    assert_eq!(stats.get("stat-21"), Some(7));
-    assert_eq!(stats.0.len(), 4);
+    assert_eq!(stats.get("replies-failed"), Some(3));
+    assert_eq!(stats.get("stat-22"), Some(7));
+    assert_eq!(stats.0.len(), 5);
 }
 
 #[test]

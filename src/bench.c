@@ -1,0 +1,1105 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The benchmark's kernel half (`make bench`, docs/bench.md): the figures that need the hook, the
+ * table and Linux's own lookup side by side in one boot, measured from inside the kernel.
+ *
+ * Idle unless written to: `echo <figure>|all > /sys/kernel/debug/rust_timewait/bench` runs it
+ * synchronously in the writer's context and prints one line per figure to the kernel log,
+ *   rtw-bench: <figure> min=<x> median=<y> max=<z> <unit>
+ * plus `rtw-bench-note:` lines with the absolute values behind it. `fill N` and `flush` leave
+ * init_net's table at N entries for the end-to-end figures the guest script measures itself.
+ * Every figure works on init_net's table; entries are added and flushed with the same Rust
+ * calls netlink uses (rtw_rs_add, rtw_rs_flush), and segments go through rtw_hook() itself.
+ */
+#include <linux/debugfs.h>
+#include <linux/delay.h>
+#include <linux/hrtimer.h>
+#include <linux/kthread.h>
+#include <linux/mutex.h>
+#include <linux/sched.h>
+#include <linux/skbuff.h>
+#include <linux/sort.h>
+#include <linux/tcp.h>
+#include <linux/uaccess.h>
+#include <net/genetlink.h>
+#include <net/inet_hashtables.h>
+#include <net/ip.h>
+#include <net/sock.h>
+
+#include "glue.h"
+#include "glue_internal.h"
+
+/* At least five samples per figure (docs/bench.md); odd, so the median is one of them. */
+#define RTW_BENCH_SAMPLES 7
+/* Enough repetitions of the 4M growth and of the 1M reap/flush to give a median: each costs
+ * millions of adds under TCG, so these stay at the minimum of five. */
+#define RTW_BENCH_REPS 5
+/* Calls per timed sample: about 20-50 ms of an emulated CPU, long against the clock's
+ * resolution, short against the host's scheduling noise. */
+#define RTW_BENCH_CALLS 20000
+/* Calls per section with bottom halves off: a softirq pending at the end of a section runs
+ * outside the timed part, and a section never keeps softirqs waiting for long. */
+#define RTW_BENCH_CHUNK 500
+/* Fixed-time runs of the two-vCPU figure. */
+#define RTW_BENCH_SCALING_MS 2000
+
+/* The table sizes the figures name. */
+#define RTW_BENCH_1K 1000
+#define RTW_BENCH_1M 1000000
+#define RTW_BENCH_4M 4000000
+
+/* Entry state: a TIME_WAIT with these numbers; the hit segment is a retransmitted FIN (T6). */
+#define RTW_BENCH_SND 1000
+#define RTW_BENCH_RCV 2000
+#define RTW_BENCH_WIN 502
+/* maxtcptw's largest value (policy.rs), so 4M entries are never recycled. */
+#define RTW_BENCH_MAXTCPTW 16777216
+/* The longest MSL: nothing expires while a figure runs... */
+#define RTW_BENCH_MSL_LONG 600000
+/* ...and the shortest, to make a whole table expire at once. */
+#define RTW_BENCH_MSL_SHORT 100
+
+/* Clients per address in the generated tuples (the source ports of one client host). */
+#define RTW_BENCH_PORTS 50000
+
+/* Set with the "scale" file: divides 1M and 4M (a quick functional run, not a measurement). */
+static u32 rtw_bench_scale = 1;
+static struct dentry *rtw_bench_dir;
+/* One benchmark at a time: they share init_net's table and its sysctls. */
+static DEFINE_MUTEX(rtw_bench_mutex);
+
+/* The sysctls a run changes, restored when it ends. */
+struct rtw_bench_saved {
+	bool saved;
+	int maxtcptw;
+	int msl_ms;
+};
+static struct rtw_bench_saved rtw_bench_saved;
+
+static u32 rtw_bench_n(u32 n)
+{
+	return max_t(u32, n / max_t(u32, rtw_bench_scale, 1), RTW_BENCH_1K);
+}
+
+/*
+ * Tuple i of the benchmark: 10.9.0.1:80 guarding clients 10.128.x.y:1024+, the TIME_WAIT load of
+ * one busy server. Misses come from 10.192/10: same server, same port, clients it never closed
+ * a connection with, so a miss differs from a hit only in what the table holds.
+ */
+static void rtw_bench_tuple(u32 i, bool miss, __be32 *laddr, __be32 *raddr, u16 *lport,
+			    u16 *rport)
+{
+	*laddr = htonl(0x0a090001);
+	*raddr = htonl((miss ? 0x0ac00000 : 0x0a800000) + i / RTW_BENCH_PORTS);
+	*lport = 80;
+	*rport = 1024 + i % RTW_BENCH_PORTS;
+}
+
+/* ---- the table ---- */
+
+static struct rtw_glue_net *rtw_bench_gn(void)
+{
+	return rtw_gn(&init_net);
+}
+
+/* Room for 16M entries and a lifetime longer than any figure; the old values are kept. */
+static void rtw_bench_sysctls_set(struct rtw_glue_net *gn)
+{
+	if (!rtw_bench_saved.saved) {
+		rtw_bench_saved.maxtcptw = READ_ONCE(gn->sysctl[RTW_GLUE_SYSCTL_MAXTCPTW]);
+		rtw_bench_saved.msl_ms = READ_ONCE(gn->sysctl[RTW_GLUE_SYSCTL_MSL_MS]);
+		rtw_bench_saved.saved = true;
+	}
+	WRITE_ONCE(gn->sysctl[RTW_GLUE_SYSCTL_MAXTCPTW], RTW_BENCH_MAXTCPTW);
+	WRITE_ONCE(gn->sysctl[RTW_GLUE_SYSCTL_MSL_MS], RTW_BENCH_MSL_LONG);
+}
+
+static void rtw_bench_sysctls_restore(struct rtw_glue_net *gn)
+{
+	if (!rtw_bench_saved.saved)
+		return;
+	WRITE_ONCE(gn->sysctl[RTW_GLUE_SYSCTL_MAXTCPTW], rtw_bench_saved.maxtcptw);
+	WRITE_ONCE(gn->sysctl[RTW_GLUE_SYSCTL_MSL_MS], rtw_bench_saved.msl_ms);
+	rtw_bench_saved.saved = false;
+}
+
+/*
+ * Add entries [from, to). genl_mutex is held around each batch as for a netlink add, the context
+ * rtw_rs_add is written for (the first add registers the hooks); it is dropped between batches
+ * so a netlink request is never held up for long. An add the rhashtable refuses while it is
+ * growing (-EBUSY, -ENOMEM for an atomic bucket table) is retried after a pause: the growth
+ * worker catches up, as it would for a burst of real adds.
+ */
+static int rtw_bench_fill(struct rtw_glue_net *gn, u32 from, u32 to)
+{
+	struct rtw_glue_entry e = {
+		.family = AF_INET,
+		.snd_nxt = RTW_BENCH_SND,
+		.rcv_nxt = RTW_BENCH_RCV,
+		.last_win = RTW_BENCH_WIN,
+		.substate = RTW_GLUE_TIME_WAIT,
+	};
+	u32 i = from, retries = 0;
+	int err = 0;
+
+	while (i < to) {
+		u32 end = min(to, i + 1024);
+
+		genl_lock();
+		for (; i < end; i++) {
+			__be32 l, r;
+
+			rtw_bench_tuple(i, false, &l, &r, &e.lport, &e.rport);
+			memcpy(e.laddr, &l, 4);
+			memcpy(e.raddr, &r, 4);
+			err = rtw_rs_add(gn->rs, &e, false);
+			if (err)
+				break;
+		}
+		genl_unlock();
+		if (err == -EBUSY || err == -ENOMEM || err == -EAGAIN) {
+			if (++retries > 1000)
+				break;
+			msleep(2);
+			err = 0;
+			continue;
+		}
+		if (err)
+			break;
+		cond_resched();
+	}
+	if (err)
+		pr_err("rtw-bench: add %u of [%u, %u) failed: %d\n", i, from, to, err);
+	return err;
+}
+
+static u32 rtw_bench_flush(struct rtw_glue_net *gn)
+{
+	u32 n;
+
+	genl_lock();
+	n = rtw_rs_flush(gn->rs);
+	genl_unlock();
+	/* Flushed entries are freed after a grace period: wait for them, so the next figure starts
+	 * with their memory back and no freeing going on behind it. */
+	rcu_barrier();
+	return n;
+}
+
+/* ---- segments ---- */
+
+/* A segment from one of the tuples, and the hook state it arrives with. */
+struct rtw_bench_seg {
+	struct sk_buff *skb;
+	struct nf_hook_state state;
+	/* Tuples are drawn from 0..n-1, guarded ones or misses. */
+	u32 n;
+	bool miss;
+	/* xorshift32: a different tuple every call, the same sequence for every kind of call. */
+	u32 seed;
+	u32 rnd;
+};
+
+/*
+ * An IPv4 ACK as ip_rcv_finish hands it to LOCAL_IN: network header set, linear, checksum
+ * verified (CHECKSUM_UNNECESSARY, as a device with checksum offload reports it). For hits it is
+ * a retransmitted FIN (T6): ACKed and re-armed every time, never rate-limited, so every call
+ * takes the longest path: lookup, stripe lock, decision, re-arm, reply built (not sent).
+ */
+static int rtw_bench_seg_init(struct rtw_bench_seg *s, u32 n, bool miss, u32 seed)
+{
+	struct iphdr *iph;
+	struct tcphdr *th;
+
+	memset(s, 0, sizeof(*s));
+	s->skb = alloc_skb(MAX_HEADER + sizeof(*iph) + sizeof(*th), GFP_KERNEL);
+	if (!s->skb)
+		return -ENOMEM;
+	skb_reserve(s->skb, MAX_HEADER);
+	skb_reset_network_header(s->skb);
+	iph = skb_put_zero(s->skb, sizeof(*iph));
+	iph->version = 4;
+	iph->ihl = 5;
+	iph->tot_len = htons(sizeof(*iph) + sizeof(*th));
+	iph->ttl = 64;
+	iph->protocol = IPPROTO_TCP;
+	skb_set_transport_header(s->skb, sizeof(*iph));
+	th = skb_put_zero(s->skb, sizeof(*th));
+	th->doff = sizeof(*th) / 4;
+	th->ack = 1;
+	th->fin = !miss;
+	th->seq = htonl(miss ? RTW_BENCH_RCV : RTW_BENCH_RCV - 1);
+	th->ack_seq = htonl(RTW_BENCH_SND);
+	th->window = htons(1000);
+	s->skb->protocol = htons(ETH_P_IP);
+	s->skb->pkt_type = PACKET_HOST;
+	s->skb->ip_summed = CHECKSUM_UNNECESSARY;
+	s->state.hook = NF_INET_LOCAL_IN;
+	s->state.pf = NFPROTO_IPV4;
+	s->state.net = &init_net;
+	s->state.in = init_net.loopback_dev;
+	s->n = n;
+	s->miss = miss;
+	s->seed = seed | 1;
+	s->rnd = s->seed;
+	return 0;
+}
+
+static void rtw_bench_seg_free(struct rtw_bench_seg *s)
+{
+	kfree_skb(s->skb);
+	s->skb = NULL;
+}
+
+/* Point the segment at the next tuple of the sequence. */
+static __always_inline void rtw_bench_aim(struct rtw_bench_seg *s)
+{
+	struct iphdr *iph = ip_hdr(s->skb);
+	struct tcphdr *th = tcp_hdr(s->skb);
+	u32 x = s->rnd;
+	__be32 l, r;
+	u16 lp, rp;
+
+	x ^= x << 13;
+	x ^= x >> 17;
+	x ^= x << 5;
+	s->rnd = x;
+	rtw_bench_tuple(reciprocal_scale(x, s->n), s->miss, &l, &r, &lp, &rp);
+	iph->saddr = r;
+	iph->daddr = l;
+	th->source = htons(rp);
+	th->dest = htons(lp);
+}
+
+/*
+ * Linux's own per-segment lookup for the same tuple, as tcp_v4_rcv() does it: the established
+ * hash (__inet_lookup_established), from the headers of the same skb. A found socket is put
+ * back at once (never the case here: no socket has these tuples).
+ */
+static noinline unsigned int rtw_bench_linux(const struct rtw_bench_seg *s)
+{
+	const struct iphdr *iph = ip_hdr(s->skb);
+	const struct tcphdr *th = tcp_hdr(s->skb);
+	struct sock *sk;
+
+	sk = __inet_lookup_established(s->state.net, iph->saddr, th->source, iph->daddr,
+				       ntohs(th->dest), s->state.in->ifindex, 0);
+	if (!sk)
+		return NF_ACCEPT;
+	sock_gen_put(sk);
+	return NF_DROP;
+}
+
+enum rtw_bench_kind {
+	/* Only the harness (tuple choice, loop): subtracted from both of the others. */
+	RTW_BENCH_EMPTY,
+	RTW_BENCH_HOOK,
+	RTW_BENCH_LINUX,
+};
+
+static __always_inline unsigned int rtw_bench_call(struct rtw_bench_seg *s,
+						   enum rtw_bench_kind kind)
+{
+	switch (kind) {
+	case RTW_BENCH_HOOK:
+		return rtw_hook(NULL, s->skb, &s->state);
+	case RTW_BENCH_LINUX:
+		return rtw_bench_linux(s);
+	default:
+		barrier();
+		return NF_ACCEPT;
+	}
+}
+
+/*
+ * `calls` calls of one kind; returns the nanoseconds they took, timed inside the sections where
+ * bottom halves are off and the RCU read lock is held (the context netfilter calls hooks in), so
+ * softirqs that run when a section ends are not counted. `drops` counts NF_DROP verdicts: a hit
+ * must be dropped every time, a miss never.
+ */
+static u64 rtw_bench_run(struct rtw_bench_seg *s, enum rtw_bench_kind kind, u32 calls, u32 *drops)
+{
+	u32 done = 0, dropped = 0;
+	u64 ns = 0;
+
+	s->rnd = s->seed;
+	while (done < calls) {
+		u32 k = min_t(u32, calls - done, RTW_BENCH_CHUNK), j;
+		u64 t0;
+
+		local_bh_disable();
+		rcu_read_lock();
+		t0 = ktime_get_ns();
+		for (j = 0; j < k; j++) {
+			rtw_bench_aim(s);
+			dropped += rtw_bench_call(s, kind) == NF_DROP;
+		}
+		ns += ktime_get_ns() - t0;
+		rcu_read_unlock();
+		local_bh_enable();
+		done += k;
+		cond_resched();
+	}
+	if (drops)
+		*drops = dropped;
+	return ns;
+}
+
+/* ---- results ---- */
+
+/* A figure's samples, in thousandths of its unit (three decimals, the kernel has no floats). */
+struct rtw_bench_fig {
+	const char *name;
+	const char *unit;
+	u64 v[RTW_BENCH_SAMPLES];
+	u32 n;
+};
+
+static int rtw_bench_cmp(const void *a, const void *b)
+{
+	u64 x = *(const u64 *)a, y = *(const u64 *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void rtw_bench_add(struct rtw_bench_fig *f, u64 milli)
+{
+	if (f->n < RTW_BENCH_SAMPLES)
+		f->v[f->n++] = milli;
+}
+
+/* x/y in thousandths. */
+static u64 rtw_bench_ratio(u64 x, u64 y)
+{
+	return y ? div64_u64(x * 1000, y) : 0;
+}
+
+#define RTW_BENCH_FMT "%llu.%03llu"
+#define RTW_BENCH_ARG(m) (m) / 1000, (m) % 1000
+
+static void rtw_bench_report(struct rtw_bench_fig *f)
+{
+	u64 v[RTW_BENCH_SAMPLES];
+
+	if (!f->n) {
+		pr_info("rtw-bench: %s not measured\n", f->name);
+		return;
+	}
+	memcpy(v, f->v, sizeof(v));
+	sort(v, f->n, sizeof(v[0]), rtw_bench_cmp, NULL);
+	pr_info("rtw-bench: %s min=" RTW_BENCH_FMT " median=" RTW_BENCH_FMT " max=" RTW_BENCH_FMT
+		" %s samples=%u\n", f->name, RTW_BENCH_ARG(v[0]), RTW_BENCH_ARG(v[f->n / 2]),
+		RTW_BENCH_ARG(v[f->n - 1]), f->unit, f->n);
+}
+
+/* The median of n values (sorted in place). */
+static u64 rtw_bench_median(u64 *v, u32 n)
+{
+	if (!n)
+		return 0;
+	sort(v, n, sizeof(v[0]), rtw_bench_cmp, NULL);
+	return v[n / 2];
+}
+
+/* ---- per-call cost against Linux's lookup ---- */
+
+/*
+ * Per-call hook cost over per-call __inet_lookup_established cost, the harness's own cost taken
+ * off both. The three kinds run back to back for every sample, so a slow patch of the host
+ * slows all three and cancels in the ratio.
+ */
+static int rtw_bench_vs_linux(const char *name, u32 n, bool miss)
+{
+	struct rtw_bench_fig f = { .name = name, .unit = "x" };
+	u64 hook[RTW_BENCH_SAMPLES], lin[RTW_BENCH_SAMPLES], emp[RTW_BENCH_SAMPLES];
+	struct rtw_bench_seg s;
+	u32 i, drops, bad = 0;
+	int err;
+
+	err = rtw_bench_seg_init(&s, n, miss, 0x5eed1 + miss);
+	if (err)
+		return err;
+	/* One untimed pass: the first calls fault the entries and the code into the caches. */
+	rtw_bench_run(&s, RTW_BENCH_HOOK, RTW_BENCH_CALLS / 4, NULL);
+	for (i = 0; i < RTW_BENCH_SAMPLES; i++) {
+		u64 e = rtw_bench_run(&s, RTW_BENCH_EMPTY, RTW_BENCH_CALLS, NULL);
+		u64 h = rtw_bench_run(&s, RTW_BENCH_HOOK, RTW_BENCH_CALLS, &drops);
+		u64 l = rtw_bench_run(&s, RTW_BENCH_LINUX, RTW_BENCH_CALLS, NULL);
+
+		bad += miss ? drops : RTW_BENCH_CALLS - drops;
+		emp[i] = e;
+		hook[i] = h > e ? h - e : 0;
+		lin[i] = l > e ? l - e : 0;
+		rtw_bench_add(&f, rtw_bench_ratio(hook[i], lin[i]));
+	}
+	rtw_bench_seg_free(&s);
+	if (bad) {
+		pr_err("rtw-bench: %s: %u calls did not %s\n", name, bad,
+		       miss ? "miss" : "hit (NF_DROP)");
+		return -EIO;
+	}
+	rtw_bench_report(&f);
+	pr_info("rtw-bench-note: %s entries=%u hook_ns=%llu linux_lookup_ns=%llu harness_ns=%llu (per call, medians)\n",
+		name, rtw_glue_table_len(rtw_bench_gn()->tables),
+		div_u64(rtw_bench_median(hook, RTW_BENCH_SAMPLES), RTW_BENCH_CALLS),
+		div_u64(rtw_bench_median(lin, RTW_BENCH_SAMPLES), RTW_BENCH_CALLS),
+		div_u64(rtw_bench_median(emp, RTW_BENCH_SAMPLES), RTW_BENCH_CALLS));
+	return 0;
+}
+
+/* Per-call hit cost (harness taken off) of one sample, in ns * 1000 / call. */
+static u64 rtw_bench_hit_cost(struct rtw_bench_seg *s)
+{
+	u32 drops;
+	u64 e = rtw_bench_run(s, RTW_BENCH_EMPTY, RTW_BENCH_CALLS, NULL);
+	u64 h = rtw_bench_run(s, RTW_BENCH_HOOK, RTW_BENCH_CALLS, &drops);
+
+	if (drops != RTW_BENCH_CALLS)
+		return 0;
+	return div_u64((h > e ? h - e : 0) * 1000, RTW_BENCH_CALLS);
+}
+
+/* ---- kthreads on chosen CPUs ---- */
+
+struct rtw_bench_worker {
+	struct task_struct *task;
+	void (*fn)(struct rtw_bench_worker *w);
+	struct completion done;
+	/* Released together, so two workers start within a wakeup of each other. */
+	struct completion *start;
+	bool *stop;
+	struct rtw_bench_seg seg;
+	struct rtw_bench_seg seg2;
+	u64 run_ns;
+	u64 calls;
+	u64 max_ns;
+	u64 over_100us;
+	int err;
+	/* The adder's range. */
+	u32 from, to;
+};
+
+static int rtw_bench_thread(void *arg)
+{
+	struct rtw_bench_worker *w = arg;
+
+	if (w->start)
+		wait_for_completion(w->start);
+	w->fn(w);
+	complete(&w->done);
+	/* Stay until kthread_stop(), which needs the task alive to reap it. */
+	set_current_state(TASK_INTERRUPTIBLE);
+	while (!kthread_should_stop()) {
+		schedule();
+		set_current_state(TASK_INTERRUPTIBLE);
+	}
+	__set_current_state(TASK_RUNNING);
+	return 0;
+}
+
+/* A kthread bound to `cpu`, running fn(w): a per-CPU kthread, never migrated. */
+static int rtw_bench_spawn(struct rtw_bench_worker *w, unsigned int cpu,
+			   void (*fn)(struct rtw_bench_worker *))
+{
+	w->fn = fn;
+	init_completion(&w->done);
+	w->task = kthread_create_on_cpu(rtw_bench_thread, w, cpu, "rtw-bench/%u");
+	if (IS_ERR(w->task)) {
+		int err = PTR_ERR(w->task);
+
+		w->task = NULL;
+		return err;
+	}
+	wake_up_process(w->task);
+	return 0;
+}
+
+static void rtw_bench_join(struct rtw_bench_worker *w)
+{
+	if (!w->task)
+		return;
+	wait_for_completion(&w->done);
+	kthread_stop(w->task);
+	w->task = NULL;
+}
+
+/* Miss-path calls until run_ns has passed; counts the calls. */
+static void rtw_bench_spin(struct rtw_bench_worker *w)
+{
+	u64 t0 = ktime_get_ns(), until = t0 + w->run_ns, now = t0;
+
+	w->calls = 0;
+	w->seg.rnd = w->seg.seed;
+	while (now < until) {
+		u32 j;
+
+		local_bh_disable();
+		rcu_read_lock();
+		for (j = 0; j < RTW_BENCH_CHUNK; j++) {
+			rtw_bench_aim(&w->seg);
+			rtw_hook(NULL, w->seg.skb, &w->seg.state);
+		}
+		rcu_read_unlock();
+		local_bh_enable();
+		w->calls += RTW_BENCH_CHUNK;
+		cond_resched();
+		now = ktime_get_ns();
+	}
+	w->run_ns = now - t0;
+}
+
+/* Calls per second of one worker's run. */
+static u64 rtw_bench_rate(const struct rtw_bench_worker *w)
+{
+	return w->run_ns ? div64_u64(w->calls * NSEC_PER_SEC, w->run_ns) : 0;
+}
+
+/*
+ * Miss-path throughput of two workers on CPU0 and CPU1 at once over one alone. The lone worker
+ * alternates between the CPUs, so neither CPU's own background work (the writer, timers) favours
+ * one side of the ratio.
+ */
+static int rtw_bench_scaling(u32 n)
+{
+	struct rtw_bench_fig f = { .name = "two_vcpu_scaling", .unit = "x" };
+	u64 one[RTW_BENCH_SAMPLES], two[RTW_BENCH_SAMPLES];
+	struct rtw_bench_worker *w;
+	u32 i;
+	int c, err = 0;
+
+	if (num_online_cpus() < 2 || !cpu_online(0) || !cpu_online(1)) {
+		pr_err("rtw-bench: two_vcpu_scaling needs CPU0 and CPU1 online (%u online)\n",
+		       num_online_cpus());
+		return -ENODEV;
+	}
+	w = kcalloc(2, sizeof(*w), GFP_KERNEL);
+	if (!w)
+		return -ENOMEM;
+	for (c = 0; c < 2 && !err; c++)
+		err = rtw_bench_seg_init(&w[c].seg, n, true, 0xc0ffee + c);
+	for (i = 0; i < RTW_BENCH_SAMPLES && !err; i++) {
+		struct completion start;
+		u32 lone = i & 1;
+
+		/* One worker alone. */
+		init_completion(&start);
+		w[lone].start = &start;
+		w[lone].run_ns = (u64)RTW_BENCH_SCALING_MS * NSEC_PER_MSEC;
+		err = rtw_bench_spawn(&w[lone], lone, rtw_bench_spin);
+		if (err)
+			break;
+		complete_all(&start);
+		rtw_bench_join(&w[lone]);
+		one[i] = rtw_bench_rate(&w[lone]);
+
+		/* Both at once. */
+		init_completion(&start);
+		for (c = 0; c < 2 && !err; c++) {
+			w[c].start = &start;
+			w[c].run_ns = (u64)RTW_BENCH_SCALING_MS * NSEC_PER_MSEC;
+			err = rtw_bench_spawn(&w[c], c, rtw_bench_spin);
+		}
+		complete_all(&start);
+		rtw_bench_join(&w[0]);
+		rtw_bench_join(&w[1]);
+		if (err)
+			break;
+		two[i] = rtw_bench_rate(&w[0]) + rtw_bench_rate(&w[1]);
+		rtw_bench_add(&f, rtw_bench_ratio(two[i], one[i]));
+	}
+	for (c = 0; c < 2; c++)
+		if (w[c].seg.skb)
+			rtw_bench_seg_free(&w[c].seg);
+	kfree(w);
+	if (err)
+		return err;
+	rtw_bench_report(&f);
+	pr_info("rtw-bench-note: two_vcpu_scaling entries=%u one_cpu_calls_per_s=%llu two_cpus_calls_per_s=%llu (medians, %u ms runs)\n",
+		rtw_glue_table_len(rtw_bench_gn()->tables),
+		rtw_bench_median(one, f.n), rtw_bench_median(two, f.n), RTW_BENCH_SCALING_MS);
+	return 0;
+}
+
+/* ---- stalls while the table grows ---- */
+
+/*
+ * Time every single hook call, alternately a hit (one of the first 1,000 entries, present from
+ * the start) and a miss, until told to stop. The clock is read inside the bottom-half-off
+ * section, so only hard interrupts can add to a call's time.
+ */
+static void rtw_bench_probe(struct rtw_bench_worker *w)
+{
+	u64 calls = 0;
+
+	w->max_ns = 0;
+	w->over_100us = 0;
+	w->seg.rnd = w->seg.seed;
+	w->seg2.rnd = w->seg2.seed;
+	while (!READ_ONCE(*w->stop)) {
+		struct rtw_bench_seg *s = calls & 1 ? &w->seg2 : &w->seg;
+		u64 t0, t;
+
+		rtw_bench_aim(s);
+		local_bh_disable();
+		rcu_read_lock();
+		t0 = ktime_get_ns();
+		rtw_hook(NULL, s->skb, &s->state);
+		t = ktime_get_ns() - t0;
+		rcu_read_unlock();
+		local_bh_enable();
+		if (t > w->max_ns)
+			w->max_ns = t;
+		if (t > 100 * NSEC_PER_USEC)
+			w->over_100us++;
+		calls++;
+		if (!(calls & 255))
+			cond_resched();
+	}
+	w->calls = calls;
+}
+
+static void rtw_bench_adder(struct rtw_bench_worker *w)
+{
+	w->err = rtw_bench_fill(rtw_bench_gn(), w->from, w->to);
+	WRITE_ONCE(*w->stop, true);
+}
+
+/*
+ * One growth from 1k to 4M entries: an adder on CPU0 (where the rhashtable's growth worker runs
+ * too, queued by the adds) and a probe timing every hook call on CPU1. Returns the probe's
+ * longest call in ns; *calls and *over count its calls and those over 100 us.
+ */
+static int rtw_bench_grow(u32 from, u32 to, u64 *max_ns, u64 *calls, u64 *over)
+{
+	struct rtw_bench_worker *w;
+	bool stop = false;
+	int err;
+
+	w = kcalloc(2, sizeof(*w), GFP_KERNEL);
+	if (!w)
+		return -ENOMEM;
+	err = rtw_bench_seg_init(&w[1].seg, RTW_BENCH_1K, false, 0xab1);
+	if (!err)
+		err = rtw_bench_seg_init(&w[1].seg2, RTW_BENCH_1K, true, 0xab2);
+	if (err)
+		goto out;
+	w[0].stop = &stop;
+	w[1].stop = &stop;
+	w[0].from = from;
+	w[0].to = to;
+	err = rtw_bench_spawn(&w[1], 1, rtw_bench_probe);
+	if (err)
+		goto out;
+	err = rtw_bench_spawn(&w[0], 0, rtw_bench_adder);
+	if (err) {
+		WRITE_ONCE(stop, true);
+		rtw_bench_join(&w[1]);
+		goto out;
+	}
+	rtw_bench_join(&w[0]);
+	rtw_bench_join(&w[1]);
+	err = w[0].err;
+	*max_ns = w[1].max_ns;
+	*calls = w[1].calls;
+	*over = w[1].over_100us;
+out:
+	if (w[1].seg.skb)
+		rtw_bench_seg_free(&w[1].seg);
+	if (w[1].seg2.skb)
+		rtw_bench_seg_free(&w[1].seg2);
+	kfree(w);
+	return err;
+}
+
+/*
+ * resize_max_stall_us and lookup_4m_vs_1k, sample by sample: at 1k entries the hit cost, then
+ * the growth to 4M with the probe, then the hit cost at 4M, then a flush. Hits are drawn from
+ * the whole table, so at 4M they reach memory no cache holds, as a busy server's segments do.
+ */
+static int rtw_bench_growth(void)
+{
+	struct rtw_bench_fig stall = { .name = "resize_max_stall_us", .unit = "us" };
+	struct rtw_bench_fig look = { .name = "lookup_4m_vs_1k", .unit = "x" };
+	struct rtw_glue_net *gn = rtw_bench_gn();
+	u64 c1k[RTW_BENCH_REPS], c4m[RTW_BENCH_REPS], probe_calls = 0, over = 0, idle = 0;
+	u32 big = rtw_bench_n(RTW_BENCH_4M), i, buckets = 0;
+	struct rtw_bench_seg s;
+	int err = 0;
+
+	for (i = 0; i < RTW_BENCH_REPS && !err; i++) {
+		u64 max_ns = 0, calls = 0, o = 0;
+
+		rtw_bench_flush(gn);
+		err = rtw_bench_fill(gn, 0, RTW_BENCH_1K);
+		if (err)
+			break;
+		/* The probe with nothing growing: what the machine alone adds to a call. */
+		if (i == 0) {
+			struct rtw_bench_worker *w = kcalloc(1, sizeof(*w), GFP_KERNEL);
+			bool stop = false;
+
+			err = w ? rtw_bench_seg_init(&w->seg, RTW_BENCH_1K, false, 0xab1) : -ENOMEM;
+			if (!err)
+				err = rtw_bench_seg_init(&w->seg2, RTW_BENCH_1K, true, 0xab2);
+			if (!err) {
+				w->stop = &stop;
+				err = rtw_bench_spawn(w, 1, rtw_bench_probe);
+			}
+			if (!err) {
+				msleep(3000);
+				WRITE_ONCE(stop, true);
+				rtw_bench_join(w);
+				idle = w->max_ns;
+			}
+			if (w) {
+				if (w->seg.skb)
+					rtw_bench_seg_free(&w->seg);
+				if (w->seg2.skb)
+					rtw_bench_seg_free(&w->seg2);
+			}
+			kfree(w);
+			if (err)
+				break;
+		}
+		err = rtw_bench_seg_init(&s, RTW_BENCH_1K, false, 0x1e1 + i);
+		if (err)
+			break;
+		rtw_bench_run(&s, RTW_BENCH_HOOK, RTW_BENCH_CALLS / 4, NULL);
+		c1k[i] = rtw_bench_hit_cost(&s);
+		rtw_bench_seg_free(&s);
+
+		err = rtw_bench_grow(RTW_BENCH_1K, big, &max_ns, &calls, &o);
+		if (err)
+			break;
+		rtw_bench_add(&stall, max_ns);
+		probe_calls += calls;
+		over += o;
+		buckets = rtw_glue_table_buckets(gn->tables, AF_INET);
+
+		err = rtw_bench_seg_init(&s, big, false, 0x4e4 + i);
+		if (err)
+			break;
+		rtw_bench_run(&s, RTW_BENCH_HOOK, RTW_BENCH_CALLS / 4, NULL);
+		c4m[i] = rtw_bench_hit_cost(&s);
+		rtw_bench_seg_free(&s);
+		if (!c1k[i] || !c4m[i]) {
+			pr_err("rtw-bench: lookup_4m_vs_1k: a hit was not dropped\n");
+			err = -EIO;
+			break;
+		}
+		rtw_bench_add(&look, rtw_bench_ratio(c4m[i], c1k[i]));
+		pr_info("rtw-bench-note: growth %u: entries=%u buckets4=%u probe_max_ns=%llu probe_calls=%llu hit_1k_ns=%llu hit_4m_ns=%llu\n",
+			i, rtw_glue_table_len(gn->tables), buckets, max_ns, calls,
+			div_u64(c1k[i], 1000), div_u64(c4m[i], 1000));
+	}
+	rtw_bench_flush(gn);
+	if (err)
+		return err;
+	rtw_bench_report(&stall);
+	rtw_bench_report(&look);
+	pr_info("rtw-bench-note: resize_max_stall_us idle_probe_max_ns=%llu probe_calls=%llu calls_over_100us=%llu hit_1k_ns=%llu hit_4m_ns=%llu (medians)\n",
+		idle, probe_calls, over, div_u64(rtw_bench_median(c1k, RTW_BENCH_REPS), 1000),
+		div_u64(rtw_bench_median(c4m, RTW_BENCH_REPS), 1000));
+	return 0;
+}
+
+/* ---- reaping ---- */
+
+/*
+ * How long a CPU goes without scheduling, seen from outside: a SCHED_FIFO observer per CPU,
+ * woken by a hard-interrupt timer every tick. The kernel is preemptible, so the observer runs as
+ * soon as the CPU may schedule; the delay from the timer's interrupt to the observer running is
+ * the rest of the section that held the CPU (a stripe lock hold, a softirq). The reaper lives in
+ * Rust and table.c, which this file does not instrument, so this is a sampled lower bound of the
+ * longest hold, one sample per tick per CPU.
+ */
+struct rtw_bench_observer {
+	struct hrtimer timer;
+	struct task_struct *task;
+	u64 fired_ns;
+	u64 max_ns;
+	u64 samples;
+	bool *stop;
+};
+
+static enum hrtimer_restart rtw_bench_observer_fire(struct hrtimer *t)
+{
+	struct rtw_bench_observer *o = container_of(t, struct rtw_bench_observer, timer);
+
+	WRITE_ONCE(o->fired_ns, ktime_get_ns());
+	wake_up_process(o->task);
+	return HRTIMER_NORESTART;
+}
+
+static int rtw_bench_observer_fn(void *arg)
+{
+	struct rtw_bench_observer *o = arg;
+
+	sched_set_fifo(current);
+	while (!kthread_should_stop()) {
+		u64 lat;
+
+		WRITE_ONCE(o->fired_ns, 0);
+		set_current_state(TASK_UNINTERRUPTIBLE);
+		hrtimer_start(&o->timer, ns_to_ktime(NSEC_PER_MSEC), HRTIMER_MODE_REL_PINNED_HARD);
+		schedule();
+		__set_current_state(TASK_RUNNING);
+		lat = READ_ONCE(o->fired_ns);
+		/* Woken by kthread_stop() rather than the timer: nothing to measure. */
+		if (!lat) {
+			hrtimer_cancel(&o->timer);
+			continue;
+		}
+		lat = ktime_get_ns() - lat;
+		if (!READ_ONCE(*o->stop)) {
+			o->samples++;
+			if (lat > o->max_ns)
+				o->max_ns = lat;
+		}
+	}
+	hrtimer_cancel(&o->timer);
+	return 0;
+}
+
+static int rtw_bench_observers_start(struct rtw_bench_observer *o, bool *stop)
+{
+	int c;
+
+	for (c = 0; c < 2; c++) {
+		memset(&o[c], 0, sizeof(o[c]));
+		o[c].stop = stop;
+		hrtimer_setup(&o[c].timer, rtw_bench_observer_fire, CLOCK_MONOTONIC,
+			      HRTIMER_MODE_REL_PINNED_HARD);
+		o[c].task = kthread_create_on_cpu(rtw_bench_observer_fn, &o[c], c, "rtw-observe/%u");
+		if (IS_ERR(o[c].task)) {
+			int err = PTR_ERR(o[c].task);
+
+			o[c].task = NULL;
+			return err;
+		}
+		wake_up_process(o[c].task);
+	}
+	return 0;
+}
+
+/* The longest delay either observer saw; resets both. */
+static u64 rtw_bench_observers_take(struct rtw_bench_observer *o, u64 *samples)
+{
+	u64 m = max(o[0].max_ns, o[1].max_ns);
+
+	*samples = o[0].samples + o[1].samples;
+	o[0].max_ns = o[1].max_ns = 0;
+	o[0].samples = o[1].samples = 0;
+	return m;
+}
+
+static void rtw_bench_observers_stop(struct rtw_bench_observer *o, bool *stop)
+{
+	int c;
+
+	WRITE_ONCE(*stop, true);
+	for (c = 0; c < 2; c++)
+		if (o[c].task)
+			kthread_stop(o[c].task);
+}
+
+/*
+ * reap_max_stall_us and reap_1m_vs_flush, sample by sample: 1M entries added with the longest
+ * MSL, then the MSL cut to 100 ms so that all of them are past their expiry at once (an entry
+ * expires at its start plus the current timeout), the reaper armed for now and the table watched
+ * until it is empty; then 1M again, flushed. Both times stop when the table is empty (entries
+ * unlinked; their memory follows after a grace period in both cases).
+ */
+static int rtw_bench_reap(void)
+{
+	struct rtw_bench_fig stall = { .name = "reap_max_stall_us", .unit = "us" };
+	struct rtw_bench_fig ratio = { .name = "reap_1m_vs_flush", .unit = "x" };
+	struct rtw_glue_net *gn = rtw_bench_gn();
+	u64 reap[RTW_BENCH_REPS], flush[RTW_BENCH_REPS], fstall[RTW_BENCH_REPS], idle, samples;
+	struct rtw_bench_observer *o;
+	u32 n = rtw_bench_n(RTW_BENCH_1M), i;
+	bool stop = false;
+	int err;
+
+	o = kcalloc(2, sizeof(*o), GFP_KERNEL);
+	if (!o)
+		return -ENOMEM;
+	rtw_bench_flush(gn);
+	err = rtw_bench_observers_start(o, &stop);
+	if (err)
+		goto out;
+	/* The observers on an idle machine: what the emulator itself adds. */
+	msleep(2000);
+	idle = rtw_bench_observers_take(o, &samples);
+	for (i = 0; i < RTW_BENCH_REPS; i++) {
+		u64 t0, rs, fs, s1, s2;
+
+		err = rtw_bench_fill(gn, 0, n);
+		if (err)
+			break;
+		WRITE_ONCE(gn->sysctl[RTW_GLUE_SYSCTL_MSL_MS], RTW_BENCH_MSL_SHORT);
+		/* Past 2 x the short MSL, so the newest entry has expired too. */
+		msleep(3 * RTW_BENCH_MSL_SHORT);
+		rtw_bench_observers_take(o, &samples);
+		t0 = ktime_get_ns();
+		rtw_glue_reaper_arm(gn, get_jiffies_64());
+		while (rtw_glue_table_len(gn->tables))
+			usleep_range(500, 1000);
+		reap[i] = ktime_get_ns() - t0;
+		rs = rtw_bench_observers_take(o, &s1);
+		WRITE_ONCE(gn->sysctl[RTW_GLUE_SYSCTL_MSL_MS], RTW_BENCH_MSL_LONG);
+		rcu_barrier();
+
+		err = rtw_bench_fill(gn, 0, n);
+		if (err)
+			break;
+		rtw_bench_observers_take(o, &samples);
+		t0 = ktime_get_ns();
+		genl_lock();
+		rtw_rs_flush(gn->rs);
+		genl_unlock();
+		flush[i] = ktime_get_ns() - t0;
+		fs = rtw_bench_observers_take(o, &s2);
+		rcu_barrier();
+		fstall[i] = fs;
+
+		rtw_bench_add(&stall, rs);
+		rtw_bench_add(&ratio, rtw_bench_ratio(reap[i], flush[i]));
+		pr_info("rtw-bench-note: reap %u: entries=%u reap_ms=%llu flush_ms=%llu reap_max_stall_ns=%llu (%llu samples) flush_max_stall_ns=%llu (%llu samples)\n",
+			i, n, div_u64(reap[i], NSEC_PER_MSEC), div_u64(flush[i], NSEC_PER_MSEC), rs, s1,
+			fs, s2);
+	}
+out:
+	rtw_bench_observers_stop(o, &stop);
+	kfree(o);
+	WRITE_ONCE(gn->sysctl[RTW_GLUE_SYSCTL_MSL_MS], RTW_BENCH_MSL_LONG);
+	rtw_bench_flush(gn);
+	if (err)
+		return err;
+	rtw_bench_report(&stall);
+	rtw_bench_report(&ratio);
+	pr_info("rtw-bench-note: reap entries=%u reap_ms=%llu flush_ms=%llu flush_max_stall_ns=%llu idle_observer_max_ns=%llu (medians)\n",
+		n, div_u64(rtw_bench_median(reap, RTW_BENCH_REPS), NSEC_PER_MSEC),
+		div_u64(rtw_bench_median(flush, RTW_BENCH_REPS), NSEC_PER_MSEC),
+		rtw_bench_median(fstall, RTW_BENCH_REPS), idle);
+	return 0;
+}
+
+/* ---- commands ---- */
+
+/* The figures measured at 1M entries share one fill. */
+static int rtw_bench_at_1m(bool miss, bool hit, bool scaling)
+{
+	struct rtw_glue_net *gn = rtw_bench_gn();
+	u32 n = rtw_bench_n(RTW_BENCH_1M);
+	int err;
+
+	rtw_bench_flush(gn);
+	err = rtw_bench_fill(gn, 0, n);
+	if (!err && miss)
+		err = rtw_bench_vs_linux("miss_vs_linux_lookup", n, true);
+	if (!err && hit)
+		err = rtw_bench_vs_linux("hit_vs_linux_lookup", n, false);
+	if (!err && scaling)
+		err = rtw_bench_scaling(n);
+	rtw_bench_flush(gn);
+	return err;
+}
+
+/* `fill N`: leave N entries in the table (sysctls stay raised until `flush`). */
+static int rtw_bench_cmd_fill(u32 n)
+{
+	struct rtw_glue_net *gn = rtw_bench_gn();
+	u64 t0 = ktime_get_ns();
+	int err;
+
+	rtw_bench_flush(gn);
+	err = rtw_bench_fill(gn, 0, n);
+	if (err)
+		return err;
+	pr_info("rtw-bench-note: fill entries=%u buckets4=%u add_ms=%llu\n",
+		rtw_glue_table_len(gn->tables), rtw_glue_table_buckets(gn->tables, AF_INET),
+		div_u64(ktime_get_ns() - t0, NSEC_PER_MSEC));
+	return 0;
+}
+
+static int rtw_bench_command(char *cmd)
+{
+	struct rtw_glue_net *gn = rtw_bench_gn();
+	bool all = !strcmp(cmd, "all");
+	u32 n;
+	int err = 0;
+
+	if (sscanf(cmd, "fill %u", &n) == 1) {
+		rtw_bench_sysctls_set(gn);
+		return rtw_bench_cmd_fill(n);
+	}
+	if (!strcmp(cmd, "flush")) {
+		rtw_bench_flush(gn);
+		rtw_bench_sysctls_restore(gn);
+		return 0;
+	}
+
+	rtw_bench_sysctls_set(gn);
+	/* Hits are answered with an ACK that is built but not sent: a benchmark that floods
+	 * replies into the stack would measure the stack. */
+	WRITE_ONCE(rtw_bench_dry_run, true);
+	if (all || !strcmp(cmd, "miss_vs_linux_lookup") || !strcmp(cmd, "hit_vs_linux_lookup") ||
+	    !strcmp(cmd, "two_vcpu_scaling"))
+		err = rtw_bench_at_1m(all || !strcmp(cmd, "miss_vs_linux_lookup"),
+				      all || !strcmp(cmd, "hit_vs_linux_lookup"),
+				      all || !strcmp(cmd, "two_vcpu_scaling"));
+	else if (strcmp(cmd, "lookup_4m_vs_1k") && strcmp(cmd, "resize_max_stall_us") &&
+		 strcmp(cmd, "reap_max_stall_us") && strcmp(cmd, "reap_1m_vs_flush"))
+		err = -EINVAL;
+	if (!err && (all || !strcmp(cmd, "lookup_4m_vs_1k") || !strcmp(cmd, "resize_max_stall_us")))
+		err = rtw_bench_growth();
+	if (!err && (all || !strcmp(cmd, "reap_max_stall_us") || !strcmp(cmd, "reap_1m_vs_flush")))
+		err = rtw_bench_reap();
+	WRITE_ONCE(rtw_bench_dry_run, false);
+	rtw_bench_flush(gn);
+	rtw_bench_sysctls_restore(gn);
+	return err;
+}
+
+static ssize_t rtw_bench_write(struct file *file, const char __user *ubuf, size_t len,
+			       loff_t *ppos)
+{
+	char buf[64], *cmd;
+	int err;
+
+	if (len >= sizeof(buf))
+		return -EINVAL;
+	if (copy_from_user(buf, ubuf, len))
+		return -EFAULT;
+	buf[len] = '\0';
+	cmd = strim(buf);
+	err = mutex_lock_interruptible(&rtw_bench_mutex);
+	if (err)
+		return err;
+	pr_info("rtw-bench-begin: %s\n", cmd);
+	err = rtw_bench_command(cmd);
+	pr_info("rtw-bench-end: %s err=%d\n", cmd, err);
+	mutex_unlock(&rtw_bench_mutex);
+	return err ? err : len;
+}
+
+static const struct file_operations rtw_bench_fops = {
+	.owner = THIS_MODULE,
+	.write = rtw_bench_write,
+	.llseek = noop_llseek,
+};
+
+/* Files only: nothing runs, nothing is allocated until the file is written. */
+void rtw_bench_init(void)
+{
+	rtw_bench_dir = debugfs_create_dir("rust_timewait", NULL);
+	debugfs_create_file("bench", 0200, rtw_bench_dir, NULL, &rtw_bench_fops);
+	debugfs_create_u32("scale", 0600, rtw_bench_dir, &rtw_bench_scale);
+}
+
+void rtw_bench_exit(void)
+{
+	debugfs_remove(rtw_bench_dir);
+	rtw_bench_dir = NULL;
+}

@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * What the C files share and Rust does not see (bindgen reads glue.h only): the per-netns glue
+ * state, the hook, and the benchmark's entry points (bench.c).
+ */
+#ifndef RTW_GLUE_INTERNAL_H
+#define RTW_GLUE_INTERNAL_H
+
+#include <linux/netfilter.h>
+#include <linux/workqueue.h>
+#include <net/net_namespace.h>
+
+#include "glue.h"
+
+struct rtw_glue_net {
+	struct net *net;
+	void *rs;
+	struct rtw_glue_tables *tables;
+	/* The reaper: a worker, so freeing a million expired entries never holds softirq. */
+	struct delayed_work reaper;
+	spinlock_t reaper_lock;
+	u64 reap_at;
+	bool dying;
+	/* Hooks are registered when the netns gets its first entry (netlink, under genl_mutex). */
+	bool hooks_on;
+	struct ctl_table_header *sysctl_hdr;
+	int sysctl[RTW_GLUE_SYSCTL_COUNT];
+};
+
+struct rtw_glue_net *rtw_gn(const struct net *net);
+
+/* The netfilter hook (all four registrations). */
+unsigned int rtw_hook(void *priv, struct sk_buff *skb, const struct nf_hook_state *state);
+
+/* Benchmark (bench.c): a debugfs entry point, idle unless written to. */
+extern bool rtw_bench_dry_run;
+void rtw_bench_init(void);
+void rtw_bench_exit(void);
+
+#endif
