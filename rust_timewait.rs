@@ -4,8 +4,10 @@
 //!
 //! Pure TIME_WAIT logic (sequence arithmetic, segment parsing, the `tcp_twcheck` decision
 //! table, reply building, table policy) lives in safe Rust without FFI so KUnit can test it
-//! exhaustively; every `unsafe` is in the thin layer over the C glue (`src/ffi.rs`,
-//! `src/hooks.rs`).
+//! exhaustively. The state layer (`src/netns.rs`) is safe Rust too. Every `unsafe` is in the
+//! layer over the C glue: the boundary the glue calls (`src/callbacks.rs`), the safe wrappers
+//! over the table and the kernel services (`src/table.rs`, `src/sys.rs`), the registration
+//! (`src/hooks.rs`), and the one accessor of an entry's lock-guarded part (`src/entry.rs`).
 
 use kernel::prelude::*;
 
@@ -29,6 +31,10 @@ pub mod reply;
 pub mod segment;
 #[path = "src/seq.rs"]
 pub mod seq;
+#[path = "src/stats.rs"]
+pub mod stats;
+#[path = "src/sys.rs"]
+pub mod sys;
 #[path = "src/twcheck.rs"]
 pub mod twcheck;
 

@@ -1,14 +1,22 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The functions the C glue calls (`rtw_rs_*` in `glue.h`): each turns raw pointers back into
-//! the safe types of `netns.rs` and calls it.
+//! The functions the C glue calls (`rtw_rs_*` in `glue.h`): the boundary. Each turns raw
+//! pointers and `rtw_glue_entry` into the safe types of `netns.rs`, calls it, and turns its
+//! `Result` into an errno and its `Action` into a netfilter verdict, once, here.
 
-use crate::entry::{Entry, V4, V6};
+use crate::entry::{Addr, Entry, Key, V4, V6, AF_INET, AF_INET6};
 use crate::ffi;
-use crate::netns::{NetState, STAT_COUNT};
+use crate::netns::{Action, NetState, Snapshot};
 use crate::policy;
+use crate::segment;
+use crate::stats::STAT_COUNT;
+use crate::sys::{NetGlue, Packet};
+use crate::table::{self, Tables};
+use crate::twcheck::{EntryState, Substate};
 use core::ffi::{c_int, c_uint, c_void};
+use core::ptr::NonNull;
 use kernel::prelude::*;
+use kernel::sync::rcu;
 
 /// Sizes and alignments of the two entry types, for the slab caches.
 pub fn entry_layouts() -> (u32, u32, u32, u32) {
@@ -37,12 +45,72 @@ unsafe fn state<'a>(rs: *mut c_void) -> &'a NetState {
 /// frees them only after `rtw_rs_net_exit`).
 #[no_mangle]
 pub unsafe extern "C" fn rtw_rs_net_init(gn: *mut ffi::rtw_glue_net, tables: *mut ffi::rtw_glue_tables) -> *mut c_void {
-    let Some(tables) = core::ptr::NonNull::new(tables) else { return core::ptr::null_mut() };
-    // SAFETY: the caller's contract.
-    match unsafe { NetState::new(gn, tables) } {
+    let (Some(gn), Some(tables)) = (NonNull::new(gn), NonNull::new(tables)) else {
+        return core::ptr::null_mut();
+    };
+    // SAFETY: both outlive the state (the caller's contract).
+    let (glue, tables) = unsafe { (NetGlue::from_raw(gn), Tables::from_raw(tables)) };
+    match NetState::new(glue, tables) {
         Ok(b) => KBox::into_raw(b).cast(),
         Err(_) => core::ptr::null_mut(),
     }
+}
+
+fn verdict(a: Action) -> c_uint {
+    match a {
+        Action::Accept => ffi::NF_ACCEPT,
+        Action::Drop => ffi::NF_DROP,
+    }
+}
+
+fn errno(r: Result) -> c_int {
+    r.map_or_else(|e| e.to_errno(), |()| 0)
+}
+
+/// The tuple of a netlink entry, for address family `A`.
+fn key_of<A: Addr>(g: &ffi::rtw_glue_entry) -> Key<A> {
+    Key { laddr: A::from_buf(&g.laddr), raddr: A::from_buf(&g.raddr), lport: g.lport, rport: g.rport }
+}
+
+fn state_of(g: &ffi::rtw_glue_entry) -> EntryState {
+    EntryState {
+        snd_nxt: g.snd_nxt,
+        rcv_nxt: g.rcv_nxt,
+        last_win: g.last_win,
+        rcv_wscale: g.rcv_wscale,
+        ts_recent: g.ts_recent,
+        has_ts: g.has_ts,
+        ts_recent_valid: g.ts_recent_valid,
+        substate: if u32::from(g.substate) == ffi::rtw_glue_substate_RTW_GLUE_FIN_WAIT2 {
+            Substate::FinWait2
+        } else {
+            Substate::TimeWait
+        },
+    }
+}
+
+/// Fill a netlink entry from an entry's tuple and snapshot.
+fn fill<A: Addr>(key: &Key<A>, s: &Snapshot, g: &mut ffi::rtw_glue_entry) {
+    g.family = A::FAMILY;
+    let n = key.laddr.bytes().len();
+    g.laddr[..n].copy_from_slice(key.laddr.bytes());
+    g.raddr[..n].copy_from_slice(key.raddr.bytes());
+    g.lport = key.lport;
+    g.rport = key.rport;
+    g.ifindex = s.ifindex;
+    g.snd_nxt = s.state.snd_nxt;
+    g.rcv_nxt = s.state.rcv_nxt;
+    g.last_win = s.state.last_win;
+    g.rcv_wscale = s.state.rcv_wscale;
+    g.ts_recent = s.state.ts_recent;
+    g.ts_offset = s.ts_offset;
+    g.has_ts = s.state.has_ts;
+    g.ts_recent_valid = s.state.ts_recent_valid;
+    g.substate = match s.state.substate {
+        Substate::TimeWait => ffi::rtw_glue_substate_RTW_GLUE_TIME_WAIT as u8,
+        Substate::FinWait2 => ffi::rtw_glue_substate_RTW_GLUE_FIN_WAIT2 as u8,
+    };
+    g.expires_ms = s.expires_ms;
 }
 
 /// Free a netns's state and every entry in it.
@@ -78,10 +146,43 @@ pub unsafe extern "C" fn rtw_rs_hook(rs: *mut c_void, pkt: *const ffi::rtw_glue_
     }
     // SAFETY: `head` has `head_len` readable bytes (the glue's stack copy), alive for the call.
     let head = unsafe { core::slice::from_raw_parts(pkt.head, pkt.head_len as usize) };
+    let parsed = match pkt.family {
+        AF_INET => segment::parse_ipv4(head, pkt.skb_len),
+        AF_INET6 => segment::parse_ipv6(head, pkt.skb_len),
+        _ => return ffi::NF_ACCEPT,
+    };
+    // Not a well-formed TCP segment: the stack deals with it (spec section 3).
+    let Ok(mut seg) = parsed else { return ffi::NF_ACCEPT };
+    if pkt.link_bcast {
+        seg.mcast_or_bcast = true;
+    }
+    let Some(ctx) = NonNull::new(pkt.ctx) else { return ffi::NF_ACCEPT };
+    // SAFETY: `ctx` is the glue's handle for this segment, valid for the call.
+    let packet = unsafe { Packet::from_raw(ctx) };
     // Nested in the hook's own read-side section: it only ties `entry`'s lifetime to it.
-    let rcu = kernel::sync::rcu::read_lock();
+    let rcu = rcu::read_lock();
     // SAFETY: `rs` is live (caller's contract).
-    unsafe { state(rs) }.hook(pkt.family, head, pkt.skb_len, pkt.output, pkt.link_bcast, pkt.ifindex, pkt.ctx, entry, &rcu)
+    let st = unsafe { state(rs) };
+    let action = match (pkt.family, pkt.output) {
+        // SAFETY: `entry` is an entry of the IPv4 table found under the RCU read lock that
+        // `rcu` stands for (caller's contract).
+        (AF_INET, output) => unsafe { table::entry_from_glue::<V4>(entry, &rcu) }.map(|e| {
+            if output {
+                st.local_connect(&seg, pkt.ifindex, e)
+            } else {
+                st.input(&seg, pkt.ifindex, &packet, e)
+            }
+        }),
+        // SAFETY: as above, for the IPv6 table (the parse accepted only these two families).
+        (_, output) => unsafe { table::entry_from_glue::<V6>(entry, &rcu) }.map(|e| {
+            if output {
+                st.local_connect(&seg, pkt.ifindex, e)
+            } else {
+                st.input(&seg, pkt.ifindex, &packet, e)
+            }
+        }),
+    };
+    verdict(action.unwrap_or(Action::Accept))
 }
 
 /// The reaper timer fired.
@@ -103,7 +204,12 @@ pub unsafe extern "C" fn rtw_rs_reap(rs: *mut c_void) {
 #[no_mangle]
 pub unsafe extern "C" fn rtw_rs_add(rs: *mut c_void, e: *const ffi::rtw_glue_entry, replace: bool) -> c_int {
     // SAFETY: the caller guarantees both pointers.
-    unsafe { state(rs).add(&*e, replace) }
+    let (st, g) = unsafe { (state(rs), &*e) };
+    errno(match g.family {
+        AF_INET => st.add(key_of::<V4>(g), g.ifindex, &state_of(g), g.ts_offset, replace),
+        AF_INET6 => st.add(key_of::<V6>(g), g.ifindex, &state_of(g), g.ts_offset, replace),
+        _ => Err(EINVAL),
+    })
 }
 
 /// Delete one entry by key.
@@ -114,7 +220,12 @@ pub unsafe extern "C" fn rtw_rs_add(rs: *mut c_void, e: *const ffi::rtw_glue_ent
 #[no_mangle]
 pub unsafe extern "C" fn rtw_rs_del(rs: *mut c_void, e: *const ffi::rtw_glue_entry) -> c_int {
     // SAFETY: the caller guarantees both pointers.
-    unsafe { state(rs).del(&*e) }
+    let (st, g) = unsafe { (state(rs), &*e) };
+    errno(match g.family {
+        AF_INET => st.del(key_of::<V4>(g)),
+        AF_INET6 => st.del(key_of::<V6>(g)),
+        _ => Err(EINVAL),
+    })
 }
 
 /// Fill in one entry by key.
@@ -125,7 +236,18 @@ pub unsafe extern "C" fn rtw_rs_del(rs: *mut c_void, e: *const ffi::rtw_glue_ent
 #[no_mangle]
 pub unsafe extern "C" fn rtw_rs_get(rs: *mut c_void, e: *mut ffi::rtw_glue_entry) -> c_int {
     // SAFETY: the caller guarantees both pointers.
-    unsafe { state(rs).get(&mut *e) }
+    let (st, g) = unsafe { (state(rs), &mut *e) };
+    errno(match g.family {
+        AF_INET => {
+            let key = key_of::<V4>(g);
+            st.get(key).map(|s| fill(&key, &s, g))
+        }
+        AF_INET6 => {
+            let key = key_of::<V6>(g);
+            st.get(key).map(|s| fill(&key, &s, g))
+        }
+        _ => Err(EINVAL),
+    })
 }
 
 /// A dump's entry as it crosses netlink: 0, or -ENOENT if it is gone or expired.
@@ -136,9 +258,21 @@ pub unsafe extern "C" fn rtw_rs_get(rs: *mut c_void, e: *mut ffi::rtw_glue_entry
 /// read-side critical section the call runs in; `out` is valid and writable.
 #[no_mangle]
 pub unsafe extern "C" fn rtw_rs_export(rs: *mut c_void, family: u8, entry: *mut c_void, out: *mut ffi::rtw_glue_entry) -> c_int {
-    let rcu = kernel::sync::rcu::read_lock();
-    // SAFETY: the caller guarantees `rs`, `entry` and `out`.
-    unsafe { state(rs).export_walked(family, entry, &mut *out, &rcu) }
+    let rcu = rcu::read_lock();
+    // SAFETY: the caller guarantees `rs` and `out`.
+    let (st, g) = unsafe { (state(rs), &mut *out) };
+    errno(match family {
+        // SAFETY: `entry` is an entry of the IPv4 table found under the RCU read lock that
+        // `rcu` stands for (caller's contract).
+        AF_INET => unsafe { table::entry_from_glue::<V4>(entry, &rcu) }
+            .ok_or(ENOENT)
+            .and_then(|e| st.snapshot(e).map(|s| fill(&e.key, &s, g))),
+        // SAFETY: as above, for the IPv6 table.
+        AF_INET6 => unsafe { table::entry_from_glue::<V6>(entry, &rcu) }
+            .ok_or(ENOENT)
+            .and_then(|e| st.snapshot(e).map(|s| fill(&e.key, &s, g))),
+        _ => Err(EINVAL),
+    })
 }
 
 /// Count a malformed add request.

@@ -104,11 +104,6 @@ __u32 rtw_glue_tcp_clock_ms(void)
 	return (__u32)tcp_clock_ms();
 }
 
-__u64 rtw_glue_random_u64(void)
-{
-	return get_random_u64();
-}
-
 int rtw_glue_sysctl_get(const struct rtw_glue_net *gn, int which)
 {
 	if (which < 0 || which >= RTW_GLUE_SYSCTL_COUNT)

@@ -142,7 +142,6 @@ __u64 rtw_glue_jiffies(void);
 __u32 rtw_glue_clock_us(void);
 __u64 rtw_glue_usecs_to_jiffies(__u32 us);
 __u32 rtw_glue_tcp_clock_ms(void);
-__u64 rtw_glue_random_u64(void);
 
 int rtw_glue_sysctl_get(const struct rtw_glue_net *gn, int which);
 void rtw_glue_port_range(const struct rtw_glue_net *gn, int *lo, int *hi);

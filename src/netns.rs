@@ -10,72 +10,15 @@
 //! per-CPU. The reaper is a worker that frees expired FIFO heads a bounded batch per lock hold.
 
 use crate::entry::{time_after_eq32, Addr, Entry, Key, Mutable, V4, V6, AF_INET, AF_INET6};
-use crate::ffi;
 use crate::policy;
 use crate::reply::{self, REPLY_MAX};
-use crate::segment::{self, TcpSegment, ACK, SYN};
+use crate::segment::{TcpSegment, ACK, SYN};
+use crate::stats::{Stat, STAT_COUNT};
+use crate::sys::{self, NetGlue, Packet, Sysctl};
 use crate::table::{SlabBox, StripeGuard, Tables, CLASSES};
 use crate::twcheck::{self, EntryState, Reason, Substate, Verdict};
-use core::ffi::c_void;
 use kernel::prelude::*;
 use kernel::sync::rcu;
-
-/// Counters (spec section 8), in the order of `enum rtw_glue_stat` and the netlink spec.
-#[derive(Clone, Copy)]
-#[repr(u32)]
-pub enum Stat {
-    /// Entries now in the table.
-    Entries = 0,
-    /// Entries added.
-    Added,
-    /// Adds refused by `nolocaltimewait`.
-    RefusedNolocal,
-    /// Adds refused because the tuple was guarded.
-    RefusedExists,
-    /// Adds refused as invalid.
-    RefusedInvalid,
-    /// Oldest entries recycled because the table was full.
-    Recycled,
-    /// Entries that reached their 2MSL expiry.
-    Expired,
-    /// Entries deleted (netlink, flush, replace, RST in FIN_WAIT_2).
-    Deleted,
-    /// New SYNs let through (T3/T4).
-    SynReuse,
-    /// RSTs dropped (T1).
-    RstDropped,
-    /// Segments that failed PAWS.
-    PawsDropped,
-    /// ACKs sent (handed to the output path without error).
-    AcksSent,
-    /// RSTs sent (FIN_WAIT_2; handed to the output path without error).
-    RstsSent,
-    /// Replies suppressed by the rate limit.
-    RepliesRatelimited,
-    /// Segments consumed.
-    SegmentsDropped,
-    /// FIN_WAIT_2 entries that saw the peer's FIN.
-    FinWait2Completed,
-    /// FIN_WAIT_2 entries that timed out.
-    FinWait2Timeouts,
-    /// Local connect()s allowed to reuse a guarded tuple.
-    LocalConnectReuse,
-    /// Local connect()s dropped on a guarded tuple.
-    LocalConnectDropped,
-    /// Effective `maxtcptw`.
-    Capacity,
-    /// Replies built but not sent (no route, no memory, dropped by the output path).
-    RepliesFailed,
-}
-
-/// Number of counters.
-pub const STAT_COUNT: usize = ffi::rtw_glue_stat_RTW_GLUE_STAT_COUNT as usize;
-
-// The Rust and C numbering must agree: checked at build time, not hoped for.
-const _: () = assert!(Stat::RepliesFailed as usize + 1 == STAT_COUNT);
-const _: () = assert!(Stat::Capacity as u32 == ffi::rtw_glue_stat_RTW_GLUE_STAT_CAPACITY);
-const _: () = assert!(Stat::Expired as u32 == ffi::rtw_glue_stat_RTW_GLUE_STAT_EXPIRED);
-const _: () = assert!(Stat::FinWait2Timeouts as u32 == ffi::rtw_glue_stat_RTW_GLUE_STAT_FIN_WAIT2_TIMEOUTS);
 
 /// Entries freed per stripe lock hold by the reaper and a flush: a hold stays far below a
 /// millisecond even under emulation, and the worker reschedules between holds.
@@ -84,41 +27,33 @@ const BATCH: usize = 32;
 const TTL_PLACEHOLDER: u8 = 64;
 
 /// One network namespace's state.
-///
-/// # Invariants
-///
-/// `gn` points to the netns's `struct rtw_glue_net`, which outlives this object: the glue
-/// creates the state in its pernet `init` and destroys it in `exit` before the pernet memory
-/// goes away.
 pub struct NetState {
-    gn: *mut ffi::rtw_glue_net,
+    glue: NetGlue,
     tables: Tables,
 }
 
-// SAFETY: `gn` is only used through glue functions that are safe from any context (sysctl
-// reads, reaper arming, hook registration under genl_mutex); `Tables` is `Sync`.
-unsafe impl Sync for NetState {}
-// SAFETY: as above.
-unsafe impl Send for NetState {}
-
-fn now() -> u64 {
-    // SAFETY: reads jiffies; no preconditions.
-    unsafe { ffi::rtw_glue_jiffies() }
+/// What the hook does with the segment.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Action {
+    /// Hand it on (to the stack, or the next hook).
+    Accept,
+    /// Consume it.
+    Drop,
 }
 
-/// The clock of entries' timeouts: microseconds, low 32 bits (wraps every 71 min; an entry
-/// lives at most 20 min). Finer than jiffies so FIFO heads of different stripes compare in the
-/// order their timeouts started, as the seed's single FIFO would.
-fn clock_us() -> u32 {
-    // SAFETY: reads the monotonic clock; no preconditions.
-    unsafe { ffi::rtw_glue_clock_us() }
+/// An entry as netlink reports it (`get`, dump).
+pub struct Snapshot {
+    /// The state the decision table reads.
+    pub state: EntryState,
+    /// Our TSval clock minus the module's TCP clock.
+    pub ts_offset: u32,
+    /// IPv6 scope (interface index; 0 for none or IPv4).
+    pub ifindex: u32,
+    /// Milliseconds left before expiry.
+    pub expires_ms: u32,
 }
 
-/// Jiffies from now until `left_us` microseconds have passed (rounded up).
-fn jiffies_after_us(left_us: u32) -> u64 {
-    // SAFETY: reads jiffies and converts; no preconditions.
-    now().wrapping_add(unsafe { ffi::rtw_glue_usecs_to_jiffies(left_us) }).wrapping_add(1)
-}
+use sys::{clock_us, jiffies as now, jiffies_after_us};
 
 /// Widen a 32-bit jiffies stamp near `now` back to 64 bits.
 fn widen(stamp: u32, now: u64) -> u64 {
@@ -157,7 +92,7 @@ impl Timeouts {
 
 /// What the hook does once the stripe is unlocked.
 struct Outcome {
-    verdict: u32,
+    action: Action,
     reply: [u8; REPLY_MAX],
     reply_len: usize,
     /// The counter a successful send goes to.
@@ -173,116 +108,52 @@ fn expiry_stat(m: &Mutable) -> Stat {
 }
 
 impl NetState {
-    /// A new state for the netns whose glue state is `gn` and table is `tables`.
-    ///
-    /// # Safety
-    ///
-    /// `gn` and `tables` outlive the returned state.
-    pub unsafe fn new(gn: *mut ffi::rtw_glue_net, tables: core::ptr::NonNull<ffi::rtw_glue_tables>) -> Result<KBox<Self>> {
-        // SAFETY: the caller guarantees `tables` outlives the state.
-        Ok(KBox::new(NetState { gn, tables: unsafe { Tables::from_raw(tables) } }, GFP_KERNEL)?)
+    /// A new state for a netns, over its glue state and table.
+    pub fn new(glue: NetGlue, tables: Tables) -> Result<KBox<Self>> {
+        Ok(KBox::new(NetState { glue, tables }, GFP_KERNEL)?)
     }
 
     fn bump(&self, s: Stat) {
         self.tables.count(s as u32, 1);
     }
 
-    fn sysctl(&self, which: u32) -> i32 {
-        // SAFETY: `gn` is valid for our lifetime (type invariant).
-        unsafe { ffi::rtw_glue_sysctl_get(self.gn, which as i32) }
-    }
-
     fn timeouts(&self) -> Timeouts {
-        let msl = self.sysctl(ffi::rtw_glue_sysctl_RTW_GLUE_SYSCTL_MSL_MS) as u32;
-        let fin = self.sysctl(ffi::rtw_glue_sysctl_RTW_GLUE_SYSCTL_FIN_TIMEOUT_MS) as u32;
+        let msl = self.glue.sysctl(Sysctl::MslMs) as u32;
+        let fin = self.glue.sysctl(Sysctl::FinTimeoutMs) as u32;
         // At most 2 × 600 s (policy.rs): 1.2e9 µs, inside the clock's 2^31 comparison range.
         Timeouts { msl2: msl.saturating_mul(2000), fin: fin.saturating_mul(1000) }
     }
 
     /// The table bound in force (`maxtcptw`, or half the ephemeral port range when 0).
     pub fn capacity(&self) -> u32 {
-        let (mut lo, mut hi) = (0i32, 0i32);
-        // SAFETY: `gn` is valid (type invariant); the out-pointers are live locals.
-        unsafe { ffi::rtw_glue_port_range(self.gn, &mut lo, &mut hi) };
-        policy::effective_capacity(
-            self.sysctl(ffi::rtw_glue_sysctl_RTW_GLUE_SYSCTL_MAXTCPTW),
-            lo.clamp(0, 65535) as u16,
-            hi.clamp(0, 65535) as u16,
-        )
-    }
-
-    fn arm_reaper(&self, expires: u64) {
-        // SAFETY: `gn` is valid (type invariant); the glue ignores arming once the netns exits.
-        unsafe { ffi::rtw_glue_reaper_arm(self.gn, expires) };
+        let (lo, hi) = self.glue.port_range();
+        policy::effective_capacity(self.glue.sysctl(Sysctl::MaxTcpTw), lo, hi)
     }
 
     // ---- the hooks ----
 
-    /// A segment from a hook, for the tuple of `entry` (found by the glue's lookup). `ctx` is
-    /// the glue's handle for checksum and reply.
-    #[allow(clippy::too_many_arguments)]
-    pub fn hook(
-        &self,
-        family: u8,
-        head: &[u8],
-        skb_len: u32,
-        output: bool,
-        link_bcast: bool,
-        ifindex: u32,
-        ctx: *mut c_void,
-        entry: *mut c_void,
-        rcu: &rcu::Guard,
-    ) -> u32 {
-        let parsed = match family {
-            AF_INET => segment::parse_ipv4(head, skb_len),
-            AF_INET6 => segment::parse_ipv6(head, skb_len),
-            _ => return ffi::NF_ACCEPT,
-        };
-        // Not a well-formed TCP segment: the stack deals with it (spec section 3).
-        let Ok(mut seg) = parsed else { return ffi::NF_ACCEPT };
-        if link_bcast {
-            seg.mcast_or_bcast = true;
-        }
-        // SAFETY: the glue found `entry` for this family's table under the RCU read lock the
-        // hook runs in, which `rcu` stands for.
-        match (family, output) {
-            (AF_INET, false) => unsafe { crate::table::entry_from_glue::<V4>(entry, rcu) }
-                .map_or(ffi::NF_ACCEPT, |e| self.input(&seg, ifindex, ctx, e)),
-            (AF_INET6, false) => unsafe { crate::table::entry_from_glue::<V6>(entry, rcu) }
-                .map_or(ffi::NF_ACCEPT, |e| self.input(&seg, ifindex, ctx, e)),
-            (AF_INET, true) => unsafe { crate::table::entry_from_glue::<V4>(entry, rcu) }
-                .map_or(ffi::NF_ACCEPT, |e| self.local_connect(&seg, ifindex, e)),
-            _ => unsafe { crate::table::entry_from_glue::<V6>(entry, rcu) }
-                .map_or(ffi::NF_ACCEPT, |e| self.local_connect(&seg, ifindex, e)),
-        }
-    }
-
-    fn input<A: Addr>(&self, seg: &TcpSegment, ifindex: u32, ctx: *mut c_void, e: &Entry<A>) -> u32 {
+    /// LOCAL_IN: a segment for the tuple of `e` (which the hook's lookup found).
+    pub fn input<A: Addr>(&self, seg: &TcpSegment, ifindex: u32, pkt: &Packet<'_>, e: &Entry<A>) -> Action {
         let key = key_of::<A>(seg, true);
         if e.key != key || !A::scope_matches(e.scope, &key.laddr, ifindex) {
-            return ffi::NF_ACCEPT;
+            return Action::Accept;
         }
         // A segment the stack would drop as corrupt must not move our state (spec section 3).
         // Verified before the stripe is locked: it reads the whole segment.
-        // SAFETY: `ctx` is the glue's live handle for this segment.
-        let csum_ok = unsafe { ffi::rtw_glue_pkt_csum_ok(ctx) };
+        let csum_ok = pkt.csum_ok();
         let out = {
             let mut guard = self.tables.lock(self.tables.stripe_of(&e.key));
             self.input_locked(seg, &mut guard, e, csum_ok)
         };
-        if out.reply_len > 0 {
-            let Some(bytes) = out.reply.get(..out.reply_len) else { return out.verdict };
-            // SAFETY: `ctx` is the glue's live handle for the segment being processed, and
-            // `bytes` is a complete IP packet of `bytes.len()` bytes.
-            let sent = unsafe { ffi::rtw_glue_reply(ctx, bytes.as_ptr(), bytes.len() as u32) };
+        if let Some(bytes) = out.reply.get(..out.reply_len).filter(|b| !b.is_empty()) {
             // Count what went out, not what was built.
-            self.bump(if sent == 0 { out.reply_stat } else { Stat::RepliesFailed });
+            self.bump(if pkt.send_reply(bytes).is_ok() { out.reply_stat } else { Stat::RepliesFailed });
         }
-        out.verdict
+        out.action
     }
 
     fn input_locked<A: Addr>(&self, seg: &TcpSegment, guard: &mut StripeGuard<'_>, e: &Entry<A>, csum_ok: bool) -> Outcome {
-        let mut out = Outcome { verdict: ffi::NF_ACCEPT, reply: [0; REPLY_MAX], reply_len: 0, reply_stat: Stat::AcksSent };
+        let mut out = Outcome { action: Action::Accept, reply: [0; REPLY_MAX], reply_len: 0, reply_stat: Stat::AcksSent };
         // Removed since the lookup: the tuple is no longer ours.
         let Some(mut occ) = guard.occupied(e) else { return out };
         let now64 = now();
@@ -314,11 +185,11 @@ impl NetState {
         match d.verdict {
             Verdict::Pass => {}
             Verdict::Drop => {
-                out.verdict = ffi::NF_DROP;
+                out.action = Action::Drop;
                 self.bump(Stat::SegmentsDropped);
             }
             Verdict::AckAndDrop => {
-                out.verdict = ffi::NF_DROP;
+                out.action = Action::Drop;
                 self.bump(Stat::SegmentsDropped);
                 let m = occ.get_mut();
                 let last = if m.flags & crate::entry::flag::REPLIED != 0 {
@@ -326,12 +197,9 @@ impl NetState {
                 } else {
                     policy::NEVER_REPLIED
                 };
-                // SAFETY: `gn` is valid (type invariant).
-                let interval = u64::from(unsafe { ffi::rtw_glue_invalid_ratelimit_jiffies(self.gn) });
+                let interval = self.glue.invalid_ratelimit_jiffies();
                 if !d.rate_limited || policy::ratelimit_allows(last, now64, interval) {
-                    // SAFETY: no preconditions.
-                    let clock = unsafe { ffi::rtw_glue_tcp_clock_ms() };
-                    let tsval = clock.wrapping_add(e.ts_offset);
+                    let tsval = sys::tcp_clock_ms().wrapping_add(e.ts_offset);
                     out.reply_len = reply::build_entry_ack(&mut out.reply, seg, &state, tsval, TTL_PLACEHOLDER);
                     // Only the replies the limiter governs stamp it, as Linux's
                     // tcp_oow_rate_limited() (a re-armed FIN's ACK is never limited).
@@ -344,7 +212,7 @@ impl NetState {
                 }
             }
             Verdict::RstAndDelete => {
-                out.verdict = ffi::NF_DROP;
+                out.action = Action::Drop;
                 out.reply_len = reply::build_rst(&mut out.reply, seg, TTL_PLACEHOLDER);
                 out.reply_stat = Stat::RstsSent;
                 self.bump(Stat::SegmentsDropped);
@@ -358,7 +226,7 @@ impl NetState {
                 return out;
             }
             Verdict::DeleteAndDrop => {
-                out.verdict = ffi::NF_DROP;
+                out.action = Action::Drop;
                 self.bump(Stat::SegmentsDropped);
                 self.bump(Stat::Deleted);
                 occ.remove();
@@ -375,18 +243,18 @@ impl NetState {
         out
     }
 
-    /// Spec section 7: a local connect() onto a guarded tuple (the glue passes only SYNs).
-    fn local_connect<A: Addr>(&self, seg: &TcpSegment, ifindex: u32, e: &Entry<A>) -> u32 {
+    /// LOCAL_OUT, spec section 7: a local connect() onto the tuple of `e`.
+    pub fn local_connect<A: Addr>(&self, seg: &TcpSegment, ifindex: u32, e: &Entry<A>) -> Action {
         if !(seg.has_flag(SYN) && !seg.has_flag(ACK)) {
-            return ffi::NF_ACCEPT;
+            return Action::Accept;
         }
         let key = key_of::<A>(seg, false);
         if e.key != key || !A::scope_matches(e.scope, &key.laddr, ifindex) {
-            return ffi::NF_ACCEPT;
+            return Action::Accept;
         }
         let timeouts = self.timeouts();
         let mut guard = self.tables.lock(self.tables.stripe_of(&e.key));
-        let Some(occ) = guard.occupied(e) else { return ffi::NF_ACCEPT };
+        let Some(occ) = guard.occupied(e) else { return Action::Accept };
         let now_us = clock_us();
         let m = occ.get();
         // The timeout started at `start`; a clock that reads earlier (a stamp from another
@@ -396,10 +264,10 @@ impl NetState {
         if timeouts.expired(m, now_us) || policy::local_reuse_allowed(m.flags & crate::entry::flag::HAS_TS != 0, age_ms) {
             self.bump(Stat::LocalConnectReuse);
             occ.remove();
-            ffi::NF_ACCEPT
+            Action::Accept
         } else {
             self.bump(Stat::LocalConnectDropped);
-            ffi::NF_DROP
+            Action::Drop
         }
     }
 
@@ -409,7 +277,7 @@ impl NetState {
     /// holds (process context: the reaper is a worker). Then arm for the earliest expiry left.
     pub fn reap(&self) {
         if let Some(left_us) = self.reap_expired() {
-            self.arm_reaper(jiffies_after_us(left_us));
+            self.glue.arm_reaper(jiffies_after_us(left_us));
         }
     }
 
@@ -427,8 +295,8 @@ impl NetState {
                 reap_fifos::<V4>(self, &mut guard, &timeouts, now_us, &mut budget, &mut heads[..2]);
                 reap_fifos::<V6>(self, &mut guard, &timeouts, now_us, &mut budget, &mut heads[2..]);
                 drop(guard);
-                // SAFETY: no preconditions; process context, no lock held.
-                unsafe { ffi::rtw_glue_cond_resched() };
+                // Process context (the reaper's worker, netlink), no lock held.
+                sys::cond_resched();
                 if budget > 0 {
                     for at in heads.into_iter().flatten() {
                         next = Some(next.map_or(at, |n| if time_after_eq32(at, n) { n } else { at }));
@@ -446,44 +314,19 @@ impl NetState {
 
     // ---- netlink ----
 
-    /// Add one entry. Returns 0 or a negative errno (the entry's `result` in the reply).
-    pub fn add(&self, g: &ffi::rtw_glue_entry, replace: bool) -> i32 {
-        let r = match g.family {
-            AF_INET => self.add_family::<V4>(g, replace),
-            AF_INET6 => self.add_family::<V6>(g, replace),
-            _ => Err(EINVAL),
-        };
-        r.map_or_else(|e| e.to_errno(), |()| 0)
-    }
-
-    fn add_family<A: Addr>(&self, g: &ffi::rtw_glue_entry, replace: bool) -> Result {
-        if self.sysctl(ffi::rtw_glue_sysctl_RTW_GLUE_SYSCTL_NOLOCALTIMEWAIT) != 0
-            // SAFETY: `gn` is valid (type invariant); `raddr` is 16 readable bytes.
-            && unsafe { ffi::rtw_glue_addr_is_local(self.gn, A::FAMILY, g.raddr.as_ptr()) }
-        {
+    /// Add an entry guarding `key` with `state` (netlink, process context).
+    pub fn add<A: Addr>(&self, key: Key<A>, ifindex: u32, state: &EntryState, ts_offset: u32, replace: bool) -> Result {
+        let mut raddr = [0u8; 16];
+        raddr[..key.raddr.bytes().len()].copy_from_slice(key.raddr.bytes());
+        if self.glue.sysctl(Sysctl::NoLocalTimeWait) != 0 && self.glue.addr_is_local(A::FAMILY, &raddr) {
             // The seed's in_localip(): a local peer has its own TIME_WAIT to answer for it.
             self.bump(Stat::RefusedNolocal);
             return Err(EADDRNOTAVAIL);
         }
-        let state = EntryState {
-            snd_nxt: g.snd_nxt,
-            rcv_nxt: g.rcv_nxt,
-            last_win: g.last_win,
-            rcv_wscale: g.rcv_wscale.min(twcheck::MAX_WSCALE),
-            ts_recent: g.ts_recent,
-            has_ts: g.has_ts,
-            ts_recent_valid: g.ts_recent_valid,
-            substate: if u32::from(g.substate) == ffi::rtw_glue_substate_RTW_GLUE_FIN_WAIT2 {
-                Substate::FinWait2
-            } else {
-                Substate::TimeWait
-            },
-        };
-        let key = Key { laddr: A::from_buf(&g.laddr), raddr: A::from_buf(&g.raddr), lport: g.lport, rport: g.rport };
-        let b = SlabBox::new(Entry::new(key, &state, g.ts_offset, 0, A::scope_from(g.ifindex)))?;
+        let state = EntryState { rcv_wscale: state.rcv_wscale.min(twcheck::MAX_WSCALE), ..*state };
+        let mut b = SlabBox::new(Entry::new(key, &state, ts_offset, 0, A::scope_from(ifindex)))?;
         // The first entry brings the hooks into this netns; until then it pays nothing.
-        // SAFETY: `gn` is valid (type invariant); process context under genl_mutex.
-        kernel::error::to_result(unsafe { ffi::rtw_glue_hooks_enable(self.gn) })?;
+        self.glue.enable_hooks()?;
 
         let timeouts = self.timeouts();
         // Full: expired entries go first (they never count against the bound), then, as the
@@ -515,13 +358,12 @@ impl NetState {
                 }
             }
         }
-        // SAFETY: `b` is ours and unpublished.
-        unsafe { b.entry().mutable() }.start = now_us;
+        b.get_mut().start = now_us;
         guard.insert(b).map_err(|(err, _b)| err)?;
         drop(guard);
         drop(rcu);
         self.bump(Stat::Added);
-        self.arm_reaper(jiffies_after_us(timeouts.of(state.substate)));
+        self.glue.arm_reaper(jiffies_after_us(timeouts.of(state.substate)));
         Ok(())
     }
 
@@ -557,18 +399,8 @@ impl NetState {
         }
     }
 
-    /// Delete the entry guarding the tuple of `g`.
-    pub fn del(&self, g: &ffi::rtw_glue_entry) -> i32 {
-        let r = match g.family {
-            AF_INET => self.del_family::<V4>(g),
-            AF_INET6 => self.del_family::<V6>(g),
-            _ => Err(EINVAL),
-        };
-        r.map_or_else(|e| e.to_errno(), |()| 0)
-    }
-
-    fn del_family<A: Addr>(&self, g: &ffi::rtw_glue_entry) -> Result {
-        let key = Key { laddr: A::from_buf(&g.laddr), raddr: A::from_buf(&g.raddr), lport: g.lport, rport: g.rport };
+    /// Delete the entry guarding `key`.
+    pub fn del<A: Addr>(&self, key: Key<A>) -> Result {
         let timeouts = self.timeouts();
         let now32 = clock_us();
         let rcu = rcu::read_lock();
@@ -586,69 +418,32 @@ impl NetState {
         Ok(())
     }
 
-    /// Fill `g` (given its key) with the entry guarding the tuple.
-    pub fn get(&self, g: &mut ffi::rtw_glue_entry) -> i32 {
+    /// The entry guarding `key`.
+    pub fn get<A: Addr>(&self, key: Key<A>) -> Result<Snapshot> {
         let rcu = rcu::read_lock();
-        let r = match g.family {
-            AF_INET => {
-                let key = Key::<V4> { laddr: V4::from_buf(&g.laddr), raddr: V4::from_buf(&g.raddr), lport: g.lport, rport: g.rport };
-                self.tables.lookup(&key, &rcu).ok_or(ENOENT).and_then(|e| self.export(e, g))
-            }
-            AF_INET6 => {
-                let key = Key::<V6> { laddr: V6::from_buf(&g.laddr), raddr: V6::from_buf(&g.raddr), lport: g.lport, rport: g.rport };
-                self.tables.lookup(&key, &rcu).ok_or(ENOENT).and_then(|e| self.export(e, g))
-            }
-            _ => Err(EINVAL),
-        };
-        r.map_or_else(|e| e.to_errno(), |()| 0)
+        let e = self.tables.lookup(&key, &rcu).ok_or(ENOENT)?;
+        self.snapshot(e)
     }
 
-    /// A dump's entry (found by the glue's walker under RCU), as it crosses netlink.
-    pub fn export_walked(&self, family: u8, entry: *mut c_void, g: &mut ffi::rtw_glue_entry, rcu: &rcu::Guard) -> i32 {
-        // SAFETY: the walker found `entry` in this family's table under the RCU read lock that
-        // `rcu` stands for.
-        let r = match family {
-            AF_INET => unsafe { crate::table::entry_from_glue::<V4>(entry, rcu) }.ok_or(ENOENT).and_then(|e| self.export(e, g)),
-            AF_INET6 => unsafe { crate::table::entry_from_glue::<V6>(entry, rcu) }.ok_or(ENOENT).and_then(|e| self.export(e, g)),
-            _ => Err(EINVAL),
-        };
-        r.map_or_else(|e| e.to_errno(), |()| 0)
-    }
-
-    /// A consistent snapshot of a live entry; `ENOENT` if it is gone or expired.
-    fn export<A: Addr>(&self, e: &Entry<A>, g: &mut ffi::rtw_glue_entry) -> Result {
+    /// A consistent snapshot of a live entry (found under RCU); `ENOENT` if it is gone or
+    /// expired.
+    pub fn snapshot<A: Addr>(&self, e: &Entry<A>) -> Result<Snapshot> {
         let timeouts = self.timeouts();
-        let now32 = clock_us();
         let m = {
             let mut guard = self.tables.lock(self.tables.stripe_of(&e.key));
             *guard.occupied(e).ok_or(ENOENT)?.get()
         };
-        if timeouts.expired(&m, now32) {
+        let now_us = clock_us();
+        if timeouts.expired(&m, now_us) {
             return Err(ENOENT);
         }
-        let s = m.state();
-        g.family = A::FAMILY;
-        let n = e.key.laddr.bytes().len();
-        g.laddr[..n].copy_from_slice(e.key.laddr.bytes());
-        g.raddr[..n].copy_from_slice(e.key.raddr.bytes());
-        g.lport = e.key.lport;
-        g.rport = e.key.rport;
-        g.ifindex = A::scope_ifindex(e.scope);
-        g.snd_nxt = s.snd_nxt;
-        g.rcv_nxt = s.rcv_nxt;
-        g.last_win = s.last_win;
-        g.rcv_wscale = s.rcv_wscale;
-        g.ts_recent = s.ts_recent;
-        g.ts_offset = e.ts_offset;
-        g.has_ts = s.has_ts;
-        g.ts_recent_valid = s.ts_recent_valid;
-        g.substate = match s.substate {
-            Substate::TimeWait => ffi::rtw_glue_substate_RTW_GLUE_TIME_WAIT as u8,
-            Substate::FinWait2 => ffi::rtw_glue_substate_RTW_GLUE_FIN_WAIT2 as u8,
-        };
-        let left = m.expires(timeouts.of(s.substate)).wrapping_sub(now32) as i32;
-        g.expires_ms = if left > 0 { (left as u32).div_ceil(1000) } else { 0 };
-        Ok(())
+        let left = m.expires(timeouts.of(m.substate())).wrapping_sub(now_us) as i32;
+        Ok(Snapshot {
+            state: m.state(),
+            ts_offset: e.ts_offset,
+            ifindex: A::scope_ifindex(e.scope),
+            expires_ms: if left > 0 { (left as u32).div_ceil(1000) } else { 0 },
+        })
     }
 
     /// Delete every entry; returns how many. A bounded batch per stripe lock hold.
@@ -673,8 +468,8 @@ impl NetState {
                 drop(guard);
                 self.tables.count(Stat::Deleted as u32, batch as u64);
                 n = n.saturating_add(batch as u32);
-                // SAFETY: no preconditions; process context, no lock held.
-                unsafe { ffi::rtw_glue_cond_resched() };
+                // Process context (the reaper's worker, netlink), no lock held.
+                sys::cond_resched();
                 if batch < BATCH {
                     break;
                 }
@@ -743,7 +538,7 @@ mod tests {
     #[test]
     fn key_of_swaps_for_incoming() {
         let mut seg = TcpSegment {
-            family: segment::Family::V4,
+            family: crate::segment::Family::V4,
             src_addr: [0; 16],
             dst_addr: [0; 16],
             src_port: 40000,

@@ -285,6 +285,12 @@ impl<A: Addr> SlabBox<A> {
         unsafe { self.ptr.as_ref() }
     }
 
+    /// The entry's mutable part, before it is published.
+    pub fn get_mut(&mut self) -> &mut Mutable {
+        // SAFETY: owned alone and unpublished (type invariant); `&mut self` is the only way in.
+        unsafe { self.entry().mutable() }
+    }
+
     fn as_ptr(&self) -> *mut Entry<A> {
         self.ptr.as_ptr()
     }

@@ -1,28 +1,111 @@
 #!/bin/sh
-# `make bench`: table size against add rate and per-segment cost of a guarded tuple's duplicate
-# ACKs (T7, dropped: the hook's parse + lookup + decision, no reply). Run under QEMU TCG, so the
-# absolute numbers are an emulated CPU's; what matters is how they move with the table size.
+# `make bench` (qemu/bench.sh writes docs/bench.md from what this prints). Two halves:
+# - end to end, here: a flood of segments to a tuple nobody guards and request/response over
+#   veth, with 1M entries in the table against the module not loaded, and the memory per entry;
+# - per call, in the kernel (src/bench.c, through /sys/kernel/debug/rust_timewait/bench): the
+#   hook against Linux's own lookup, two vCPUs, growth, reaping.
+# Every result line is "rtw-bench: <figure> min=.. median=.. max=.. <unit>"; "rtw-bench-note:"
+# lines carry the absolute values behind a figure.
 . /tests/net.inc
-S=/proc/sys/net/rust_timewait
-insmod /lib/modules/rust_timewait.ko || exit 1
-net_up
-echo 16777216 >$S/maxtcptw
-K=${K:-20000}
-echo "bench: entries add_ms adds_per_s ns_per_segment(matching) ns_per_segment(no module entry)"
-for n in 0 1000 10000 100000 300000; do
-	twctl flush >/dev/null
-	awk -v n=$n -v h=$H4 -v p=$P4 'BEGIN { for (i = 0; i < n; i++)
-		printf "%s:%d %s:%d snd_nxt=1 rcv_nxt=1\n", h, 1024 + i % 60000, p, 2000 + int(i / 60000) }' >/tmp/bench
-	t0=$(rtw-peer -M)
-	[ $n = 0 ] || twctl add -f /tmp/bench --batch 1024 >/dev/null
-	t1=$(rtw-peer -M)
-	add_ms=$((t1 - t0))
-	rate=0; [ $add_ms -gt 0 ] && rate=$(( n * 1000 / add_ms ))
-	twctl add $H4:80 $P4:9999 --snd-nxt 1000 --rcv-nxt 2000 >/dev/null
-	hit=$(peer -s $P4 -d $H4 -p 9999 -P 80 -q 2000 -a 1000 -f A -n $K -W 0 | sed -n 's/.*ns_per_segment=//p')
-	# An ACK for a tuple nobody guards: the hook's miss path, then the stack (which answers RST).
-	miss=$(peer -s $P4 -d $H4 -p 9998 -P 81 -q 2000 -a 1000 -f A -n 2000 -W 0 | sed -n 's/.*ns_per_segment=//p')
-	echo "bench: $n $add_ms $rate $hit $miss"
+B=/sys/kernel/debug/rust_timewait
+KO=/lib/modules/rust_timewait.ko
+# rtw.bench_scale=N divides the table sizes and traffic (a quick functional run, not a result).
+scale=1
+for arg in $(cat /proc/cmdline); do
+	case "$arg" in rtw.bench_scale=*) scale=${arg#rtw.bench_scale=} ;; esac
 done
-net_down
+N=$((1000000 / scale))
+[ $N -ge 1000 ] || N=1000
+FLOOD=$((2000 / (scale > 10 ? 10 : scale)))
+RR=$((2000 / (scale > 10 ? 10 : scale)))
+# Five loaded samples, each between two unloaded ones (see ratios below).
+CYCLES=5
+ECHO_PORT=7000
+
+grep -q ' /sys/kernel/debug ' /proc/mounts || mount -t debugfs debugfs /sys/kernel/debug
+echo "rtw-bench-note: cpus_online=$(grep -c ^processor /proc/cpuinfo) scale=$scale entries=$N flood_segments=$FLOOD rr_transactions=$RR"
+
+# kbench CMD: run a command of src/bench.c and print its kernel lines (the console interleaves
+# them with everything else; the kernel log keeps them whole).
+kbench() {
+	dmesg -c >/dev/null
+	echo "$1" >$B/bench
+	rc=$?
+	dmesg | sed -n 's/^\[[^]]*\] *//; /^rtw-bench/p'
+	return $rc
+}
+# One flood from the peer: ACKs to 10.9.0.1:81, where no socket listens, so the stack answers
+# each with a RST; rtw-peer prints the time per segment sendto() took (the receive path runs
+# within it, see rtw-peer.c).
+# Pinned to CPU0: veth delivers on the sending CPU, so the whole path runs on one vCPU.
+flood() { taskset 1 $IP netns exec peer rtw-peer -i veth1 -m "$HOST_MAC" -s $P4 -d $H4 -p 9998 -P 81 \
+	-q 2000 -a 1000 -f A -n $FLOOD -W 0 | sed -n 's/.*ns_per_segment=//p'; }
+# One-byte request/response over veth from the peer netns to an echo server here; client and
+# server share CPU0, so no cross-CPU wakeup adds its noise.
+rr() { taskset 1 $IP netns exec peer rtw-peer -T -d $H4 -P $ECHO_PORT -n $RR | sed -n 's/.*ns_per_transaction=//p'; }
+# stats LIST: "min=.. median=.. max=.." of a list of numbers (three decimals).
+stats() { echo "$@" | tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END {
+	printf "min=%.3f median=%.3f max=%.3f", v[1], v[int((NR + 1) / 2)], v[NR] }'; }
+# slab FILE: the first number of a /sys/kernel/slab/rust_timewait4 file.
+slab() { cut -d' ' -f1 /sys/kernel/slab/rust_timewait4/$1; }
+
+net_up
+# The request/response client needs an address in the peer netns; floods bypass it (AF_PACKET).
+$IP netns exec peer ip addr add $P4/24 dev veth1
+taskset 1 rtw-peer -E -s $H4 -p $ECHO_PORT &
+echo_pid=$!
+sleep 1
+# Untimed: ARP, the first connection, caches.
+flood >/dev/null
+rr >/dev/null
+
+uf="" ur="" lf="" lr="" bytes=""
+i=0
+while [ $i -le $CYCLES ]; do
+	uf="$uf $(flood)"
+	ur="$ur $(rr)"
+	[ $i -lt $CYCLES ] || break
+	insmod $KO || exit 1
+	kbench "fill $N" | tee /tmp/fill
+	buckets=$(sed -n 's/.*buckets4=\([0-9]*\).*/\1/p' /tmp/fill)
+	entries=$(sed -n 's/.*fill entries=\([0-9]*\).*/\1/p' /tmp/fill)
+	# Slab pages actually held per entry (partial slabs included) plus 8 bytes per bucket of
+	# the rhashtable, over the entries.
+	b=$(awk -v s="$(slab slabs)" -v o="$(slab order)" -v p=4096 -v bk="$buckets" -v n="$entries" \
+		'BEGIN { printf "%.3f", (s * p * 2 ^ o + bk * 8) / n }')
+	bytes="$bytes $b"
+	echo "rtw-bench-note: bytes_per_entry_ipv4 entries=$entries slab_size=$(slab slab_size) objs_per_slab=$(slab objs_per_slab) order=$(slab order) slabs=$(slab slabs) objects=$(slab objects) buckets4=$buckets per_entry=$b"
+	lf="$lf $(flood)"
+	lr="$lr $(rr)"
+	kbench flush >/dev/null
+	rmmod rust_timewait || exit 1
+	i=$((i + 1))
+done
+kill $echo_pid
+echo "rtw-bench-note: flood ns_per_segment unloaded:$uf loaded:$lf"
+echo "rtw-bench-note: rr ns_per_transaction unloaded:$ur loaded:$lr"
+echo "rtw-bench-note: tw_sock_TCP slab_size=$(cat /sys/kernel/slab/tw_sock_TCP/slab_size 2>/dev/null || echo none) object_size=$(cat /sys/kernel/slab/tw_sock_TCP/object_size 2>/dev/null || echo none)"
+# Loaded sample i against the mean of the unloaded samples just before and just after it: a
+# slow stretch of the host moves both sides.
+ratios() { echo "$1" | awk -v l="$2" '{ n = split(l, L, " "); for (i = 1; i <= n; i++)
+	printf "%.4f ", L[i] / (($i + $(i + 1)) / 2) }'; }
+echo "rtw-bench: miss_flood_1m_vs_unloaded $(stats $(ratios "$uf" "$lf")) x samples=$CYCLES"
+echo "rtw-bench: rr_1m_vs_unloaded $(stats $(ratios "$ur" "$lr")) x samples=$CYCLES"
+echo "rtw-bench: bytes_per_entry_ipv4 $(stats $bytes) B samples=$CYCLES"
+
+# The per-call figures, in the kernel, with the module loaded once more.
+insmod $KO || exit 1
+echo $scale >$B/scale
+kbench all || echo "rtw-bench-note: in-kernel figures failed"
+# A quick run keeps kmemleak on (qemu/bench.sh): nothing the benchmark allocated may be left.
+# kmemleak reports only objects older than 5 s, and needs two scans to be sure.
+K=/sys/kernel/debug/kmemleak
+if [ $scale -gt 1 ] && [ -w $K ]; then
+	sleep 6
+	echo scan >$K
+	echo scan >$K
+	echo "rtw-bench-note: kmemleak unreferenced_rust_timewait=$(grep -c rust_timewait $K)"
+	sed -n '1,40p' $K
+fi
 rmmod rust_timewait
+net_down

@@ -20,6 +20,14 @@
  *            a client that closes late: connect, send one request line, read the reply until
  *            the server's FIN, wait WAIT_MS, then close. Prints "got bytes=N".
  *
+ *   rtw-peer -E -s ADDR -p PORT
+ *            an echo server for request/response timing: accept connections one after another
+ *            and send back every byte read, until killed.
+ *
+ *   rtw-peer -T -d DST -P DPORT -n COUNT
+ *            COUNT one-byte request/response transactions on one connection to an echo server;
+ *            prints "transactions=N ns_per_transaction=N".
+ *
  *   rtw-peer -M   print CLOCK_MONOTONIC in ms (busybox date has no %N) and exit.
  *
  * FLAGS is a subset of "FSRPAU". Output: one line per reply seen within WAIT_MS (default 300):
@@ -30,6 +38,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
 #include <net/if.h>
@@ -192,6 +201,69 @@ static int do_request(const char *dst, unsigned long dport, unsigned long wait)
 	return 0;
 }
 
+static int do_echo(const char *addr, unsigned long port)
+{
+	int v6 = strchr(addr, ':') != NULL, one = 1;
+	struct sockaddr_storage sa;
+	socklen_t len = make_sockaddr(addr, port, &sa);
+	char buf[4096];
+
+	if (!len)
+		return 2;
+	int lfd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
+	if (lfd < 0)
+		die("socket");
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(lfd, (struct sockaddr *)&sa, len) < 0 || listen(lfd, 4) < 0)
+		die("bind/listen");
+	for (;;) {
+		int fd = accept(lfd, NULL, NULL);
+		ssize_t n;
+
+		if (fd < 0)
+			die("accept");
+		/* One byte each way: without TCP_NODELAY a reply could wait for an ACK. */
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		while ((n = read(fd, buf, sizeof(buf))) > 0)
+			if (write(fd, buf, (size_t)n) != n)
+				break;
+		close(fd);
+	}
+}
+
+static long long now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static int do_rr(const char *dst, unsigned long dport, unsigned long count)
+{
+	int v6 = strchr(dst, ':') != NULL, one = 1;
+	struct sockaddr_storage da;
+	socklen_t len = make_sockaddr(dst, dport, &da);
+	char c = 'x';
+
+	if (!len || !count)
+		return 2;
+	int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
+	if (fd < 0)
+		die("socket");
+	if (connect(fd, (struct sockaddr *)&da, len) < 0)
+		die("connect");
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	long long t0 = now_ns();
+	for (unsigned long i = 0; i < count; i++)
+		if (write(fd, &c, 1) != 1 || read(fd, &c, 1) != 1)
+			die("transaction");
+	long long ns = now_ns() - t0;
+	close(fd);
+	printf("transactions=%lu ns_per_transaction=%lld\n", count, ns / (long long)count);
+	return 0;
+}
+
 static long long now_us(void)
 {
 	struct timespec ts;
@@ -214,9 +286,10 @@ int main(int argc, char **argv)
 	unsigned long sport = 0, dport = 0, seq = 0, ack = 0, win = 1000, plen = 0, wait = 300;
 	unsigned long tsval = 0, tsecr = 0, count = 1;
 	int have_ts = 0, corrupt = 0, connect_mode = 0, listen_mode = 0, request_mode = 0, opt, v6, alen;
+	int echo_mode = 0, rr_mode = 0;
 	uint8_t s_addr[16], d_addr[16], pkt[2048] = { 0 }, dmac[6];
 
-	while ((opt = getopt(argc, argv, "i:m:s:d:p:P:q:a:f:w:t:l:xW:n:CLRM")) != -1) {
+	while ((opt = getopt(argc, argv, "i:m:s:d:p:P:q:a:f:w:t:l:xW:n:CLRMET")) != -1) {
 		switch (opt) {
 		case 'i': ifname = optarg; break;
 		case 'm': mac = optarg; break;
@@ -237,9 +310,15 @@ int main(int argc, char **argv)
 		case 'L': listen_mode = 1; break;
 		case 'R': request_mode = 1; break;
 		case 'M': printf("%lld\n", now_ms()); return 0;
+		case 'E': echo_mode = 1; break;
+		case 'T': rr_mode = 1; break;
 		default: fprintf(stderr, "usage: see the header of rtw-peer.c\n"); return 2;
 		}
 	}
+	if (echo_mode && src && sport)
+		return do_echo(src, sport);
+	if (rr_mode && dst && dport)
+		return do_rr(dst, dport, count);
 	if (request_mode && dst && dport)
 		return do_request(dst, dport, wait);
 	if (listen_mode && src && sport)
