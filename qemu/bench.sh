@@ -5,6 +5,7 @@
 #   RTW_BENCH_SCALE=N   divide table sizes and traffic by N: a quick functional run of the
 #                       benchmark itself (kmemleak stays on and checks it), written to
 #                       build/bench/bench.md, never to docs/.
+#   RTW_BENCH_KMEMLEAK  on|off: override the above (a full run needs it off to fit 4M entries).
 #   RTW_BENCH_TIMEOUT   the boot's time limit in seconds (default 5400).
 . "$(dirname "$0")/env.sh"
 
@@ -24,8 +25,9 @@ rtw_prepare_guest "$work/initramfs.cpio"
 #   a quick run (RTW_BENCH_SCALE) keeps it on and checks that the benchmark frees everything;
 # - kunit.enable=0: the in-module KUnit suites would rerun at every insmod, six times here.
 args="rtw.scenarios=bench kunit.enable=0 slub_debug=-,rust_timewait4,rust_timewait6"
+kmemleak=${RTW_BENCH_KMEMLEAK:-$([ "$scale" = 1 ] && echo off || echo on)}
+[ "$kmemleak" = on ] || args="$args kmemleak=off"
 if [ "$scale" = 1 ]; then
-	args="$args kmemleak=off"
 	out="$RTW_TOP/docs/bench.md"
 else
 	args="$args rtw.bench_scale=$scale"
@@ -48,8 +50,10 @@ figures=(
 "miss_flood_1m_vs_unloaded|≤ 1.05|m <= 1.05|end to end over veth: rtw-peer in the peer netns sends N ACKs with AF_PACKET to 10.9.0.1:81 (no socket: the stack answers RST), pinned to CPU0, and reports sendto() time per segment (the receive path runs inside it); module loaded with 1M entries over module not loaded; each loaded sample against the mean of the unloaded samples just before and after it (insmod, fill, rmmod between)"
 "lookup_4m_vs_1k|≤ 1.5|m <= 1.5|per-call cost of the hit path of hit_vs_linux_lookup (harness taken off) with 4,000,000 entries over 1,000, hits drawn at random from the whole table; each sample pairs the 1k measurement with the 4M one of the same growth"
 "two_vcpu_scaling|≥ 1.8|m >= 1.8|kthreads bound to CPU0 and CPU1 each calling the miss path of miss_vs_linux_lookup (1M entries) for 2 s: calls/s of both together over calls/s of one alone (the lone one alternates between CPU0 and CPU1)"
-"resize_max_stall_us|≤ 1000|m <= 1000|longest single rtw_hook() call (alternately a hit on one of the first 1,000 entries and a miss), each timed on its own on CPU1 inside its bottom-half-off section (only hard interrupts can add to it), while a kthread on CPU0 adds entries from 1,000 to 4,000,000 and the rhashtable grows in its worker; maximum per growth, five growths"
-"reap_max_stall_us|≤ 1000|m <= 1000|1M entries added with msl_ms=600000, then msl_ms=100 so all are expired, reaper armed for now: the longest delay between a tick's timer interrupt and a SCHED_FIFO observer kthread running, on each CPU, while the reaper empties the table; the kernel is preemptible, so that delay is what was left of a section that held the CPU (a stripe lock hold, a softirq); sampled once per tick per CPU, a lower bound of the longest hold"
+"resize_max_stall_us|≤ 1000|m <= 1000|longest single rtw_hook() call (alternately a hit on one of the first 1,000 entries and a miss), each timed on its own on CPU1 inside its bottom-half-off section, while a kthread on CPU0 adds entries from 1,000 to 4,000,000 and the rhashtable grows in its worker (until it has settled); maximum per growth, five growths. Only hard interrupts and the emulator (a vCPU the host does not run) can add to a call: every call is followed by a control section, an 8 us busy wait timed the same way, whose longest overrun is in the notes (control_max_overrun_ns)"
+
+"reap_max_stall_us|≤ 1000|m <= 1000|1M entries added with msl_ms=600000, then msl_ms=100 so all are expired, reaper armed for now: the longest delay between a tick's timer interrupt and a SCHED_FIFO observer kthread running, on each CPU, while the reaper empties the table. The kernel is preemptible, so the delay is what was left of a section that held the CPU (a stripe lock hold, a softirq); sampled once per tick per CPU, a lower bound of the longest hold. Control: the same observers for as long again with the table empty (quiet_max_stall_ns in the notes)"
+
 "reap_1m_vs_flush|≤ 1.5|m <= 1.5|time from arming the reaper until rtw_glue_table_len() is 0 for 1M expired entries (polled every 0.5-1 ms) over the time rtw_rs_flush() takes for 1M entries, same boot, sample by sample"
 "bytes_per_entry_ipv4|≤ 64 (goal 48)|m <= 64|at 1M entries: (rust_timewait4 slabs × PAGE_SIZE << order, partial slabs included, from /sys/kernel/slab) + rtw_glue_table_buckets(AF_INET) × 8, over the entries; slab debugging off for the cache"
 "rr_1m_vs_unloaded|report|1|one-byte request/response on one TCP connection over veth (rtw-peer -T in the peer netns to an echo server here, both pinned to CPU0, TCP_NODELAY), time per transaction with 1M entries over module not loaded, paired as miss_flood_1m_vs_unloaded"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
 # Boot the test kernel with an initramfs under QEMU (TCG), collect the serial console into a
 # log, and fail on a timeout, a panic, an Oops, a WARNING, a BUG, or a guest that never said
 # it was done.  qemu/boot.sh INITRAMFS LOG TIMEOUT_S [kernel args...]

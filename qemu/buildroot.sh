@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
 # Ensure the Debian trixie build root exists in the cache (debootstrap + packages +
 # linux-source from trixie-backports). Idempotent: does nothing when the keyed root is there.
 . "$(dirname "$0")/env.sh"

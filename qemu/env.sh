@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0
 # Shared settings for the build/boot pipeline. Sourced, never run.
 #
 # Everything expensive (the Debian trixie build root, the test kernel) lives in a cache
@@ -13,7 +14,8 @@ RTW_SUITE=trixie
 RTW_KVER=${RTW_KVER:-7.3}
 # What goes into the build root. Changing this list changes the root's key.
 RTW_PACKAGES="rustc rust-src bindgen libclang-dev gcc libc6-dev make bc flex bison libelf-dev
-libssl-dev python3 python3-yaml cpio kmod busybox-static xz-utils iproute2 ca-certificates"
+libssl-dev python3 python3-yaml cpio kmod busybox-static xz-utils iproute2 ca-certificates
+nftables"
 
 mkdir -p "$RTW_CACHE"
 
@@ -21,17 +23,19 @@ rtw_log() { printf '[rtw %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 rtw_die() { printf '[rtw] error: %s\n' "$*" >&2; exit 1; }
 
 rtw_hash() { sha256sum | cut -c1-16; }
+# A script as it goes into a key: without its SPDX line, which changes nothing that is built.
+rtw_keyed() { sed '/^# SPDX-License-Identifier: /d' "$@"; }
 
 # The build root's key: suite, package list, kernel source package and the script that makes it.
 rtw_root_key() {
 	{ echo "$RTW_SUITE $RTW_MIRROR linux-source-$RTW_KVER"; echo "$RTW_PACKAGES";
-	  cat "$RTW_TOP/qemu/buildroot.sh"; } | rtw_hash
+	  rtw_keyed "$RTW_TOP/qemu/buildroot.sh"; } | rtw_hash
 }
 RTW_ROOT="$RTW_CACHE/root-$(rtw_root_key)"
 
 # The kernel's key: the root it was built with, the config fragment and the build script.
 rtw_kernel_key() {
-	{ rtw_root_key; cat "$RTW_TOP/qemu/kernel.config" "$RTW_TOP/qemu/kernel.sh"; } | rtw_hash
+	{ rtw_root_key; rtw_keyed "$RTW_TOP/qemu/kernel.config" "$RTW_TOP/qemu/kernel.sh"; } | rtw_hash
 }
 RTW_KERNEL="$RTW_CACHE/kernel-$(rtw_kernel_key)"
 

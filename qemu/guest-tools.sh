@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
 # Build the static programs the guest runs into build/guest-bin: twctl (Rust, glibc
 # crt-static, with the host's cargo) and rtw-peer (C, static, with the build root's gcc).
 . "$(dirname "$0")/env.sh"

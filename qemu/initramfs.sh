@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
 # Build the guest's initramfs: busybox (static, from the build root), iproute2's ip and ss
 # with their libraries, the module, the guest scenarios, and any static test helpers.
 #   qemu/initramfs.sh OUT.cpio [extra-file...]   (extra files land in /bin of the guest)
@@ -27,6 +28,8 @@ copy_dynamic() {
 mkdir -p "$stage/usr/local/bin"
 copy_dynamic /usr/bin/ip ip
 copy_dynamic /usr/bin/ss ss
+# nftables for the firewall scenarios (the hook runs after the filter tables).
+copy_dynamic /usr/sbin/nft nft
 ln -sf lib "$stage/lib64" 2>/dev/null || true
 [ -e "$stage/lib64/ld-linux-x86-64.so.2" ] || cp -L "$RTW_ROOT/lib64/ld-linux-x86-64.so.2" "$stage/lib/"
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
 # Ensure the test kernel (tinyconfig + qemu/kernel.config, with Rust and KUnit) is built in the
 # cache. Builds into a temporary directory and renames it into place only when complete, so an
 # interrupted run never leaves a tree that later runs trust. Inside the build root the tree is

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
 # Build rust_timewait.ko against the cached test kernel, inside the build root, the way the
 # README tells a user to build against their own tree: `make KDIR=<tree>`, which runs the
 # standard external-module build `make -C <tree> M=$PWD modules`.

@@ -173,6 +173,48 @@ static int rtw_bench_fill(struct rtw_glue_net *gn, u32 from, u32 to)
 	return err;
 }
 
+/*
+ * The bucket count the rhashtable grows to for n entries: table.c's min_size (16), doubled while
+ * n is above 75 % of it (rht_grow_above_75). After the last add or removal the table still
+ * grows or shrinks for a while in its worker; a figure measured meanwhile would time that worker
+ * too (and share a CPU with it).
+ */
+static u32 rtw_bench_buckets_for(u32 n)
+{
+	u32 size = 16;
+
+	while (n > size / 4 * 3)
+		size *= 2;
+	return size;
+}
+
+/*
+ * Wait (up to 10 min) until the table has settled: grown to its size for the entries it holds,
+ * or, empty, shrunk to a small table (where it stops depends on when the last shrink was
+ * queued, anywhere from 16 to a few hundred buckets; what is left to rehash is nothing).
+ * Returns the ms waited.
+ */
+static u64 rtw_bench_settle(struct rtw_glue_net *gn)
+{
+	u64 t0 = ktime_get_ns(), waited;
+	u32 len = rtw_glue_table_len(gn->tables), want = rtw_bench_buckets_for(len);
+	bool done;
+
+	for (;;) {
+		u32 b = rtw_glue_table_buckets(gn->tables, AF_INET);
+
+		done = len ? b >= want : b <= 1024;
+		if (done || ktime_get_ns() - t0 > 600 * NSEC_PER_SEC)
+			break;
+		msleep(20);
+	}
+	waited = div_u64(ktime_get_ns() - t0, NSEC_PER_MSEC);
+	if (!done)
+		pr_info("rtw-bench-note: table did not settle in 10 min: %u entries, %u buckets\n",
+			len, rtw_glue_table_buckets(gn->tables, AF_INET));
+	return waited;
+}
+
 static u32 rtw_bench_flush(struct rtw_glue_net *gn)
 {
 	u32 n;
@@ -183,7 +225,23 @@ static u32 rtw_bench_flush(struct rtw_glue_net *gn)
 	/* Flushed entries are freed after a grace period: wait for them, so the next figure starts
 	 * with their memory back and no freeing going on behind it. */
 	rcu_barrier();
+	rtw_bench_settle(gn);
 	return n;
+}
+
+/* Fill [0, n) from an empty table and wait for the table to settle. */
+static int rtw_bench_fill_settled(struct rtw_glue_net *gn, u32 n, u64 *add_ms, u64 *settle_ms)
+{
+	u64 t0 = ktime_get_ns();
+	int err = rtw_bench_fill(gn, 0, n);
+
+	if (add_ms)
+		*add_ms = div_u64(ktime_get_ns() - t0, NSEC_PER_MSEC);
+	if (!err && settle_ms)
+		*settle_ms = rtw_bench_settle(gn);
+	else if (!err)
+		rtw_bench_settle(gn);
+	return err;
 }
 
 /* ---- segments ---- */
@@ -233,6 +291,8 @@ static int rtw_bench_seg_init(struct rtw_bench_seg *s, u32 n, bool miss, u32 see
 	th->window = htons(1000);
 	s->skb->protocol = htons(ETH_P_IP);
 	s->skb->pkt_type = PACKET_HOST;
+	/* The device it came in on, as for any received skb (the hook's IPsec check reads it). */
+	s->skb->dev = init_net.loopback_dev;
 	s->skb->ip_summed = CHECKSUM_UNNECESSARY;
 	s->state.hook = NF_INET_LOCAL_IN;
 	s->state.pf = NFPROTO_IPV4;
@@ -290,11 +350,48 @@ static noinline unsigned int rtw_bench_linux(const struct rtw_bench_seg *s)
 	return NF_DROP;
 }
 
+/* table.c's IPv4 key (the hook's `union rtw_hook_key`), for timing the lookup on its own. */
+struct rtw_bench_key4 {
+	__u8 laddr[4], raddr[4];
+	__u16 lport, rport;
+};
+
+/* The pieces of the miss path timed on their own, to say where its cost goes. */
+static noinline unsigned int rtw_bench_lookup(const struct rtw_bench_seg *s)
+{
+	const struct iphdr *iph = ip_hdr(s->skb);
+	const struct tcphdr *th = tcp_hdr(s->skb);
+	struct rtw_bench_key4 k;
+
+	memcpy(k.raddr, &iph->saddr, 4);
+	memcpy(k.laddr, &iph->daddr, 4);
+	k.lport = ntohs(th->dest);
+	k.rport = ntohs(th->source);
+	return rtw_glue_table_lookup(rtw_gn(s->state.net)->tables, AF_INET, &k) ? NF_DROP : NF_ACCEPT;
+}
+
+static DEFINE_SPINLOCK(rtw_bench_lock);
+
 enum rtw_bench_kind {
-	/* Only the harness (tuple choice, loop): subtracted from both of the others. */
+	/* Only the harness (tuple choice, loop): subtracted from all of the others. */
 	RTW_BENCH_EMPTY,
 	RTW_BENCH_HOOK,
 	RTW_BENCH_LINUX,
+	/* rtw_gn() + rtw_glue_table_lookup(): the miss path without the hook's header reads. */
+	RTW_BENCH_LOOKUP,
+	/* rtw_gn() alone: net_generic(), one checked rcu_dereference. */
+	RTW_BENCH_GN,
+	/* What PROVE_RCU adds to every rcu_dereference() under it: one rcu_read_lock_held(). */
+	RTW_BENCH_RCU_HELD,
+	/* What lockdep adds to the hit path: an rcu_read_lock() pair, a spin_lock_bh() pair. */
+	RTW_BENCH_RCU_PAIR,
+	RTW_BENCH_LOCK_PAIR,
+	RTW_BENCH_KINDS,
+};
+
+static const char *const rtw_bench_kind_names[RTW_BENCH_KINDS] = {
+	"harness", "hook", "linux_lookup", "gn_plus_table_lookup", "rtw_gn", "rcu_read_lock_held",
+	"rcu_read_lock_pair", "spin_lock_bh_pair",
 };
 
 static __always_inline unsigned int rtw_bench_call(struct rtw_bench_seg *s,
@@ -305,6 +402,20 @@ static __always_inline unsigned int rtw_bench_call(struct rtw_bench_seg *s,
 		return rtw_hook(NULL, s->skb, &s->state);
 	case RTW_BENCH_LINUX:
 		return rtw_bench_linux(s);
+	case RTW_BENCH_LOOKUP:
+		return rtw_bench_lookup(s);
+	case RTW_BENCH_GN:
+		return rtw_gn(s->state.net) ? NF_ACCEPT : NF_DROP;
+	case RTW_BENCH_RCU_HELD:
+		return rcu_read_lock_held() ? NF_ACCEPT : NF_DROP;
+	case RTW_BENCH_RCU_PAIR:
+		rcu_read_lock();
+		rcu_read_unlock();
+		return NF_ACCEPT;
+	case RTW_BENCH_LOCK_PAIR:
+		spin_lock_bh(&rtw_bench_lock);
+		spin_unlock_bh(&rtw_bench_lock);
+		return NF_ACCEPT;
 	default:
 		barrier();
 		return NF_ACCEPT;
@@ -404,6 +515,38 @@ static u64 rtw_bench_median(u64 *v, u32 n)
 /* ---- per-call cost against Linux's lookup ---- */
 
 /*
+ * Where the time goes: the pieces of the path (miss) or the debug-kernel costs it pays (hit),
+ * each timed like the figure itself, harness taken off, medians of five samples.
+ */
+static void rtw_bench_parts(struct rtw_bench_seg *s, const char *name, bool miss)
+{
+	static const enum rtw_bench_kind miss_kinds[] = {
+		RTW_BENCH_LOOKUP, RTW_BENCH_GN, RTW_BENCH_RCU_HELD, RTW_BENCH_RCU_PAIR,
+	};
+	static const enum rtw_bench_kind hit_kinds[] = {
+		RTW_BENCH_LOOKUP, RTW_BENCH_RCU_HELD, RTW_BENCH_RCU_PAIR, RTW_BENCH_LOCK_PAIR,
+	};
+	const enum rtw_bench_kind *kinds = miss ? miss_kinds : hit_kinds;
+	u64 v[4][5];
+	u32 i, k;
+
+	for (i = 0; i < 5; i++) {
+		u64 e = rtw_bench_run(s, RTW_BENCH_EMPTY, RTW_BENCH_CALLS, NULL);
+
+		for (k = 0; k < 4; k++) {
+			u64 t = rtw_bench_run(s, kinds[k], RTW_BENCH_CALLS, NULL);
+
+			v[k][i] = div_u64(t > e ? t - e : 0, RTW_BENCH_CALLS);
+		}
+	}
+	pr_info("rtw-bench-note: %s parts: %s_ns=%llu %s_ns=%llu %s_ns=%llu %s_ns=%llu (per call, medians)\n",
+		name, rtw_bench_kind_names[kinds[0]], rtw_bench_median(v[0], 5),
+		rtw_bench_kind_names[kinds[1]], rtw_bench_median(v[1], 5),
+		rtw_bench_kind_names[kinds[2]], rtw_bench_median(v[2], 5),
+		rtw_bench_kind_names[kinds[3]], rtw_bench_median(v[3], 5));
+}
+
+/*
  * Per-call hook cost over per-call __inet_lookup_established cost, the harness's own cost taken
  * off both. The three kinds run back to back for every sample, so a slow patch of the host
  * slows all three and cancels in the ratio.
@@ -432,8 +575,8 @@ static int rtw_bench_vs_linux(const char *name, u32 n, bool miss)
 		lin[i] = l > e ? l - e : 0;
 		rtw_bench_add(&f, rtw_bench_ratio(hook[i], lin[i]));
 	}
-	rtw_bench_seg_free(&s);
 	if (bad) {
+		rtw_bench_seg_free(&s);
 		pr_err("rtw-bench: %s: %u calls did not %s\n", name, bad,
 		       miss ? "miss" : "hit (NF_DROP)");
 		return -EIO;
@@ -444,6 +587,8 @@ static int rtw_bench_vs_linux(const char *name, u32 n, bool miss)
 		div_u64(rtw_bench_median(hook, RTW_BENCH_SAMPLES), RTW_BENCH_CALLS),
 		div_u64(rtw_bench_median(lin, RTW_BENCH_SAMPLES), RTW_BENCH_CALLS),
 		div_u64(rtw_bench_median(emp, RTW_BENCH_SAMPLES), RTW_BENCH_CALLS));
+	rtw_bench_parts(&s, name, miss);
+	rtw_bench_seg_free(&s);
 	return 0;
 }
 
@@ -473,7 +618,9 @@ struct rtw_bench_worker {
 	u64 run_ns;
 	u64 calls;
 	u64 max_ns;
+	u64 ctl_max_ns;
 	u64 over_100us;
+	u64 ctl_over_100us;
 	int err;
 	/* The adder's range. */
 	u32 from, to;
@@ -622,22 +769,31 @@ static int rtw_bench_scaling(u32 n)
 
 /* ---- stalls while the table grows ---- */
 
+/* The probe's control section: a busy wait about as long as a hook call. */
+#define RTW_BENCH_CONTROL_NS 8000
+
 /*
  * Time every single hook call, alternately a hit (one of the first 1,000 entries, present from
  * the start) and a miss, until told to stop. The clock is read inside the bottom-half-off
- * section, so only hard interrupts can add to a call's time.
+ * section, so only hard interrupts can add to a call's time, and the emulator: a vCPU the host
+ * does not run for a while makes whatever section it was in look that much longer. To tell the
+ * two apart, every call is followed by a control section of the same shape, a busy wait of
+ * RTW_BENCH_CONTROL_NS, whose overrun can only come from interrupts and the host: in the same
+ * window, with about the same chance of being hit.
  */
 static void rtw_bench_probe(struct rtw_bench_worker *w)
 {
 	u64 calls = 0;
 
 	w->max_ns = 0;
+	w->ctl_max_ns = 0;
 	w->over_100us = 0;
+	w->ctl_over_100us = 0;
 	w->seg.rnd = w->seg.seed;
 	w->seg2.rnd = w->seg2.seed;
 	while (!READ_ONCE(*w->stop)) {
 		struct rtw_bench_seg *s = calls & 1 ? &w->seg2 : &w->seg;
-		u64 t0, t;
+		u64 t0, t, c;
 
 		rtw_bench_aim(s);
 		local_bh_disable();
@@ -647,10 +803,18 @@ static void rtw_bench_probe(struct rtw_bench_worker *w)
 		t = ktime_get_ns() - t0;
 		rcu_read_unlock();
 		local_bh_enable();
-		if (t > w->max_ns)
-			w->max_ns = t;
-		if (t > 100 * NSEC_PER_USEC)
-			w->over_100us++;
+
+		local_bh_disable();
+		t0 = ktime_get_ns();
+		ndelay(RTW_BENCH_CONTROL_NS);
+		c = ktime_get_ns() - t0;
+		local_bh_enable();
+		c = c > RTW_BENCH_CONTROL_NS ? c - RTW_BENCH_CONTROL_NS : 0;
+
+		w->max_ns = max(w->max_ns, t);
+		w->ctl_max_ns = max(w->ctl_max_ns, c);
+		w->over_100us += t > 100 * NSEC_PER_USEC;
+		w->ctl_over_100us += c > 100 * NSEC_PER_USEC;
 		calls++;
 		if (!(calls & 255))
 			cond_resched();
@@ -658,18 +822,22 @@ static void rtw_bench_probe(struct rtw_bench_worker *w)
 	w->calls = calls;
 }
 
+/* Add the entries, then wait while the rhashtable finishes growing: that is growth too. */
 static void rtw_bench_adder(struct rtw_bench_worker *w)
 {
-	w->err = rtw_bench_fill(rtw_bench_gn(), w->from, w->to);
+	struct rtw_glue_net *gn = rtw_bench_gn();
+
+	w->err = rtw_bench_fill(gn, w->from, w->to);
+	if (!w->err)
+		rtw_bench_settle(gn);
 	WRITE_ONCE(*w->stop, true);
 }
 
 /*
- * One growth from 1k to 4M entries: an adder on CPU0 (where the rhashtable's growth worker runs
- * too, queued by the adds) and a probe timing every hook call on CPU1. Returns the probe's
- * longest call in ns; *calls and *over count its calls and those over 100 us.
+ * One growth from `from` to `to` entries: an adder on CPU0 (where the rhashtable's growth
+ * worker runs too, queued by the adds) and the probe on CPU1. `probe` gets the probe's results.
  */
-static int rtw_bench_grow(u32 from, u32 to, u64 *max_ns, u64 *calls, u64 *over)
+static int rtw_bench_grow(u32 from, u32 to, struct rtw_bench_worker *probe)
 {
 	struct rtw_bench_worker *w;
 	bool stop = false;
@@ -699,9 +867,11 @@ static int rtw_bench_grow(u32 from, u32 to, u64 *max_ns, u64 *calls, u64 *over)
 	rtw_bench_join(&w[0]);
 	rtw_bench_join(&w[1]);
 	err = w[0].err;
-	*max_ns = w[1].max_ns;
-	*calls = w[1].calls;
-	*over = w[1].over_100us;
+	probe->max_ns = w[1].max_ns;
+	probe->ctl_max_ns = w[1].ctl_max_ns;
+	probe->calls = w[1].calls;
+	probe->over_100us = w[1].over_100us;
+	probe->ctl_over_100us = w[1].ctl_over_100us;
 out:
 	if (w[1].seg.skb)
 		rtw_bench_seg_free(&w[1].seg);
@@ -721,46 +891,20 @@ static int rtw_bench_growth(void)
 	struct rtw_bench_fig stall = { .name = "resize_max_stall_us", .unit = "us" };
 	struct rtw_bench_fig look = { .name = "lookup_4m_vs_1k", .unit = "x" };
 	struct rtw_glue_net *gn = rtw_bench_gn();
-	u64 c1k[RTW_BENCH_REPS], c4m[RTW_BENCH_REPS], probe_calls = 0, over = 0, idle = 0;
-	u32 big = rtw_bench_n(RTW_BENCH_4M), i, buckets = 0;
+	u64 c1k[RTW_BENCH_REPS], c4m[RTW_BENCH_REPS], ctl[RTW_BENCH_REPS];
+	u64 calls = 0, over = 0, ctl_over = 0;
+	u32 big = rtw_bench_n(RTW_BENCH_4M), i;
 	struct rtw_bench_seg s;
 	int err = 0;
 
 	for (i = 0; i < RTW_BENCH_REPS && !err; i++) {
-		u64 max_ns = 0, calls = 0, o = 0;
+		struct rtw_bench_worker probe = {};
+		u64 t0;
 
 		rtw_bench_flush(gn);
-		err = rtw_bench_fill(gn, 0, RTW_BENCH_1K);
+		err = rtw_bench_fill_settled(gn, RTW_BENCH_1K, NULL, NULL);
 		if (err)
 			break;
-		/* The probe with nothing growing: what the machine alone adds to a call. */
-		if (i == 0) {
-			struct rtw_bench_worker *w = kcalloc(1, sizeof(*w), GFP_KERNEL);
-			bool stop = false;
-
-			err = w ? rtw_bench_seg_init(&w->seg, RTW_BENCH_1K, false, 0xab1) : -ENOMEM;
-			if (!err)
-				err = rtw_bench_seg_init(&w->seg2, RTW_BENCH_1K, true, 0xab2);
-			if (!err) {
-				w->stop = &stop;
-				err = rtw_bench_spawn(w, 1, rtw_bench_probe);
-			}
-			if (!err) {
-				msleep(3000);
-				WRITE_ONCE(stop, true);
-				rtw_bench_join(w);
-				idle = w->max_ns;
-			}
-			if (w) {
-				if (w->seg.skb)
-					rtw_bench_seg_free(&w->seg);
-				if (w->seg2.skb)
-					rtw_bench_seg_free(&w->seg2);
-			}
-			kfree(w);
-			if (err)
-				break;
-		}
 		err = rtw_bench_seg_init(&s, RTW_BENCH_1K, false, 0x1e1 + i);
 		if (err)
 			break;
@@ -768,13 +912,16 @@ static int rtw_bench_growth(void)
 		c1k[i] = rtw_bench_hit_cost(&s);
 		rtw_bench_seg_free(&s);
 
-		err = rtw_bench_grow(RTW_BENCH_1K, big, &max_ns, &calls, &o);
+		t0 = ktime_get_ns();
+		err = rtw_bench_grow(RTW_BENCH_1K, big, &probe);
 		if (err)
 			break;
-		rtw_bench_add(&stall, max_ns);
-		probe_calls += calls;
-		over += o;
-		buckets = rtw_glue_table_buckets(gn->tables, AF_INET);
+		t0 = ktime_get_ns() - t0;
+		rtw_bench_add(&stall, probe.max_ns);
+		ctl[i] = probe.ctl_max_ns;
+		calls += probe.calls;
+		over += probe.over_100us;
+		ctl_over += probe.ctl_over_100us;
 
 		err = rtw_bench_seg_init(&s, big, false, 0x4e4 + i);
 		if (err)
@@ -788,8 +935,9 @@ static int rtw_bench_growth(void)
 			break;
 		}
 		rtw_bench_add(&look, rtw_bench_ratio(c4m[i], c1k[i]));
-		pr_info("rtw-bench-note: growth %u: entries=%u buckets4=%u probe_max_ns=%llu probe_calls=%llu hit_1k_ns=%llu hit_4m_ns=%llu\n",
-			i, rtw_glue_table_len(gn->tables), buckets, max_ns, calls,
+		pr_info("rtw-bench-note: growth %u: entries=%u buckets4=%u growth_ms=%llu probe_max_ns=%llu control_max_overrun_ns=%llu probe_calls=%llu hit_1k_ns=%llu hit_4m_ns=%llu\n",
+			i, rtw_glue_table_len(gn->tables), rtw_glue_table_buckets(gn->tables, AF_INET),
+			div_u64(t0, NSEC_PER_MSEC), probe.max_ns, probe.ctl_max_ns, probe.calls,
 			div_u64(c1k[i], 1000), div_u64(c4m[i], 1000));
 	}
 	rtw_bench_flush(gn);
@@ -797,8 +945,9 @@ static int rtw_bench_growth(void)
 		return err;
 	rtw_bench_report(&stall);
 	rtw_bench_report(&look);
-	pr_info("rtw-bench-note: resize_max_stall_us idle_probe_max_ns=%llu probe_calls=%llu calls_over_100us=%llu hit_1k_ns=%llu hit_4m_ns=%llu (medians)\n",
-		idle, probe_calls, over, div_u64(rtw_bench_median(c1k, RTW_BENCH_REPS), 1000),
+	pr_info("rtw-bench-note: resize_max_stall_us control_max_overrun_ns=%llu (median) probe_calls=%llu calls_over_100us=%llu controls_over_100us=%llu; lookup_4m_vs_1k hit_1k_ns=%llu hit_4m_ns=%llu (medians)\n",
+		rtw_bench_median(ctl, RTW_BENCH_REPS), calls, over, ctl_over,
+		div_u64(rtw_bench_median(c1k, RTW_BENCH_REPS), 1000),
 		div_u64(rtw_bench_median(c4m, RTW_BENCH_REPS), 1000));
 	return 0;
 }
@@ -915,7 +1064,8 @@ static int rtw_bench_reap(void)
 	struct rtw_bench_fig stall = { .name = "reap_max_stall_us", .unit = "us" };
 	struct rtw_bench_fig ratio = { .name = "reap_1m_vs_flush", .unit = "x" };
 	struct rtw_glue_net *gn = rtw_bench_gn();
-	u64 reap[RTW_BENCH_REPS], flush[RTW_BENCH_REPS], fstall[RTW_BENCH_REPS], idle, samples;
+	u64 reap[RTW_BENCH_REPS], flush[RTW_BENCH_REPS], fstall[RTW_BENCH_REPS];
+	u64 quiet[RTW_BENCH_REPS], samples;
 	struct rtw_bench_observer *o;
 	u32 n = rtw_bench_n(RTW_BENCH_1M), i;
 	bool stop = false;
@@ -928,13 +1078,10 @@ static int rtw_bench_reap(void)
 	err = rtw_bench_observers_start(o, &stop);
 	if (err)
 		goto out;
-	/* The observers on an idle machine: what the emulator itself adds. */
-	msleep(2000);
-	idle = rtw_bench_observers_take(o, &samples);
 	for (i = 0; i < RTW_BENCH_REPS; i++) {
-		u64 t0, rs, fs, s1, s2;
+		u64 t0, rs, fs, s1, s2, s3;
 
-		err = rtw_bench_fill(gn, 0, n);
+		err = rtw_bench_fill_settled(gn, n, NULL, NULL);
 		if (err)
 			break;
 		WRITE_ONCE(gn->sysctl[RTW_GLUE_SYSCTL_MSL_MS], RTW_BENCH_MSL_SHORT);
@@ -949,8 +1096,14 @@ static int rtw_bench_reap(void)
 		rs = rtw_bench_observers_take(o, &s1);
 		WRITE_ONCE(gn->sysctl[RTW_GLUE_SYSCTL_MSL_MS], RTW_BENCH_MSL_LONG);
 		rcu_barrier();
+		rtw_bench_settle(gn);
+		/* The control: the observers as long again with nothing to reap, what the emulator
+		 * and the rest of the kernel add on their own. */
+		rtw_bench_observers_take(o, &samples);
+		msleep(div_u64(reap[i], NSEC_PER_MSEC) + 1);
+		quiet[i] = rtw_bench_observers_take(o, &s3);
 
-		err = rtw_bench_fill(gn, 0, n);
+		err = rtw_bench_fill_settled(gn, n, NULL, NULL);
 		if (err)
 			break;
 		rtw_bench_observers_take(o, &samples);
@@ -961,13 +1114,14 @@ static int rtw_bench_reap(void)
 		flush[i] = ktime_get_ns() - t0;
 		fs = rtw_bench_observers_take(o, &s2);
 		rcu_barrier();
+		rtw_bench_settle(gn);
 		fstall[i] = fs;
 
 		rtw_bench_add(&stall, rs);
 		rtw_bench_add(&ratio, rtw_bench_ratio(reap[i], flush[i]));
-		pr_info("rtw-bench-note: reap %u: entries=%u reap_ms=%llu flush_ms=%llu reap_max_stall_ns=%llu (%llu samples) flush_max_stall_ns=%llu (%llu samples)\n",
+		pr_info("rtw-bench-note: reap %u: entries=%u reap_ms=%llu flush_ms=%llu reap_max_stall_ns=%llu (%llu samples) quiet_max_stall_ns=%llu (%llu samples) flush_max_stall_ns=%llu (%llu samples)\n",
 			i, n, div_u64(reap[i], NSEC_PER_MSEC), div_u64(flush[i], NSEC_PER_MSEC), rs, s1,
-			fs, s2);
+			quiet[i], s3, fs, s2);
 	}
 out:
 	rtw_bench_observers_stop(o, &stop);
@@ -978,10 +1132,10 @@ out:
 		return err;
 	rtw_bench_report(&stall);
 	rtw_bench_report(&ratio);
-	pr_info("rtw-bench-note: reap entries=%u reap_ms=%llu flush_ms=%llu flush_max_stall_ns=%llu idle_observer_max_ns=%llu (medians)\n",
+	pr_info("rtw-bench-note: reap entries=%u reap_ms=%llu flush_ms=%llu flush_max_stall_ns=%llu quiet_max_stall_ns=%llu (medians)\n",
 		n, div_u64(rtw_bench_median(reap, RTW_BENCH_REPS), NSEC_PER_MSEC),
 		div_u64(rtw_bench_median(flush, RTW_BENCH_REPS), NSEC_PER_MSEC),
-		rtw_bench_median(fstall, RTW_BENCH_REPS), idle);
+		rtw_bench_median(fstall, RTW_BENCH_REPS), rtw_bench_median(quiet, RTW_BENCH_REPS));
 	return 0;
 }
 
@@ -995,7 +1149,7 @@ static int rtw_bench_at_1m(bool miss, bool hit, bool scaling)
 	int err;
 
 	rtw_bench_flush(gn);
-	err = rtw_bench_fill(gn, 0, n);
+	err = rtw_bench_fill_settled(gn, n, NULL, NULL);
 	if (!err && miss)
 		err = rtw_bench_vs_linux("miss_vs_linux_lookup", n, true);
 	if (!err && hit)
@@ -1010,16 +1164,16 @@ static int rtw_bench_at_1m(bool miss, bool hit, bool scaling)
 static int rtw_bench_cmd_fill(u32 n)
 {
 	struct rtw_glue_net *gn = rtw_bench_gn();
-	u64 t0 = ktime_get_ns();
+	u64 add_ms = 0, settle_ms = 0;
 	int err;
 
 	rtw_bench_flush(gn);
-	err = rtw_bench_fill(gn, 0, n);
+	err = rtw_bench_fill_settled(gn, n, &add_ms, &settle_ms);
 	if (err)
 		return err;
-	pr_info("rtw-bench-note: fill entries=%u buckets4=%u add_ms=%llu\n",
+	pr_info("rtw-bench-note: fill entries=%u buckets4=%u add_ms=%llu settle_ms=%llu\n",
 		rtw_glue_table_len(gn->tables), rtw_glue_table_buckets(gn->tables, AF_INET),
-		div_u64(ktime_get_ns() - t0, NSEC_PER_MSEC));
+		add_ms, settle_ms);
 	return 0;
 }
 

@@ -146,12 +146,13 @@ pub unsafe extern "C" fn rtw_rs_hook(rs: *mut c_void, pkt: *const ffi::rtw_glue_
     }
     // SAFETY: `head` has `head_len` readable bytes (the glue's stack copy), alive for the call.
     let head = unsafe { core::slice::from_raw_parts(pkt.head, pkt.head_len as usize) };
+    let layout = segment::Layout { skb_len: pkt.skb_len, ext_len: pkt.ext_len, gso_tcp: pkt.gso_tcp };
     let parsed = match pkt.family {
-        AF_INET => segment::parse_ipv4(head, pkt.skb_len),
-        AF_INET6 => segment::parse_ipv6(head, pkt.skb_len),
+        AF_INET => segment::parse_ipv4_in(head, layout),
+        AF_INET6 => segment::parse_ipv6_in(head, layout),
         _ => return ffi::NF_ACCEPT,
     };
-    // Not a well-formed TCP segment: the stack deals with it (spec section 3).
+    // Not a well-formed TCP segment: the stack deals with it (docs/behaviour.md §3).
     let Ok(mut seg) = parsed else { return ffi::NF_ACCEPT };
     if pkt.link_bcast {
         seg.mcast_or_bcast = true;
@@ -308,6 +309,17 @@ pub unsafe extern "C" fn rtw_rs_stats(rs: *mut c_void, out: *mut u64) {
     let out = unsafe { &mut *out.cast::<[u64; STAT_COUNT]>() };
     // SAFETY: `rs` is live (caller's contract).
     unsafe { state(rs) }.stats(out);
+}
+
+/// The table bound in force for a netns.
+///
+/// # Safety
+///
+/// `rs` is live.
+#[no_mangle]
+pub unsafe extern "C" fn rtw_rs_capacity(rs: *mut c_void) -> u32 {
+    // SAFETY: `rs` is live (caller's contract).
+    unsafe { state(rs) }.own_capacity()
 }
 
 /// Whether a sysctl write is acceptable; policy.rs holds the bounds.

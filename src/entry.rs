@@ -28,6 +28,8 @@ pub trait Addr: Copy + PartialEq + Default {
     /// Whether an entry with `scope` guarding local address `laddr` applies to a segment seen
     /// on interface `ifindex`.
     fn scope_matches(scope: Self::Scope, laddr: &Self, ifindex: u32) -> bool;
+    /// A loopback address (127/8; ::1 or an IPv4-mapped 127/8), as `tcp_twsk_unique()` tests.
+    fn is_loopback(&self) -> bool;
 }
 
 /// IPv4 address, network order.
@@ -61,6 +63,9 @@ impl Addr for V4 {
     fn scope_matches(_scope: (), _laddr: &V4, _ifindex: u32) -> bool {
         true
     }
+    fn is_loopback(&self) -> bool {
+        self.0[0] == 127
+    }
 }
 
 impl Addr for V6 {
@@ -83,6 +88,11 @@ impl Addr for V6 {
         // same tuple on another interface is another conversation. A scope of 0 matches any.
         let link_local = laddr.0[0] == 0xfe && laddr.0[1] & 0xc0 == 0x80;
         !link_local || scope == 0 || scope == ifindex
+    }
+    fn is_loopback(&self) -> bool {
+        let a = &self.0;
+        let v4_mapped = a[..10].iter().all(|b| *b == 0) && a[10] == 0xff && a[11] == 0xff;
+        (a[..15].iter().all(|b| *b == 0) && a[15] == 1) || (v4_mapped && a[12] == 127)
     }
 }
 
@@ -279,6 +289,25 @@ mod tests {
         global[0] = 0xfd;
         assert!(V6::scope_matches(3, &V6(global), 4));
         assert!(V4::scope_matches((), &V4([10, 0, 0, 1]), 9));
+    }
+
+    #[test]
+    fn loopback_addresses() {
+        assert!(V4([127, 0, 0, 1]).is_loopback());
+        assert!(V4([127, 9, 9, 9]).is_loopback());
+        assert!(!V4([10, 0, 0, 1]).is_loopback());
+        let mut one = [0u8; 16];
+        one[15] = 1;
+        assert!(V6(one).is_loopback());
+        let mut mapped = [0u8; 16];
+        mapped[10] = 0xff;
+        mapped[11] = 0xff;
+        mapped[12] = 127;
+        mapped[15] = 1;
+        assert!(V6(mapped).is_loopback());
+        mapped[12] = 10;
+        assert!(!V6(mapped).is_loopback());
+        assert!(!V6([0xfd; 16]).is_loopback());
     }
 
     #[test]

@@ -24,6 +24,7 @@
 #include <net/netns/generic.h>
 #include <net/route.h>
 #include <net/tcp.h>
+#include <net/xfrm.h>
 
 #include "glue.h"
 #include "glue_internal.h"
@@ -122,6 +123,27 @@ __u32 rtw_glue_invalid_ratelimit_jiffies(const struct rtw_glue_net *gn)
 	return msecs_to_jiffies(READ_ONCE(gn->net->ipv4.sysctl_tcp_invalid_ratelimit));
 }
 
+/*
+ * The most entries a netns may hold whatever its maxtcptw says: unbounded for one owned by the
+ * initial user namespace, the initial netns's capacity otherwise, so root in a fresh user
+ * namespace cannot pin more kernel memory per netns than the host allows its own (D34).
+ */
+__u32 rtw_glue_capacity_ceiling(const struct rtw_glue_net *gn)
+{
+	struct rtw_glue_net *init = rtw_gn(&init_net);
+
+	if (gn->net->user_ns == &init_user_ns || !init->rs)
+		return U32_MAX;
+	return rtw_rs_capacity(init->rs);
+}
+
+/* Linux's own rule for a connect() onto a TIME_WAIT tuple (tcp_twsk_unique). */
+void rtw_glue_tw_reuse(const struct rtw_glue_net *gn, __u8 *mode, __u32 *delay_ms)
+{
+	*mode = READ_ONCE(gn->net->ipv4.sysctl_tcp_tw_reuse);
+	*delay_ms = READ_ONCE(gn->net->ipv4.sysctl_tcp_tw_reuse_delay);
+}
+
 /* The seed's in_localip(): is the address one of this netns's own? */
 bool rtw_glue_addr_is_local(const struct rtw_glue_net *gn, __u8 family, const __u8 *addr)
 {
@@ -144,9 +166,15 @@ void rtw_glue_reaper_arm(struct rtw_glue_net *gn, __u64 expires)
 	u64 now = get_jiffies_64();
 	unsigned long delay = time_after64(expires, now) ? (unsigned long)(expires - now) : 0;
 
+	/*
+	 * Already due no later: nothing to do, and no shared lock taken (a re-arm on the hit path
+	 * lands here nearly always). A stale read only sends us to the locked check below.
+	 */
+	if (delayed_work_pending(&gn->reaper) && !time_after64(READ_ONCE(gn->reap_at), expires))
+		return;
 	spin_lock_bh(&gn->reaper_lock);
 	if (!gn->dying && (!delayed_work_pending(&gn->reaper) || time_before64(expires, gn->reap_at))) {
-		gn->reap_at = expires;
+		WRITE_ONCE(gn->reap_at, expires);
 		mod_delayed_work(system_dfl_wq, &gn->reaper, delay);
 	}
 	spin_unlock_bh(&gn->reaper_lock);
@@ -164,6 +192,8 @@ static void rtw_reaper_fn(struct work_struct *work)
 struct rtw_pkt_ctx {
 	struct sk_buff *skb;
 	const struct nf_hook_state *state;
+	/* Where the TCP header starts, from skb->data. */
+	unsigned int thoff;
 };
 
 /* Enough for an IPv6 header and a TCP header with every option. */
@@ -173,20 +203,12 @@ bool rtw_glue_pkt_csum_ok(void *vctx)
 {
 	struct rtw_pkt_ctx *ctx = vctx;
 	struct sk_buff *skb = ctx->skb;
-	unsigned int dataoff;
-	u8 family;
 
 	/* Locally generated (CHECKSUM_PARTIAL) or verified by the device: as tcp_v4_rcv trusts. */
 	if (skb_csum_unnecessary(skb))
 		return true;
-	if (ctx->state->pf == NFPROTO_IPV4) {
-		dataoff = skb_network_offset(skb) + ip_hdrlen(skb);
-		family = AF_INET;
-	} else {
-		dataoff = skb_network_offset(skb) + sizeof(struct ipv6hdr);
-		family = AF_INET6;
-	}
-	return nf_checksum(skb, ctx->state->hook, dataoff, IPPROTO_TCP, family) == 0;
+	return nf_checksum(skb, ctx->state->hook, ctx->thoff, IPPROTO_TCP,
+			   ctx->state->pf == NFPROTO_IPV4 ? AF_INET : AF_INET6) == 0;
 }
 
 /* Route and send a reply built by Rust (reply.rs) from the netns of the incoming segment. */
@@ -194,7 +216,8 @@ int rtw_glue_reply(void *vctx, const __u8 *data, __u32 len)
 {
 	struct rtw_pkt_ctx *ctx = vctx;
 	struct net *net = ctx->state->net;
-	struct sk_buff *nskb;
+	struct sk_buff *skb = ctx->skb, *nskb;
+	int err;
 
 	if (unlikely(READ_ONCE(rtw_bench_dry_run)))
 		return 0;
@@ -208,51 +231,73 @@ int rtw_glue_reply(void *vctx, const __u8 *data, __u32 len)
 				 sizeof(struct iphdr) : sizeof(struct ipv6hdr));
 	nskb->ip_summed = CHECKSUM_NONE;
 
+	/*
+	 * Routed as Linux routes its TIME_WAIT ACKs and RSTs (ip_send_unicast_reply,
+	 * tcp_v6_send_response): no interface unless the segment came through an L3 master
+	 * (VRF), or IPv6 link-local (strict) through the interface it came in on; the mark
+	 * reflected when fwmark_reflect says so; ports, protocol and uid in the flow for policy
+	 * routing and IPsec selectors; the IPsec output policy looked up (D35).
+	 */
 	if (ctx->state->pf == NFPROTO_IPV4) {
 		struct iphdr *iph = ip_hdr(nskb);
-		struct flowi4 fl4 = {
-			.daddr = iph->daddr,
-			.saddr = iph->saddr,
-			.flowi4_proto = IPPROTO_TCP,
-			.flowi4_flags = FLOWI_FLAG_ANYSRC,
-		};
-		struct rtable *rt = ip_route_output_key(net, &fl4);
+		const struct tcphdr *th = (const struct tcphdr *)(iph + 1);
+		int oif = 0;
+		struct flowi4 fl4;
+		struct rtable *rt;
 
+		if (netif_index_is_l3_master(net, skb->skb_iif))
+			oif = skb->skb_iif;
+		flowi4_init_output(&fl4, oif, IP4_REPLY_MARK(net, skb->mark), 0, RT_SCOPE_UNIVERSE,
+				   IPPROTO_TCP, 0, iph->daddr, iph->saddr, th->dest, th->source,
+				   sock_net_uid(net, NULL));
+		security_skb_classify_flow(skb, flowi4_to_flowi_common(&fl4));
+		rt = ip_route_output_flow(net, &fl4, NULL);
 		if (IS_ERR(rt)) {
 			kfree_skb(nskb);
 			return PTR_ERR(rt);
 		}
 		skb_dst_set(nskb, &rt->dst);
+		nskb->mark = fl4.flowi4_mark;
 		/* The netns's default TTL (or the route's); ip_local_out redoes the header checksum. */
 		iph->ttl = ip4_dst_hoplimit(&rt->dst);
 		nskb->protocol = htons(ETH_P_IP);
-		return ip_local_out(net, NULL, nskb);
+		/* net_xmit_eval() evaluates its argument twice: the skb is sent once, here. */
+		err = ip_local_out(net, NULL, nskb);
+		err = net_xmit_eval(err);
+		return err > 0 ? -ENOBUFS : err;
 	}
 #if IS_ENABLED(CONFIG_IPV6)
 	{
 		struct ipv6hdr *ip6h = ipv6_hdr(nskb);
+		const struct tcphdr *th = (const struct tcphdr *)(ip6h + 1);
 		struct flowi6 fl6 = {
 			.daddr = ip6h->daddr,
 			.saddr = ip6h->saddr,
 			.flowi6_proto = IPPROTO_TCP,
+			.flowi6_mark = IP6_REPLY_MARK(net, skb->mark),
+			.fl6_dport = th->dest,
+			.fl6_sport = th->source,
+			.flowi6_uid = sock_net_uid(net, NULL),
 		};
 		struct dst_entry *dst;
-		int err;
 
-		/* A link-local peer is only reachable through the interface it came in on. */
-		if (ctx->state->in && (ipv6_addr_type(&fl6.daddr) & IPV6_ADDR_LINKLOCAL))
-			fl6.flowi6_oif = ctx->state->in->ifindex;
-		dst = ip6_route_output(net, NULL, &fl6);
-		err = dst->error;
-		if (err) {
-			dst_release(dst);
+		if (rt6_need_strict(&fl6.daddr))
+			fl6.flowi6_oif = inet6_iif(skb);
+		else if (netif_index_is_l3_master(net, skb->skb_iif))
+			fl6.flowi6_oif = skb->skb_iif;
+		security_skb_classify_flow(skb, flowi6_to_flowi_common(&fl6));
+		dst = ip6_dst_lookup_flow(net, NULL, &fl6, NULL);
+		if (IS_ERR(dst)) {
 			kfree_skb(nskb);
-			return err;
+			return PTR_ERR(dst);
 		}
 		skb_dst_set(nskb, dst);
+		nskb->mark = fl6.flowi6_mark;
 		ip6h->hop_limit = ip6_dst_hoplimit(dst);
 		nskb->protocol = htons(ETH_P_IPV6);
-		return ip6_local_out(net, NULL, nskb);
+		err = ip6_local_out(net, NULL, nskb);
+		err = net_xmit_eval(err);
+		return err > 0 ? -ENOBUFS : err;
 	}
 #else
 	kfree_skb(nskb);
@@ -278,7 +323,7 @@ unsigned int rtw_hook(void *priv, struct sk_buff *skb, const struct nf_hook_stat
 	struct rtw_glue_net *gn = rtw_gn(state->net);
 	bool output = state->hook == NF_INET_LOCAL_OUT;
 	struct rtw_pkt_ctx ctx = { .skb = skb, .state = state };
-	unsigned int off = skb_network_offset(skb), thoff, len;
+	unsigned int off = skb_network_offset(skb), thoff, len, ext_len = 0;
 	union rtw_hook_key key;
 	const struct tcphdr *th;
 	struct tcphdr _th;
@@ -303,9 +348,23 @@ unsigned int rtw_hook(void *priv, struct sk_buff *skb, const struct nf_hook_stat
 	} else {
 		const struct ipv6hdr *ip6h = ipv6_hdr(skb);
 
-		if (ip6h->nexthdr != IPPROTO_TCP)
-			return NF_ACCEPT;
 		thoff = off + sizeof(*ip6h);
+		if (unlikely(ip6h->nexthdr != IPPROTO_TCP)) {
+			unsigned int t = 0;
+			int frag_flags = 0;
+
+			/*
+			 * Extension headers before TCP: walked as the stack walks them, so a SYN with
+			 * a destination-options header still reaches its entry. Fragments stay the
+			 * stack's (D13): only it reassembles.
+			 */
+			if (!ipv6_ext_hdr(ip6h->nexthdr) ||
+			    ipv6_find_hdr(skb, &t, -1, NULL, &frag_flags) != IPPROTO_TCP ||
+			    (frag_flags & IP6_FH_F_FRAG) || t <= thoff)
+				return NF_ACCEPT;
+			ext_len = t - thoff;
+			thoff = t;
+		}
 		th = skb_header_pointer(skb, thoff, sizeof(_th), &_th);
 		if (!th)
 			return NF_ACCEPT;
@@ -313,7 +372,7 @@ unsigned int rtw_hook(void *priv, struct sk_buff *skb, const struct nf_hook_stat
 		memcpy(output ? key.v6.raddr : key.v6.laddr, &ip6h->daddr, 16);
 		family = AF_INET6;
 	}
-	/* LOCAL_OUT only cares about a local connect(): a SYN without ACK (spec section 7). */
+	/* LOCAL_OUT only cares about a local connect(): a SYN without ACK (docs/behaviour.md §7). */
 	if (output && !(th->syn && !th->ack))
 		return NF_ACCEPT;
 	if (family == AF_INET) {
@@ -326,14 +385,37 @@ unsigned int rtw_hook(void *priv, struct sk_buff *skb, const struct nf_hook_stat
 	entry = rtw_glue_table_lookup(gn->tables, family, &key);
 	if (likely(!entry))
 		return NF_ACCEPT;
+	/*
+	 * IPsec policy first, as tcp_v4_rcv/tcp_v6_rcv check it before a TIME_WAIT socket sees the
+	 * segment: one the policy refuses neither gets an answer nor changes the entry. Linux
+	 * discards it; so do we (passing it on would only have the stack drop it and count twice).
+	 */
+	if (!output && !(family == AF_INET ? xfrm4_policy_check(NULL, XFRM_POLICY_IN, skb)
+					   : xfrm6_policy_check(NULL, XFRM_POLICY_IN, skb)))
+		return NF_DROP;
 
-	/* A hit: Rust parses the whole header and decides. */
-	len = min_t(unsigned int, skb->len - off, sizeof(head));
-	if (skb_copy_bits(skb, off, head, len))
-		return NF_ACCEPT;
+	/*
+	 * A hit: Rust parses the whole header and decides. It gets the IP header and the TCP
+	 * header (with options) in one piece; IPv6 extension headers in between are left out.
+	 */
+	if (family == AF_INET6 && ext_len) {
+		len = min_t(unsigned int, skb->len - thoff, sizeof(head) - sizeof(struct ipv6hdr));
+		if (skb_copy_bits(skb, off, head, sizeof(struct ipv6hdr)) ||
+		    skb_copy_bits(skb, thoff, head + sizeof(struct ipv6hdr), len))
+			return NF_ACCEPT;
+		len += sizeof(struct ipv6hdr);
+	} else {
+		len = min_t(unsigned int, skb->len - off, sizeof(head));
+		if (skb_copy_bits(skb, off, head, len))
+			return NF_ACCEPT;
+	}
+	ctx.thoff = thoff;
 	pkt.head = head;
 	pkt.head_len = len;
 	pkt.skb_len = skb->len - off;
+	pkt.ext_len = ext_len;
+	/* BIG TCP: a GRO packet over 64 KiB has a zero length field (iph_totlen, ipv6_payload_len). */
+	pkt.gso_tcp = skb_is_gso(skb) && skb_is_gso_tcp(skb);
 	pkt.family = family;
 	pkt.output = output;
 	pkt.ifindex = state->in ? state->in->ifindex : state->out ? state->out->ifindex : 0;
@@ -347,18 +429,20 @@ unsigned int rtw_hook(void *priv, struct sk_buff *skb, const struct nf_hook_stat
 
 /*
  * LOCAL_IN: only segments addressed to this host can belong to one of our connections.
- * LOCAL_OUT: a local connect() onto a guarded tuple (spec section 7).
- * Just before the filter tables, so a firewall sees what we let through.
+ * LOCAL_OUT: a local connect() onto a guarded tuple (docs/behaviour.md §7).
+ * Last but for conntrack's confirmation: Linux's own TIME_WAIT processing runs in tcp_v4_rcv,
+ * after the whole chain, so the filter, security and NAT tables (and whatever a firewall drops
+ * there) see every segment before we answer it or let it change an entry (D33).
  */
 static const struct nf_hook_ops rtw_hook_ops[] = {
 	{ .hook = rtw_hook, .pf = NFPROTO_IPV4, .hooknum = NF_INET_LOCAL_IN,
-	  .priority = NF_IP_PRI_FILTER - 1 },
+	  .priority = NF_IP_PRI_LAST - 1 },
 	{ .hook = rtw_hook, .pf = NFPROTO_IPV4, .hooknum = NF_INET_LOCAL_OUT,
-	  .priority = NF_IP_PRI_FILTER - 1 },
+	  .priority = NF_IP_PRI_LAST - 1 },
 	{ .hook = rtw_hook, .pf = NFPROTO_IPV6, .hooknum = NF_INET_LOCAL_IN,
-	  .priority = NF_IP6_PRI_FILTER - 1 },
+	  .priority = NF_IP6_PRI_LAST - 1 },
 	{ .hook = rtw_hook, .pf = NFPROTO_IPV6, .hooknum = NF_INET_LOCAL_OUT,
-	  .priority = NF_IP6_PRI_FILTER - 1 },
+	  .priority = NF_IP6_PRI_LAST - 1 },
 };
 
 /* ---- sysctls ---- */
@@ -378,8 +462,14 @@ static int rtw_proc_int(const struct ctl_table *table, int write, void *buffer, 
 	int ret = proc_dointvec(&tmp, write, buffer, lenp, ppos);
 
 	if (write && ret == 0) {
-		if (!rtw_rs_sysctl_valid((int)(long)table->extra1, val))
+		int which = (int)(long)table->extra1;
+
+		if (!rtw_rs_sysctl_valid(which, val))
 			return -EINVAL;
+		/* Root of a user namespace may shrink its table, never grow it past the host's (D34). */
+		if (which == RTW_GLUE_SYSCTL_MAXTCPTW && val > 0 &&
+		    (u32)val > rtw_glue_capacity_ceiling(table->extra2))
+			return -EPERM;
 		WRITE_ONCE(*data, val);
 	}
 	return ret;
@@ -404,8 +494,10 @@ static int rtw_sysctl_register(struct rtw_glue_net *gn)
 	table = kmemdup(rtw_sysctl_template, sizeof(rtw_sysctl_template), GFP_KERNEL);
 	if (!table)
 		return -ENOMEM;
-	for (i = 0; i < ARRAY_SIZE(rtw_sysctl_template); i++)
+	for (i = 0; i < ARRAY_SIZE(rtw_sysctl_template); i++) {
 		table[i].data = &gn->sysctl[i];
+		table[i].extra2 = gn;
+	}
 	gn->sysctl_hdr = register_net_sysctl_sz(gn->net, "net/rust_timewait", table,
 						ARRAY_SIZE(rtw_sysctl_template));
 	if (!gn->sysctl_hdr) {
@@ -494,6 +586,12 @@ static void __net_exit rtw_net_pre_exit(struct net *net)
 
 	if (gn->hooks_on)
 		nf_unregister_net_hooks(net, rtw_hook_ops, ARRAY_SIZE(rtw_hook_ops));
+	/*
+	 * Sysctls go here too (unregistering waits for writers in flight): at module unload every
+	 * netns's pre_exit runs before any exit, so no write in another netns can still be reading
+	 * the initial netns's state (rtw_glue_capacity_ceiling) when its exit frees it.
+	 */
+	rtw_sysctl_unregister(gn);
 }
 
 static void __net_exit rtw_net_exit(struct net *net)
@@ -511,7 +609,6 @@ static void __net_exit rtw_net_exit(struct net *net)
 	/* Unlinked entries wait for a grace period; the table itself has no reader left. */
 	rtw_glue_tables_free(gn->tables);
 	gn->tables = NULL;
-	rtw_sysctl_unregister(gn);
 }
 
 static struct pernet_operations rtw_net_ops = {
@@ -672,7 +769,7 @@ static int rtw_parse_entry(const struct nlattr *nest, bool full, struct rtw_glue
 				    "ts-recent-valid: needs has-ts (the connection uses timestamps)");
 		return -EINVAL;
 	}
-	/* The spec: ts-recent means something only with ts-recent-valid; otherwise it is 0. */
+	/* D15: ts-recent means something only with ts-recent-valid; otherwise it is 0. */
 	if (!e->ts_recent_valid)
 		e->ts_recent = 0;
 	if (e->substate == RTW_GLUE_TIME_WAIT && e->has_ts && !e->ts_recent_valid) {
@@ -957,12 +1054,17 @@ fail:
 	return -EMSGSIZE;
 }
 
-/* Mutating commands need CAP_NET_ADMIN in the netns's user namespace. */
+/*
+ * Every command but get-stats needs CAP_NET_ADMIN in the netns's user namespace: entries carry
+ * sequence numbers and timestamp offsets, with which any local user could forge an in-window
+ * RST or data segment (Linux shows none of these without CAP_NET_ADMIN). Counters stay open,
+ * as nstat's do.
+ */
 static const struct genl_ops rtw_genl_ops[] = {
 	{ .cmd = RTW_CMD_ADD, .doit = rtw_nl_add, .flags = GENL_UNS_ADMIN_PERM },
 	{ .cmd = RTW_CMD_DEL, .doit = rtw_nl_del, .flags = GENL_UNS_ADMIN_PERM },
 	{ .cmd = RTW_CMD_GET, .doit = rtw_nl_get, .start = rtw_nl_dump_start, .dumpit = rtw_nl_dump,
-	  .done = rtw_nl_dump_done },
+	  .done = rtw_nl_dump_done, .flags = GENL_UNS_ADMIN_PERM },
 	{ .cmd = RTW_CMD_FLUSH, .doit = rtw_nl_flush, .flags = GENL_UNS_ADMIN_PERM },
 	{ .cmd = RTW_CMD_GET_STATS, .doit = rtw_nl_stats },
 };

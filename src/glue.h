@@ -93,6 +93,10 @@ struct rtw_glue_pkt {
 	const __u8 *head;
 	__u32 head_len;
 	__u32 skb_len;
+	/* IPv6: bytes of extension headers between the fixed header and TCP, left out of head. */
+	__u32 ext_len;
+	/* A GRO TCP packet, whose IP length field may be 0 (BIG TCP). */
+	bool gso_tcp;
 	__u8 family;
 	/* LOCAL_OUT (a local connect()) rather than LOCAL_IN. */
 	bool output;
@@ -146,6 +150,8 @@ __u32 rtw_glue_tcp_clock_ms(void);
 int rtw_glue_sysctl_get(const struct rtw_glue_net *gn, int which);
 void rtw_glue_port_range(const struct rtw_glue_net *gn, int *lo, int *hi);
 __u32 rtw_glue_invalid_ratelimit_jiffies(const struct rtw_glue_net *gn);
+void rtw_glue_tw_reuse(const struct rtw_glue_net *gn, __u8 *mode, __u32 *delay_ms);
+__u32 rtw_glue_capacity_ceiling(const struct rtw_glue_net *gn);
 bool rtw_glue_addr_is_local(const struct rtw_glue_net *gn, __u8 family, const __u8 *addr);
 void rtw_glue_reaper_arm(struct rtw_glue_net *gn, __u64 expires);
 int rtw_glue_hooks_enable(struct rtw_glue_net *gn);
@@ -168,5 +174,6 @@ void rtw_rs_count_invalid(void *rs);
 __u32 rtw_rs_flush(void *rs);
 void rtw_rs_stats(void *rs, __u64 *out);
 bool rtw_rs_sysctl_valid(int which, int value);
+__u32 rtw_rs_capacity(void *rs);
 
 #endif

@@ -20,6 +20,9 @@ use crate::twcheck::{self, EntryState, Reason, Substate, Verdict};
 use kernel::prelude::*;
 use kernel::sync::rcu;
 
+/// The loopback device's interface index (`LOOPBACK_IFINDEX`).
+const LOOPBACK_IFINDEX: u32 = 1;
+
 /// Entries freed per stripe lock hold by the reaper and a flush: a hold stays far below a
 /// millisecond even under emulation, and the worker reschedules between holds.
 const BATCH: usize = 32;
@@ -126,6 +129,11 @@ impl NetState {
 
     /// The table bound in force (`maxtcptw`, or half the ephemeral port range when 0).
     pub fn capacity(&self) -> u32 {
+        self.own_capacity().min(self.glue.capacity_ceiling())
+    }
+
+    /// The bound this netns's own sysctls give, before the host's ceiling (D34).
+    pub fn own_capacity(&self) -> u32 {
         let (lo, hi) = self.glue.port_range();
         policy::effective_capacity(self.glue.sysctl(Sysctl::MaxTcpTw), lo, hi)
     }
@@ -138,7 +146,7 @@ impl NetState {
         if e.key != key || !A::scope_matches(e.scope, &key.laddr, ifindex) {
             return Action::Accept;
         }
-        // A segment the stack would drop as corrupt must not move our state (spec section 3).
+        // A segment the stack would drop as corrupt must not move our state (behaviour §3).
         // Verified before the stripe is locked: it reads the whole segment.
         let csum_ok = pkt.csum_ok();
         let out = {
@@ -234,16 +242,18 @@ impl NetState {
             }
         }
         // Re-arm (the seed's tcp_tw_2msl_reset) and FIN_WAIT_2 completion restart the timeout
-        // and move the entry to its FIFO's tail: the FIFO stays in expiry order. The reaper is
-        // already due no later than the entry's old expiry, and looks again then.
+        // and move the entry to its FIFO's tail: the FIFO stays in expiry order. A completion's
+        // 2MSL may end before the fin_timeout the reaper was armed for: bring it forward (a
+        // lock-free check when it is already due earlier, as after every re-arm).
         if d.rearm_2msl || d.transition.is_some() {
             occ.get_mut().start = now_us;
             occ.requeue();
+            self.glue.arm_reaper(jiffies_after_us(timeouts.msl2));
         }
         out
     }
 
-    /// LOCAL_OUT, spec section 7: a local connect() onto the tuple of `e`.
+    /// LOCAL_OUT, docs/behaviour.md §7: a local connect() onto the tuple of `e`.
     pub fn local_connect<A: Addr>(&self, seg: &TcpSegment, ifindex: u32, e: &Entry<A>) -> Action {
         if !(seg.has_flag(SYN) && !seg.has_flag(ACK)) {
             return Action::Accept;
@@ -261,7 +271,18 @@ impl NetState {
         // CPU's clock read) counts as age 0 rather than wrapping.
         let age = now_us.wrapping_sub(m.start) as i32;
         let age_ms = if age < 0 { 0 } else { age as u32 / 1000 };
-        if timeouts.expired(m, now_us) || policy::local_reuse_allowed(m.flags & crate::entry::flag::HAS_TS != 0, age_ms) {
+        // `tcp_twsk_unique()`'s test: either end loopback, or the entry bound to `lo`.
+        let loopback = e.key.laddr.is_loopback() || e.key.raddr.is_loopback() || A::scope_ifindex(e.scope) == LOOPBACK_IFINDEX;
+        let state = m.state();
+        if timeouts.expired(m, now_us)
+            || policy::local_reuse_allowed(
+                self.glue.tw_reuse(),
+                loopback,
+                state.substate == Substate::FinWait2,
+                state.ts_recent_valid,
+                age_ms,
+            )
+        {
             self.bump(Stat::LocalConnectReuse);
             occ.remove();
             Action::Accept

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-2.0
+
 //! Table and timing policy: how many entries a netns may hold, which sysctl values are
 //! accepted, when an entry has expired, and whether an entry may send a reply now.
 //!
@@ -41,7 +43,7 @@ pub fn auto_size(port_lo: u16, port_hi: u16) -> u32 {
 }
 
 /// Whether a `maxtcptw` value may be stored: 0 (automatic) or 32 ..= 2^24. The seed silently
-/// ignores values below 32; we refuse them (`-EINVAL`, spec §2).
+/// ignores values below 32; we refuse them (`-EINVAL`, docs/behaviour.md §2).
 pub fn maxtcptw_valid(v: i32) -> bool {
     v == 0 || u32::try_from(v).is_ok_and(|v| (MAXTCPTW_MIN..=MAXTCPTW_MAX).contains(&v))
 }
@@ -75,7 +77,7 @@ pub fn expired(expiry: u64, now: u64) -> bool {
 }
 
 /// Whether an entry that last replied at `last_reply` may reply at `now`, at most one reply per
-/// `interval` (Linux's `__tcp_oow_rate_limited()` with `tcp_invalid_ratelimit`, spec §4).
+/// `interval` (Linux's `__tcp_oow_rate_limited()` with `tcp_invalid_ratelimit`, behaviour §4).
 /// [`NEVER_REPLIED`] always may. A `last_reply` in the future (more than half the counter's
 /// range ago) is treated as long past, as Linux does, so a stale stamp never silences an entry.
 pub fn ratelimit_allows(last_reply: u64, now: u64, interval: u64) -> bool {
@@ -216,21 +218,54 @@ mod tests {
     }
 }
 
-/// Spec section 7: a local connect() may take over a guarded tuple under Linux's `tcp_tw_reuse`
-/// rule, when the connection used timestamps (so PAWS tells old duplicates apart, RFC 7323
-/// §5) and the TIME_WAIT is at least one second old (timestamps then have advanced).
-pub fn local_reuse_allowed(has_ts: bool, age_ms: u32) -> bool {
-    has_ts && age_ms >= 1000
+/// The netns's `net.ipv4.tcp_tw_reuse` and `tcp_tw_reuse_delay`, as Linux's own
+/// `tcp_twsk_unique()` reads them.
+#[derive(Clone, Copy)]
+pub struct TwReuse {
+    /// 0: never, 1: always, 2 (Linux's default): only for loopback traffic.
+    pub mode: u8,
+    /// How old (ms) the TIME_WAIT must be.
+    pub delay_ms: u32,
+}
+
+/// docs/behaviour.md §7: whether a local connect() may take over a guarded tuple, by Linux's
+/// `tcp_twsk_unique()`: never from FIN_WAIT_2; `tcp_tw_reuse` 1 always, 2 only when either end
+/// is a loopback address (or the entry is bound to `lo`); and only when a timestamp was seen
+/// from the peer (PAWS then tells old duplicates apart, RFC 7323 §5) and the entry is older than
+/// `tcp_tw_reuse_delay` (timestamps have advanced).
+pub fn local_reuse_allowed(r: TwReuse, loopback: bool, fin_wait2: bool, ts_recent_valid: bool, age_ms: u32) -> bool {
+    let reuse = !fin_wait2 && (r.mode == 1 || (r.mode == 2 && loopback));
+    reuse && ts_recent_valid && age_ms > r.delay_ms
 }
 
 #[cfg_attr(not(rtw_host), kernel::prelude::kunit_tests(rust_timewait_policy_reuse))]
 mod reuse_tests {
     use super::*;
 
+    const DEFAULT: TwReuse = TwReuse { mode: 2, delay_ms: 1000 };
+
     #[test]
-    fn local_reuse_needs_timestamps_and_a_second() {
-        assert!(local_reuse_allowed(true, 1000));
-        assert!(!local_reuse_allowed(true, 999));
-        assert!(!local_reuse_allowed(false, 5000));
+    fn local_reuse_needs_a_timestamp_and_the_delay() {
+        assert!(local_reuse_allowed(DEFAULT, true, false, true, 1001));
+        // Linux's time_after32: strictly later than the delay.
+        assert!(!local_reuse_allowed(DEFAULT, true, false, true, 1000));
+        assert!(!local_reuse_allowed(DEFAULT, true, false, false, 5000));
+        let short = TwReuse { mode: 2, delay_ms: 10 };
+        assert!(local_reuse_allowed(short, true, false, true, 11));
+    }
+
+    #[test]
+    fn tcp_tw_reuse_modes() {
+        // 2 (default): loopback only.
+        assert!(!local_reuse_allowed(DEFAULT, false, false, true, 5000));
+        // 1: any address.
+        assert!(local_reuse_allowed(TwReuse { mode: 1, delay_ms: 1000 }, false, false, true, 5000));
+        // 0: never.
+        assert!(!local_reuse_allowed(TwReuse { mode: 0, delay_ms: 1000 }, true, false, true, 5000));
+    }
+
+    #[test]
+    fn never_from_fin_wait2() {
+        assert!(!local_reuse_allowed(TwReuse { mode: 1, delay_ms: 0 }, true, true, true, 5000));
     }
 }

@@ -1,5 +1,7 @@
+// SPDX-License-Identifier: GPL-2.0
+
 //! Building the replies the module sends: a bare ACK from the entry's state (the seed's
-//! `tcp_twrespond()`, spec §4) and a RST answering a segment (Linux's `tcp_v4_send_reset()`).
+//! `tcp_twrespond()`, behaviour §4) and a RST answering a segment (Linux's `tcp_v4_send_reset()`).
 //!
 //! A reply is a complete IP packet, addresses and ports swapped from the incoming segment, with
 //! valid IP and TCP checksums, written into a caller buffer of [`REPLY_MAX`] bytes. The caller
@@ -51,7 +53,7 @@ pub fn build_ack(
     build(buf, incoming, &reply, ttl_or_hoplimit)
 }
 
-/// Builds the ACK of spec §4 for `entry`: `seq = snd_nxt`, `ack = rcv_nxt`, the last advertised
+/// Builds behaviour §4's ACK for `entry`: `seq = snd_nxt`, `ack = rcv_nxt`, the last advertised
 /// window, and with timestamps `TSval = tsval_now` (module clock + the entry's offset) and
 /// `TSecr` from [`EntryState::reply_tsecr`].
 pub fn build_entry_ack(

@@ -1,11 +1,13 @@
+// SPDX-License-Identifier: GPL-2.0
+
 //! Bounds-checked parsing of the IP and TCP headers of an incoming segment.
 //!
 //! The caller copies at most the first 128 bytes of the packet (from the IP header on) and
 //! passes the packet's full length separately. Every length the packet claims (IHL, total
 //! length, TCP data offset, option lengths) is checked against both before a field behind it is
 //! read. Anything we cannot fully understand is an error, and the caller passes such a packet
-//! to the stack untouched (spec §3: "the module never trusts a header length it has not
-//! bounds-checked"): the stack has the whole packet and its own, stricter, validation.
+//! to the stack untouched (docs/behaviour.md §3: the module never trusts a header length it has not
+//! bounds-checked): the stack has the whole packet and its own, stricter, validation.
 //!
 //! Not checked here: the TCP checksum. It covers the whole payload, which the caller did not
 //! copy; the caller must verify it (e.g. `nf_checksum()`) before acting on a segment.
@@ -123,15 +125,40 @@ pub enum ParseError {
     BadTotalLength,
     /// An IPv4 fragment (first or later): only a reassembled packet has a whole TCP header.
     Fragment,
-    /// Not TCP, or IPv6 with an extension header before TCP.
+    /// Not TCP (IPv6: an extension header the glue did not walk).
     NotTcp,
     /// TCP data offset below 5, or a TCP header longer than the IP payload.
     BadTcpHeaderLength,
 }
 
+/// What the glue knows of a packet beyond its first bytes.
+#[derive(Clone, Copy, Default)]
+pub struct Layout {
+    /// Length of the whole packet from the IP header on.
+    pub skb_len: u32,
+    /// IPv6: bytes of extension headers between the fixed header and TCP, walked by the glue
+    /// as the stack walks them (`ipv6_find_hdr`) and left out of the copy, which holds the fixed
+    /// header and then the TCP header.
+    pub ext_len: u32,
+    /// A GRO-built TCP packet, whose length field may be 0 when it exceeds 64 KiB (BIG TCP).
+    pub gso_tcp: bool,
+}
+
 /// Parses an IPv4 packet. `pkt` is a copy of the first bytes (IP header first), `skb_len` the
 /// length of the whole packet.
 pub fn parse_ipv4(pkt: &[u8], skb_len: u32) -> Result<TcpSegment, ParseError> {
+    parse_ipv4_in(pkt, Layout { skb_len, ..Layout::default() })
+}
+
+/// Parses an IPv6 packet whose next header is TCP. `pkt` is a copy of the first bytes (IPv6
+/// header first), `skb_len` the length of the whole packet.
+pub fn parse_ipv6(pkt: &[u8], skb_len: u32) -> Result<TcpSegment, ParseError> {
+    parse_ipv6_in(pkt, Layout { skb_len, ..Layout::default() })
+}
+
+/// Parses an IPv4 packet laid out as `l` says.
+pub fn parse_ipv4_in(pkt: &[u8], l: Layout) -> Result<TcpSegment, ParseError> {
+    let skb_len = l.skb_len;
     let h: &[u8; IPV4_HEADER_MIN] = pkt.first_chunk().ok_or(ParseError::Truncated)?;
     if h[0] >> 4 != 4 {
         return Err(ParseError::BadVersion);
@@ -145,9 +172,11 @@ pub fn parse_ipv4(pkt: &[u8], skb_len: u32) -> Result<TcpSegment, ParseError> {
         return Err(ParseError::Truncated);
     }
     let tot_len_field = u16::from_be_bytes([h[2], h[3]]);
-    let tot_len = usize::from(tot_len_field);
+    // BIG TCP: a GRO packet over 64 KiB carries tot_len 0 and its length in the skb, as the
+    // stack's iph_totlen() reads it.
+    let tot_len = if tot_len_field == 0 && l.gso_tcp { skb_len as usize } else { usize::from(tot_len_field) };
     // Linux ip_rcv_core() drops a tot_len beyond the skb; less than the headers is nonsense.
-    if u32::from(tot_len_field) > skb_len || tot_len < ip_hdr_len + TCP_HEADER_MIN {
+    if tot_len > skb_len as usize || tot_len < ip_hdr_len + TCP_HEADER_MIN {
         return Err(ParseError::BadTotalLength);
     }
     if h[9] != IPPROTO_TCP {
@@ -170,30 +199,37 @@ pub fn parse_ipv4(pkt: &[u8], skb_len: u32) -> Result<TcpSegment, ParseError> {
     ))
 }
 
-/// Parses an IPv6 packet whose next header is TCP. `pkt` is a copy of the first bytes (IPv6
-/// header first), `skb_len` the length of the whole packet.
-pub fn parse_ipv6(pkt: &[u8], skb_len: u32) -> Result<TcpSegment, ParseError> {
+/// Parses an IPv6 packet laid out as `l` says: TCP right behind the fixed header, or behind
+/// `l.ext_len` bytes of extension headers the glue walked (RFC 8200 §4) and left out of `pkt`.
+pub fn parse_ipv6_in(pkt: &[u8], l: Layout) -> Result<TcpSegment, ParseError> {
+    let skb_len = l.skb_len;
     let h: &[u8; IPV6_HEADER_LEN] = pkt.first_chunk().ok_or(ParseError::Truncated)?;
     if h[0] >> 4 != 6 {
         return Err(ParseError::BadVersion);
     }
-    // Extension headers (hop-by-hop, routing, fragment, ...) would need a chain walk we leave to
-    // the stack (RFC 8200 §4); the caller passes these packets on.
-    if h[6] != IPPROTO_TCP {
+    // Without extension headers the next header must be TCP; with them, the glue's walk found
+    // TCP at their end (and passed fragments to the stack, D13).
+    if l.ext_len == 0 && h[6] != IPPROTO_TCP {
         return Err(ParseError::NotTcp);
     }
+    let ext_len = l.ext_len as usize;
     let payload_len_field = u16::from_be_bytes([h[4], h[5]]);
-    let payload_len = usize::from(payload_len_field);
-    // A zero payload length means a jumbogram (RFC 2675), which needs a hop-by-hop header: with
-    // TCP directly behind the fixed header it is simply too short, like any payload below 20.
-    // The fixed header is 40 bytes, so the sum cannot overflow.
-    if payload_len < TCP_HEADER_MIN || u32::from(payload_len_field) + 40 > skb_len {
+    // BIG TCP: a GRO packet over 64 KiB carries payload length 0 and its length in the skb
+    // (the stack's ipv6_payload_len()); otherwise 0 is a jumbogram header we do not parse.
+    let payload_len = if payload_len_field == 0 && l.gso_tcp {
+        (skb_len as usize).saturating_sub(IPV6_HEADER_LEN)
+    } else {
+        usize::from(payload_len_field)
+    };
+    // Too short for the extension headers and a TCP header, or longer than the packet. The
+    // fixed header is 40 bytes, so the sum cannot overflow.
+    if payload_len < ext_len + TCP_HEADER_MIN || payload_len + IPV6_HEADER_LEN > skb_len as usize {
         return Err(ParseError::BadTotalLength);
     }
     let src = address16(h, 8).ok_or(ParseError::Truncated)?;
     let dst = address16(h, 24).ok_or(ParseError::Truncated)?;
     let tcp_bytes = pkt.get(IPV6_HEADER_LEN..).ok_or(ParseError::Truncated)?;
-    let tcp = parse_tcp(tcp_bytes, payload_len)?;
+    let tcp = parse_tcp(tcp_bytes, payload_len - ext_len)?;
     Ok(tcp.into_segment(
         Family::V6,
         src,
@@ -460,6 +496,39 @@ mod tests {
             // SYN occupies one sequence number, and the end wraps past 2^32.
             assert_eq!(seg.end_seq(), 0xffff_ffff);
         }
+    }
+
+    #[test]
+    fn ipv6_behind_extension_headers() {
+        // The glue walked 8 bytes of destination options and copied the fixed header and TCP.
+        let mut pkt = V6_PACKET;
+        pkt[6] = 60; // next header: destination options
+        let payload = u16::from_be_bytes([pkt[4], pkt[5]]) + 8;
+        pkt[4..6].copy_from_slice(&payload.to_be_bytes());
+        let l = Layout { skb_len: 68, ext_len: 8, gso_tcp: false };
+        let seg = parse_ipv6_in(&pkt, l);
+        assert!(matches!(seg, Ok(ref s) if s.flags == SYN && s.payload_len == 0 && s.dst_port == 443));
+        // Without the walk it is not TCP; with a walk longer than the payload it is nonsense.
+        assert!(matches!(parse_ipv6(&pkt, 68), Err(ParseError::NotTcp)));
+        let long = Layout { ext_len: 16, ..l };
+        assert!(matches!(parse_ipv6_in(&pkt, long), Err(ParseError::BadTotalLength)));
+    }
+
+    #[test]
+    fn big_tcp_lengths_come_from_the_skb() {
+        // IPv4 tot_len 0 on a GRO packet: the skb's length counts, as iph_totlen() does.
+        let mut v4 = V4_PACKET;
+        v4[2] = 0;
+        v4[3] = 0;
+        let gso = Layout { skb_len: 70_000, ext_len: 0, gso_tcp: true };
+        assert!(matches!(parse_ipv4_in(&v4, gso), Ok(ref s) if s.payload_len == 70_000 - 20 - 32));
+        // Not a GRO packet: a zero length is a lie.
+        assert!(matches!(parse_ipv4(&v4, 70_000), Err(ParseError::BadTotalLength)));
+        let mut v6 = V6_PACKET;
+        v6[4] = 0;
+        v6[5] = 0;
+        assert!(matches!(parse_ipv6_in(&v6, gso), Ok(ref s) if s.payload_len == 70_000 - 40 - 20));
+        assert!(matches!(parse_ipv6(&v6, 70_000), Err(ParseError::BadTotalLength)));
     }
 
     #[test]

@@ -1,11 +1,13 @@
+// SPDX-License-Identifier: GPL-2.0
+
 //! Wrapping comparison of TCP sequence numbers and timestamps.
 //!
 //! Both live in a 32-bit space that wraps (RFC 9293 §3.4, RFC 7323 §5.3), so "later" means
 //! "less than 2^31 ahead". `seq_after` is the seed's `SEQ_GT` and Linux's `after()`;
 //! `seq_before` is `SEQ_LT` and Linux's `before()`.
 //!
-//! At exactly 2^31 apart the answer is a convention, not a fact. We follow FreeBSD (and the
-//! spec's notation `after(a, b) = (a - b) as i32 > 0`): `seq_before(a, b)` is true and
+//! At exactly 2^31 apart the answer is a convention, not a fact. We follow FreeBSD (and
+//! docs/behaviour.md's notation `after(a, b) = (a - b) as i32 > 0`): `seq_before(a, b)` is true and
 //! `seq_after(a, b)` is false for both orders. Linux's `after()` is `before()` with the arguments
 //! swapped, so it answers true there; the difference is one value in 2^32 and cannot matter for
 //! a TIME_WAIT decision.

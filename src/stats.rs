@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The counters (spec section 8): their numbering is `enum rtw_glue_stat` in `glue.h`, the
+//! The counters (docs/behaviour.md §8): their numbering is `enum rtw_glue_stat` in `glue.h`, the
 //! `stats` attribute set of `spec/rust_timewait.yaml` (attribute = index + 1) and twctl's
 //! `STAT_NAMES`; `tests/host/spec_check.py` checks the YAML against `glue.h`, and every
 //! discriminant below is taken from `glue.h`.

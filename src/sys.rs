@@ -104,6 +104,21 @@ impl NetGlue {
         u64::from(unsafe { ffi::rtw_glue_invalid_ratelimit_jiffies(self.ptr()) })
     }
 
+    /// The most entries this netns may hold whatever its `maxtcptw` (the initial netns's
+    /// capacity for a netns of another user namespace).
+    pub fn capacity_ceiling(&self) -> u32 {
+        // SAFETY: `gn` is valid (type invariant).
+        unsafe { ffi::rtw_glue_capacity_ceiling(self.ptr()) }
+    }
+
+    /// `net.ipv4.tcp_tw_reuse` and `tcp_tw_reuse_delay`.
+    pub fn tw_reuse(&self) -> crate::policy::TwReuse {
+        let (mut mode, mut delay_ms) = (0u8, 0u32);
+        // SAFETY: `gn` is valid (type invariant); the out-pointers are live locals.
+        unsafe { ffi::rtw_glue_tw_reuse(self.ptr(), &mut mode, &mut delay_ms) };
+        crate::policy::TwReuse { mode, delay_ms }
+    }
+
     /// Whether `addr` (4 or 16 bytes used, by family) is one of this netns's own addresses.
     pub fn addr_is_local(&self, family: u8, addr: &[u8; 16]) -> bool {
         // SAFETY: `gn` is valid (type invariant); `addr` is 16 readable bytes.

@@ -124,11 +124,16 @@ int rtw_glue_caches_create(__u32 size4, __u32 align4, __u32 size6, __u32 align6)
 	if (size4 < sizeof(struct rtw_link) + sizeof(struct rtw_key4) ||
 	    size6 < sizeof(struct rtw_link) + sizeof(struct rtw_key6))
 		return -EINVAL;
-	/* The seed's uma_zone; unmerged so /sys/kernel/slab shows the entry's own size. */
-	rtw_cache[0] = kmem_cache_create("rust_timewait4", size4, align4, SLAB_NO_MERGE, NULL);
+	/*
+	 * The seed's uma_zone; unmerged so /sys/kernel/slab shows the entry's own size. Accounted:
+	 * an entry is charged to the memory cgroup of the task that adds it (D34).
+	 */
+	rtw_cache[0] = kmem_cache_create("rust_timewait4", size4, align4,
+					 SLAB_NO_MERGE | SLAB_ACCOUNT, NULL);
 	if (!rtw_cache[0])
 		return -ENOMEM;
-	rtw_cache[1] = kmem_cache_create("rust_timewait6", size6, align6, SLAB_NO_MERGE, NULL);
+	rtw_cache[1] = kmem_cache_create("rust_timewait6", size6, align6,
+					 SLAB_NO_MERGE | SLAB_ACCOUNT, NULL);
 	if (!rtw_cache[1]) {
 		kmem_cache_destroy(rtw_cache[0]);
 		return -ENOMEM;
@@ -146,7 +151,7 @@ void rtw_glue_caches_destroy(void)
 
 void *rtw_glue_entry_alloc(__u8 family)
 {
-	return kmem_cache_alloc(rtw_cache[rtw_fam(family)], GFP_KERNEL);
+	return kmem_cache_alloc(rtw_cache[rtw_fam(family)], GFP_KERNEL_ACCOUNT);
 }
 
 /* An entry that was never published (in no table): freed at once. */
@@ -170,10 +175,11 @@ struct rtw_glue_tables *rtw_glue_tables_new(void)
 	struct rtw_glue_tables *t;
 	int i, f, c, err;
 
-	t = kzalloc(sizeof(*t), GFP_KERNEL);
+	/* Charged to whoever creates the netns, as the rest of its state. */
+	t = kzalloc(sizeof(*t), GFP_KERNEL_ACCOUNT);
 	if (!t)
 		return NULL;
-	t->stats = alloc_percpu(struct rtw_stats);
+	t->stats = alloc_percpu_gfp(struct rtw_stats, GFP_KERNEL_ACCOUNT);
 	if (!t->stats)
 		goto free_t;
 	err = rhashtable_init(&t->ht[0], &rtw_params4);

@@ -1,9 +1,11 @@
+// SPDX-License-Identifier: GPL-2.0
+
 //! What to do with one segment for a guarded tuple: the seed's `tcp_twcheck()`, extended with
 //! Linux's orphaned FIN_WAIT_2 processing.
 //!
 //! Pure: the caller looks the entry up, parses the segment ([`crate::segment`]), calls
 //! [`decide`], then acts on the [`Decision`] (send, rate-limit, re-arm, delete, count). Rows are
-//! named after the spec's tables (T1–T11 for TIME_WAIT, F1–F6 for FIN_WAIT_2) and are checked
+//! named after behaviour.md's tables (T1–T11 for TIME_WAIT, F1–F6 for FIN_WAIT_2) and are checked
 //! top to bottom; the first that fits wins. T12 (expiry) is the caller's timer, decided by
 //! [`crate::policy::expired`]. T11 applies to FIN_WAIT_2 too and comes first in both.
 
@@ -38,7 +40,7 @@ pub struct EntryState {
     /// The connection negotiated timestamps (RFC 7323 §3.2).
     pub has_ts: bool,
     /// `ts_recent` has been learned. A FIN_WAIT_2 handoff cannot read it from the socket and
-    /// learns it from the peer's FIN (spec §6), so PAWS waits until then.
+    /// learns it from the peer's FIN (behaviour §6), so PAWS waits until then.
     pub ts_recent_valid: bool,
     /// TIME_WAIT or FIN_WAIT_2.
     pub substate: Substate,
@@ -82,7 +84,7 @@ pub enum Verdict {
     Pass,
     /// Consume the segment silently; the entry stays.
     Drop,
-    /// Consume the segment and answer with an ACK built from the entry (spec §4).
+    /// Consume the segment and answer with an ACK built from the entry (behaviour §4).
     AckAndDrop,
     /// Consume the segment, answer with a RST built from the segment (`build_rst`), delete the
     /// entry.
@@ -137,7 +139,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    /// The spec table row ("T1".."T11", "F1".."F6").
+    /// The row of docs/behaviour.md's tables ("T1".."T11", "F1".."F6").
     pub fn row(self) -> &'static str {
         match self {
             Reason::McastOrBcast => "T11",
@@ -175,7 +177,7 @@ pub struct FinWait2Completion {
 pub struct Decision {
     /// What happens to the segment and the entry.
     pub verdict: Verdict,
-    /// The reply is subject to the per-entry rate limit (spec §4); false for drops.
+    /// The reply is subject to the per-entry rate limit (behaviour §4); false for drops.
     pub rate_limited: bool,
     /// Restart the 2·MSL timer (T6 only).
     pub rearm_2msl: bool,

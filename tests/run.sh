@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
 # The test command (`make test`): host-side tests, then the module built against the cached
 # test kernel, booted in QEMU with every guest scenario; KUnit's KTAP and the scenarios' TAP
 # are parsed from the console log. Ends with one line: "N passed, N failed[, N skipped]".

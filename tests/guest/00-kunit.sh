@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
 # Load the module once with KUnit enabled: its #[kunit_tests] suites run at load and print KTAP
 # on the console (parsed on the host). Later scenarios load it with KUnit filtered out.
 . /tests/tap.inc

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
 # The module's life: load, per-netns sysctls with their defaults and bounds, a netns created and
 # destroyed with entries in it, unload with live entries.
 . /tests/tap.inc

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
 # The engine on real IPv4 segments from another netns: hand off a TIME_WAIT entry over netlink,
 # then check every kind of reply byte by byte, and the entry's life (re-arm, SYN reuse).
 . /tests/tap.inc

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
 # The engine on real IPv6 segments from another netns (same checks as IPv4 where they differ
 # only by family: the reply's header, checksum over the IPv6 pseudo-header, hop limit).
 . /tests/tap.inc
@@ -39,6 +40,20 @@ out=$(peer $T -q 5 -a 0 -f S -t 100:0 -W 500)
 check_eq "T4 SYN reuse by timestamp: counted" 1 "$(stat syn_reuse)"
 check_eq "T4 entry gone" 0 "$(twctl list | grep -c "$H6")"
 check_eq "T4 the stack answered" RA "$(echo "$out" | field flags)"
+
+# Extension headers are walked as the stack walks them (D13): a retransmitted FIN behind a
+# destination-options header is answered, and a SYN behind one still reuses the tuple (T3)
+# rather than leaving the new connection to hang on a stale entry.
+check "add an entry for extension-header segments" \
+	twctl add "[$H6]:444" "[$P6]:50003" --snd-nxt 1000 --rcv-nxt 2000 --win 10
+X="-s $P6 -d $H6 -p 50003 -P 444"
+out=$(peer $X -X -q 1999 -a 1000 -f FA)
+check_eq "FIN behind destination options: ACK" A "$(echo "$out" | field flags)"
+check_eq "... with our numbers" 2000 "$(echo "$out" | field ack)"
+out=$(peer $X -X -q 9000 -a 0 -f S -W 500)
+check_eq "SYN behind destination options: counted as reuse" 2 "$(stat syn_reuse)"
+check_eq "... entry gone" 0 "$(twctl list | grep -c "$H6\]:444")"
+check_eq "... and the stack answered" RA "$(echo "$out" | field flags)"
 
 # Link-local tuples belong to a link (RFC 4007): an entry scoped to veth0 answers there, one
 # scoped to another interface does not (the stack answers RST for no socket).

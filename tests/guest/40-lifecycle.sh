@@ -1,5 +1,6 @@
 #!/bin/sh
-# FIN_WAIT_2 entries (spec section 5), expiry after 2MSL, recycling when full, nolocaltimewait,
+# SPDX-License-Identifier: GPL-2.0
+# FIN_WAIT_2 entries (behaviour §5), expiry after 2MSL, recycling when full, nolocaltimewait,
 # and the entry size beside Linux's own TIME_WAIT socket.
 . /tests/tap.inc
 . /tests/net.inc
@@ -77,7 +78,7 @@ check_eq "dump lists all 2000 (many messages)" 2000 "$(twctl list | grep -c "$P4
 check_eq "dump lists each once" 2000 "$(twctl list | grep "$P4:44000" | awk '{print $4}' | sort -u | wc -l)"
 check_eq "flush reports what it removed" 2001 "$(twctl --json flush | tr ',{}' '\n\n\n' | sed -n 's/^ *"flushed": *\([0-9]*\).*/\1/p')"
 
-# Spec section 7: a local connect() onto a guarded tuple. Without timestamps it is dropped
+# docs/behaviour.md §7: a local connect() onto a guarded tuple. Without timestamps it is dropped
 # (the connect retries, as against Linux's own TIME_WAIT); with timestamps and an entry at
 # least 1 s old it takes the tuple over (tcp_tw_reuse's rule).
 twctl add 127.0.0.1:5000 127.0.0.1:6000 --snd-nxt 1 --rcv-nxt 1 >/dev/null
@@ -91,6 +92,24 @@ out=$(rtw-peer -C -s 127.0.0.1 -d 127.0.0.1 -p 5001 -P 6000 -W 2000)
 check_eq "local connect with timestamps: the SYN reaches the stack (no listener)" connect=refused "$out"
 check_eq "local connect with timestamps after 1 s reuses the tuple" 1 "$(stat local_connect_reuse)"
 check_eq "... and the entry is gone" 0 "$(twctl list | grep -c '127.0.0.1:5001 ')"
+# The rule is the netns's net.ipv4.tcp_tw_reuse, as for Linux's own TIME_WAIT: 0 never reuses.
+echo 0 > /proc/sys/net/ipv4/tcp_tw_reuse
+twctl add 127.0.0.1:5002 127.0.0.1:6000 --snd-nxt 1 --rcv-nxt 1 --ts-recent 5 >/dev/null
+sleep 1.2
+out=$(rtw-peer -C -s 127.0.0.1 -d 127.0.0.1 -p 5002 -P 6000 -W 700)
+check_eq "tcp_tw_reuse=0: no reuse even on loopback, the SYN is dropped" connect=timeout "$out"
+echo 2 > /proc/sys/net/ipv4/tcp_tw_reuse
+# 2 (the default) reuses only loopback tuples.
+twctl add $H4:5003 $P4:6000 --snd-nxt 1 --rcv-nxt 1 --ts-recent 5 >/dev/null
+sleep 1.2
+d0=$(stat local_connect_dropped)
+rtw-peer -C -s $H4 -d $P4 -p 5003 -P 6000 -W 300 >/dev/null
+check "tcp_tw_reuse=2: a non-loopback tuple is not reused" [ "$(stat local_connect_dropped)" -gt "$d0" ]
+echo 1 > /proc/sys/net/ipv4/tcp_tw_reuse
+r0=$(stat local_connect_reuse)
+rtw-peer -C -s $H4 -d $P4 -p 5003 -P 6000 -W 300 >/dev/null
+check "tcp_tw_reuse=1: it is" [ "$(stat local_connect_reuse)" -gt "$r0" ]
+echo 2 > /proc/sys/net/ipv4/tcp_tw_reuse
 
 # Slab object sizes: ours beside Linux's own TIME_WAIT socket.
 v4=$(cat /sys/kernel/slab/rust_timewait4/object_size)

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
 # The family driven by the kernel's own ynl CLI from spec/rust_timewait.yaml, and every kind of
 # malformed request: each is refused with an extack message naming the attribute, and changes
 # nothing. Our own checks answer EINVAL; the strict policies' range checks answer ERANGE with

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
 # Unload and reload the module while a peer floods a guarded tuple and netns come and go: the
 # hooks must be gone (and no hook still running) before the per-netns state is freed. A stress
 # test, not a proof: a use after free here shows up as an Oops, a slub_debug BUG or a WARNING,

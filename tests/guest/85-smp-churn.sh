@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
 # Two vCPUs at once on the lock-free data path: a peer floods a guarded tuple (hits: re-armed
 # FINs, answered) from CPU 0 and an unguarded one (misses) from CPU 1, while entries are added,
 # deleted, expired and flushed, then the module is unloaded under the floods. Lockdep, PROVE_RCU,

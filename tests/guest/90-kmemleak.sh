@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
 # kmemleak: with the module loaded and busy (entries added, deleted, expired, handed through a
 # netns that goes away), no object the module allocated is left unreferenced.
 . /tests/tap.inc

@@ -71,8 +71,8 @@ while [ $i -le $CYCLES ]; do
 	entries=$(sed -n 's/.*fill entries=\([0-9]*\).*/\1/p' /tmp/fill)
 	# Slab pages actually held per entry (partial slabs included) plus 8 bytes per bucket of
 	# the rhashtable, over the entries.
-	b=$(awk -v s="$(slab slabs)" -v o="$(slab order)" -v p=4096 -v bk="$buckets" -v n="$entries" \
-		'BEGIN { printf "%.3f", (s * p * 2 ^ o + bk * 8) / n }')
+	slab_bytes=$(( $(slab slabs) * (4096 << $(slab order)) ))
+	b=$(awk -v s=$slab_bytes -v bk="$buckets" -v n="$entries" 'BEGIN { printf "%.3f", (s + bk * 8) / n }')
 	bytes="$bytes $b"
 	echo "rtw-bench-note: bytes_per_entry_ipv4 entries=$entries slab_size=$(slab slab_size) objs_per_slab=$(slab objs_per_slab) order=$(slab order) slabs=$(slab slabs) objects=$(slab objects) buckets4=$buckets per_entry=$b"
 	lf="$lf $(flood)"
@@ -100,7 +100,7 @@ kbench all || echo "rtw-bench-note: in-kernel figures failed"
 # A quick run keeps kmemleak on (qemu/bench.sh): nothing the benchmark allocated may be left.
 # kmemleak reports only objects older than 5 s, and needs two scans to be sure.
 K=/sys/kernel/debug/kmemleak
-if [ $scale -gt 1 ] && [ -w $K ]; then
+if [ $scale -gt 1 ] && [ -w $K ] && ! grep -q kmemleak=off /proc/cmdline; then
 	sleep 6
 	echo scan >$K
 	echo scan >$K

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
 """Host-side checks of the generic netlink spec (prints TAP).
 
 1. spec/rust_timewait.yaml validates against the kernel's genetlink-legacy schema with the

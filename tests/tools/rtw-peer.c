@@ -7,6 +7,7 @@
  *   rtw-peer -i IF -m DSTMAC -s SRC -d DST -p SPORT -P DPORT -q SEQ -a ACK -f FLAGS
  *            [-w WIN] [-t TSVAL:TSECR] [-l PAYLOAD_LEN] [-x (corrupt checksum)] [-W WAIT_MS]
  *            [-n COUNT (send the segment COUNT times back to back: a flood)]
+ *            [-X (IPv6: an 8-byte destination-options header before TCP)]
  *
  *   rtw-peer -C -s SRC -d DST -p SPORT -P DPORT [-W WAIT_MS]
  *            connect() from SRC:SPORT to DST:DPORT (a local connect onto a tuple) and print
@@ -285,11 +286,11 @@ int main(int argc, char **argv)
 	const char *ifname = NULL, *mac = NULL, *src = NULL, *dst = NULL, *flags = "A";
 	unsigned long sport = 0, dport = 0, seq = 0, ack = 0, win = 1000, plen = 0, wait = 300;
 	unsigned long tsval = 0, tsecr = 0, count = 1;
-	int have_ts = 0, corrupt = 0, connect_mode = 0, listen_mode = 0, request_mode = 0, opt, v6, alen;
+	int have_ts = 0, corrupt = 0, dstopts = 0, connect_mode = 0, listen_mode = 0, request_mode = 0, opt, v6, alen;
 	int echo_mode = 0, rr_mode = 0;
 	uint8_t s_addr[16], d_addr[16], pkt[2048] = { 0 }, dmac[6];
 
-	while ((opt = getopt(argc, argv, "i:m:s:d:p:P:q:a:f:w:t:l:xW:n:CLRMET")) != -1) {
+	while ((opt = getopt(argc, argv, "i:m:s:d:p:P:q:a:f:w:t:l:xXW:n:CLRMET")) != -1) {
 		switch (opt) {
 		case 'i': ifname = optarg; break;
 		case 'm': mac = optarg; break;
@@ -304,6 +305,7 @@ int main(int argc, char **argv)
 		case 't': have_ts = sscanf(optarg, "%lu:%lu", &tsval, &tsecr) == 2; break;
 		case 'l': plen = strtoul(optarg, NULL, 0); break;
 		case 'x': corrupt = 1; break;
+		case 'X': dstopts = 1; break;
 		case 'W': wait = strtoul(optarg, NULL, 0); break;
 		case 'n': count = strtoul(optarg, NULL, 0); break;
 		case 'C': connect_mode = 1; break;
@@ -342,16 +344,21 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
-	size_t iphl = v6 ? 40 : 20, thl = have_ts ? 32 : 20, tlen = thl + plen;
+	size_t exthl = v6 && dstopts ? 8 : 0;
+	size_t iphl = (v6 ? 40 : 20) + exthl, thl = have_ts ? 32 : 20, tlen = thl + plen;
 	uint8_t *ip = pkt, *tcp = pkt + iphl;
 
 	if (v6) {
 		ip[0] = 0x60;
-		put16(ip + 4, (uint16_t)tlen);
-		ip[6] = 6;
+		put16(ip + 4, (uint16_t)(exthl + tlen));
+		ip[6] = exthl ? 60 : 6; /* destination options, or TCP */
 		ip[7] = 64;
 		memcpy(ip + 8, s_addr, 16);
 		memcpy(ip + 24, d_addr, 16);
+		if (exthl) {
+			/* Next header TCP, length 0 (8 bytes), a PadN option filling the rest. */
+			ip[40] = 6; ip[41] = 0; ip[42] = 1; ip[43] = 4;
+		}
 	} else {
 		ip[0] = 0x45;
 		put16(ip + 2, (uint16_t)(iphl + tlen));

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-2.0
+
 //! A server that closes its connections actively, as a busy web server or proxy does, and hands
 //! each one's TIME_WAIT duty to rust_timewait with `close_with_handoff` instead of keeping a
 //! TIME_WAIT socket per connection.

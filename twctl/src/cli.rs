@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-2.0
+
 //! The `twctl` command line: argument definitions (clap) and the commands, all through the
 //! library.
 
@@ -21,7 +23,7 @@ const ABOUT: &str = "Control the rust_timewait module: compressed TIME_WAIT entr
 FreeBSD's tcp_timewait.c) in the current network namespace, over generic netlink.";
 
 const HANDOFF_HELP: &str = "\
-HANDOFF PROTOCOL (spec section 6)
+HANDOFF PROTOCOL (docs/behaviour.md §6 in the rust_timewait sources)
   1. shutdown(SHUT_WR) after the last write; the kernel sends our FIN.
   2. Once TCP_INFO shows FIN-WAIT-2 (our FIN acknowledged), enter TCP_REPAIR and read
      TCP_QUEUE_SEQ of the send queue (snd_nxt) and receive queue (rcv_nxt),
@@ -58,9 +60,10 @@ pub enum Command {
     /// Delete the entry guarding LOCAL REMOTE (needs CAP_NET_ADMIN)
     #[command(visible_alias = "delete")]
     Del(TupleArgs),
-    /// Show the entry guarding LOCAL REMOTE
+    /// Show the entry guarding LOCAL REMOTE (needs CAP_NET_ADMIN: entries carry sequence numbers)
     Get(TupleArgs),
-    /// List the entries, like `ss -tan state time-wait`, with the remaining lifetime
+    /// List the entries, like `ss -tan state time-wait`, with the remaining lifetime (needs
+    /// CAP_NET_ADMIN)
     #[command(visible_alias = "ls")]
     List(ListArgs),
     /// Delete every entry of this network namespace (needs CAP_NET_ADMIN)

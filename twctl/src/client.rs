@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-2.0
+
 //! The netlink connection to the module (the only part that opens a netlink socket).
 
 use netlink_packet_core::{parse_u16, NlasIterator};

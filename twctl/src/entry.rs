@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-2.0
+
 //! The entry model: one compressed TIME_WAIT (or FIN_WAIT_2) entry as the module keeps it.
 
 use std::fmt;

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-2.0
+
 //! Errors of the netlink side and the exit codes a shell script can rely on.
 
 use std::fmt;
@@ -29,7 +31,8 @@ EXIT CODES
   1  the kernel refused the operation (its message is shown) or it failed
   2  usage or input error (bad address, port, number, file line); nothing was sent
   3  the rust_timewait module is not loaded
-  4  permission denied: add, del, flush and handoff need CAP_NET_ADMIN
+  4  permission denied: every command but stats needs CAP_NET_ADMIN (entries carry
+     sequence numbers)
   5  handoff: the peer's FIN won the race; the socket was closed normally, Linux's own
      TIME_WAIT holds the tuple and no entry was left behind";
 

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-2.0
+
 //! Output: `ss`-like tables, counters, and JSON (serde_json). Pure.
 
 use serde_json::{json, Value};

@@ -1,4 +1,6 @@
-//! Handing a live socket over to the module (spec section 6).
+// SPDX-License-Identifier: GPL-2.0
+
+//! Handing a live socket over to the module (docs/behaviour.md §6).
 //!
 //! After `shutdown(SHUT_WR)`, once our FIN is acknowledged (FIN_WAIT2): enter `TCP_REPAIR`,
 //! read the sequence numbers, the window and the timestamp clock, add a FIN_WAIT_2 entry, check

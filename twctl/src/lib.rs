@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-2.0
+
 //! `twctl`: the userspace side of the `rust_timewait` kernel module (compressed TIME_WAIT).
 //!
 //! - [`entry`]: the entry model; [`line`]: the text line format of add files;

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-2.0
+
 //! The text line format of `twctl add` files: one entry per line.
 //!
 //! Pure parsing and formatting, no I/O except through the caller's scope resolver.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-2.0
+
 //! The `rust_timewait` generic netlink family (spec/rust_timewait.yaml): attribute types,
 //! message building and parsing, extended-ACK decoding. Pure: no sockets here.
 //!

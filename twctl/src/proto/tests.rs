@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-2.0
+
 //! Exact bytes of requests, computed by hand from the spec, and hand-made replies.
 
 use super::*;

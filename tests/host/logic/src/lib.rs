@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-2.0
+
 //! Host build of rust_timewait's pure logic: the very files the kernel module includes, so
 //! `cargo test` runs their KUnit tests under libtest.
 //!
