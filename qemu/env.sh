@@ -33,9 +33,24 @@ rtw_root_key() {
 }
 RTW_ROOT="$RTW_CACHE/root-$(rtw_root_key)"
 
+# Which kernel: "test" (qemu/kernel.config: lockdep, PROVE_RCU, kmemleak, for every test) or
+# "bench" (the same with qemu/kernel-bench.config on top: no debugging instrumentation, for
+# `make bench`, whose figures lockdep's per-lookup checks would otherwise dominate).
+RTW_FLAVOR=${RTW_FLAVOR:-test}
+# The config fragment of the flavor, one line per option, the last setting of each winning.
+rtw_fragment() {
+	local extra=""
+	[ "$RTW_FLAVOR" = test ] || extra="$RTW_TOP/qemu/kernel-$RTW_FLAVOR.config"
+	rtw_keyed "$RTW_TOP/qemu/kernel.config" $extra | awk '
+		/^CONFIG_[A-Za-z0-9_]*=/ { o = $0; sub(/=.*/, "", o) }
+		/^# CONFIG_[A-Za-z0-9_]* is not set/ { o = $2 }
+		/^(CONFIG_|# CONFIG_)/ { if (!(o in v)) order[n++] = o; v[o] = $0; next }
+		END { for (i = 0; i < n; i++) print v[order[i]] }'
+}
 # The kernel's key: the root it was built with, the config fragment and the build script.
 rtw_kernel_key() {
-	{ rtw_root_key; rtw_keyed "$RTW_TOP/qemu/kernel.config" "$RTW_TOP/qemu/kernel.sh"; } | rtw_hash
+	{ rtw_root_key; rtw_keyed "$RTW_TOP/qemu/kernel.config" "$RTW_TOP/qemu/kernel.sh";
+	  [ "$RTW_FLAVOR" = test ] || { echo "$RTW_FLAVOR"; rtw_fragment; }; } | rtw_hash
 }
 RTW_KERNEL="$RTW_CACHE/kernel-$(rtw_kernel_key)"
 

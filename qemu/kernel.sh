@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# Ensure the test kernel (tinyconfig + qemu/kernel.config, with Rust and KUnit) is built in the
-# cache. Builds into a temporary directory and renames it into place only when complete, so an
+# Ensure the kernel of $RTW_FLAVOR (tinyconfig + qemu/kernel.config [+ qemu/kernel-bench.config],
+# with Rust and KUnit) is built in the cache. Builds into a temporary directory and renames it into place only when complete, so an
 # interrupted run never leaves a tree that later runs trust. Inside the build root the tree is
 # always /kernel/src, whatever its path in the cache, so the rename does not break its paths.
 . "$(dirname "$0")/env.sh"
@@ -12,7 +12,7 @@ build_kernel() {
 	local tmp=$1 jobs
 	jobs=$(nproc)
 	mkdir -p "$tmp"
-	cp "$RTW_TOP/qemu/kernel.config" "$tmp/fragment.config"
+	rtw_fragment >"$tmp/fragment.config"
 	rtw_chroot "$RTW_ROOT" "$tmp" "" -- /bin/bash -euc '
 		cd /kernel
 		tar xf /usr/src/linux-source-'"$RTW_KVER"'.tar.xz

@@ -7,6 +7,13 @@
 
 "$RTW_TOP/qemu/kernel.sh" >/dev/null
 log="$RTW_CACHE/module-build.log"
+# Objects built against another kernel (the test and the bench flavor differ in config) do not
+# rebuild by themselves: Kbuild sees the same /kernel/src. Start clean when the kernel changed.
+stamp="$RTW_TOP/.rtw-kernel"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$RTW_KERNEL" ]; then
+	make -s -C "$RTW_TOP" clean >/dev/null
+	echo "$RTW_KERNEL" >"$stamp"
+fi
 if ! rtw_chroot "$RTW_ROOT" "$RTW_KERNEL" "$RTW_TOP" -- \
 	make -C /src KDIR=/kernel/src >"$log" 2>&1; then
 	cat "$log" >&2

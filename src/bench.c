@@ -13,7 +13,6 @@
  */
 #include <linux/debugfs.h>
 #include <linux/delay.h>
-#include <linux/hrtimer.h>
 #include <linux/kthread.h>
 #include <linux/mutex.h>
 #include <linux/sched.h>
@@ -34,9 +33,11 @@
 /* Enough repetitions of the 4M growth and of the 1M reap/flush to give a median: each costs
  * millions of adds under TCG, so these stay at the minimum of five. */
 #define RTW_BENCH_REPS 5
-/* Calls per timed sample: about 20-50 ms of an emulated CPU, long against the clock's
- * resolution, short against the host's scheduling noise. */
+/* Calls to calibrate with; a timed sample then lasts about RTW_BENCH_SAMPLE_MS of hook calls:
+ * long against the clock's resolution and the host's scheduling hiccups (a few ms), short
+ * enough for many samples. */
 #define RTW_BENCH_CALLS 20000
+#define RTW_BENCH_SAMPLE_MS 100
 /* Calls per section with bottom halves off: a softirq pending at the end of a section runs
  * outside the timed part, and a section never keeps softirqs waiting for long. */
 #define RTW_BENCH_CHUNK 500
@@ -256,6 +257,8 @@ struct rtw_bench_seg {
 	/* xorshift32: a different tuple every call, the same sequence for every kind of call. */
 	u32 seed;
 	u32 rnd;
+	/* Calls per timed sample (rtw_bench_calibrate). */
+	u32 calls;
 };
 
 /*
@@ -302,6 +305,7 @@ static int rtw_bench_seg_init(struct rtw_bench_seg *s, u32 n, bool miss, u32 see
 	s->miss = miss;
 	s->seed = seed | 1;
 	s->rnd = s->seed;
+	s->calls = RTW_BENCH_CALLS;
 	return 0;
 }
 
@@ -456,6 +460,18 @@ static u64 rtw_bench_run(struct rtw_bench_seg *s, enum rtw_bench_kind kind, u32 
 	return ns;
 }
 
+/*
+ * An untimed pass first (the first calls fault the entries and the code into the caches), then
+ * the number of calls that makes a sample last RTW_BENCH_SAMPLE_MS of hook calls.
+ */
+static void rtw_bench_calibrate(struct rtw_bench_seg *s)
+{
+	u64 ns = rtw_bench_run(s, RTW_BENCH_HOOK, RTW_BENCH_CALLS, NULL);
+	u64 calls = div64_u64((u64)RTW_BENCH_SAMPLE_MS * NSEC_PER_MSEC * RTW_BENCH_CALLS, ns ?: 1);
+
+	s->calls = clamp_t(u64, calls, RTW_BENCH_CALLS, 100 * RTW_BENCH_CALLS);
+}
+
 /* ---- results ---- */
 
 /* A figure's samples, in thousandths of its unit (three decimals, the kernel has no floats). */
@@ -531,12 +547,12 @@ static void rtw_bench_parts(struct rtw_bench_seg *s, const char *name, bool miss
 	u32 i, k;
 
 	for (i = 0; i < 5; i++) {
-		u64 e = rtw_bench_run(s, RTW_BENCH_EMPTY, RTW_BENCH_CALLS, NULL);
+		u64 e = rtw_bench_run(s, RTW_BENCH_EMPTY, s->calls, NULL);
 
 		for (k = 0; k < 4; k++) {
-			u64 t = rtw_bench_run(s, kinds[k], RTW_BENCH_CALLS, NULL);
+			u64 t = rtw_bench_run(s, kinds[k], s->calls, NULL);
 
-			v[k][i] = div_u64(t > e ? t - e : 0, RTW_BENCH_CALLS);
+			v[k][i] = div_u64(t > e ? t - e : 0, s->calls);
 		}
 	}
 	pr_info("rtw-bench-note: %s parts: %s_ns=%llu %s_ns=%llu %s_ns=%llu %s_ns=%llu (per call, medians)\n",
@@ -563,13 +579,13 @@ static int rtw_bench_vs_linux(const char *name, u32 n, bool miss)
 	if (err)
 		return err;
 	/* One untimed pass: the first calls fault the entries and the code into the caches. */
-	rtw_bench_run(&s, RTW_BENCH_HOOK, RTW_BENCH_CALLS / 4, NULL);
+	rtw_bench_calibrate(&s);
 	for (i = 0; i < RTW_BENCH_SAMPLES; i++) {
-		u64 e = rtw_bench_run(&s, RTW_BENCH_EMPTY, RTW_BENCH_CALLS, NULL);
-		u64 h = rtw_bench_run(&s, RTW_BENCH_HOOK, RTW_BENCH_CALLS, &drops);
-		u64 l = rtw_bench_run(&s, RTW_BENCH_LINUX, RTW_BENCH_CALLS, NULL);
+		u64 e = rtw_bench_run(&s, RTW_BENCH_EMPTY, s.calls, NULL);
+		u64 h = rtw_bench_run(&s, RTW_BENCH_HOOK, s.calls, &drops);
+		u64 l = rtw_bench_run(&s, RTW_BENCH_LINUX, s.calls, NULL);
 
-		bad += miss ? drops : RTW_BENCH_CALLS - drops;
+		bad += miss ? drops : s.calls - drops;
 		emp[i] = e;
 		hook[i] = h > e ? h - e : 0;
 		lin[i] = l > e ? l - e : 0;
@@ -584,9 +600,9 @@ static int rtw_bench_vs_linux(const char *name, u32 n, bool miss)
 	rtw_bench_report(&f);
 	pr_info("rtw-bench-note: %s entries=%u hook_ns=%llu linux_lookup_ns=%llu harness_ns=%llu (per call, medians)\n",
 		name, rtw_glue_table_len(rtw_bench_gn()->tables),
-		div_u64(rtw_bench_median(hook, RTW_BENCH_SAMPLES), RTW_BENCH_CALLS),
-		div_u64(rtw_bench_median(lin, RTW_BENCH_SAMPLES), RTW_BENCH_CALLS),
-		div_u64(rtw_bench_median(emp, RTW_BENCH_SAMPLES), RTW_BENCH_CALLS));
+		div_u64(rtw_bench_median(hook, RTW_BENCH_SAMPLES), s.calls),
+		div_u64(rtw_bench_median(lin, RTW_BENCH_SAMPLES), s.calls),
+		div_u64(rtw_bench_median(emp, RTW_BENCH_SAMPLES), s.calls));
 	rtw_bench_parts(&s, name, miss);
 	rtw_bench_seg_free(&s);
 	return 0;
@@ -596,12 +612,12 @@ static int rtw_bench_vs_linux(const char *name, u32 n, bool miss)
 static u64 rtw_bench_hit_cost(struct rtw_bench_seg *s)
 {
 	u32 drops;
-	u64 e = rtw_bench_run(s, RTW_BENCH_EMPTY, RTW_BENCH_CALLS, NULL);
-	u64 h = rtw_bench_run(s, RTW_BENCH_HOOK, RTW_BENCH_CALLS, &drops);
+	u64 e = rtw_bench_run(s, RTW_BENCH_EMPTY, s->calls, NULL);
+	u64 h = rtw_bench_run(s, RTW_BENCH_HOOK, s->calls, &drops);
 
-	if (drops != RTW_BENCH_CALLS)
+	if (drops != s->calls)
 		return 0;
-	return div_u64((h > e ? h - e : 0) * 1000, RTW_BENCH_CALLS);
+	return div_u64((h > e ? h - e : 0) * 1000, s->calls);
 }
 
 /* ---- kthreads on chosen CPUs ---- */
@@ -908,7 +924,7 @@ static int rtw_bench_growth(void)
 		err = rtw_bench_seg_init(&s, RTW_BENCH_1K, false, 0x1e1 + i);
 		if (err)
 			break;
-		rtw_bench_run(&s, RTW_BENCH_HOOK, RTW_BENCH_CALLS / 4, NULL);
+		rtw_bench_calibrate(&s);
 		c1k[i] = rtw_bench_hit_cost(&s);
 		rtw_bench_seg_free(&s);
 
@@ -926,7 +942,7 @@ static int rtw_bench_growth(void)
 		err = rtw_bench_seg_init(&s, big, false, 0x4e4 + i);
 		if (err)
 			break;
-		rtw_bench_run(&s, RTW_BENCH_HOOK, RTW_BENCH_CALLS / 4, NULL);
+		rtw_bench_calibrate(&s);
 		c4m[i] = rtw_bench_hit_cost(&s);
 		rtw_bench_seg_free(&s);
 		if (!c1k[i] || !c4m[i]) {
@@ -945,8 +961,9 @@ static int rtw_bench_growth(void)
 		return err;
 	rtw_bench_report(&stall);
 	rtw_bench_report(&look);
-	pr_info("rtw-bench-note: resize_max_stall_us control_max_overrun_ns=%llu (median) probe_calls=%llu calls_over_100us=%llu controls_over_100us=%llu; lookup_4m_vs_1k hit_1k_ns=%llu hit_4m_ns=%llu (medians)\n",
-		rtw_bench_median(ctl, RTW_BENCH_REPS), calls, over, ctl_over,
+	pr_info("rtw-bench-note: resize_max_stall_us control_max_overrun_ns=%llu (median) probe_calls=%llu calls_over_100us=%llu controls_over_100us=%llu\n",
+		rtw_bench_median(ctl, RTW_BENCH_REPS), calls, over, ctl_over);
+	pr_info("rtw-bench-note: lookup_4m_vs_1k hit_1k_ns=%llu hit_4m_ns=%llu (medians)\n",
 		div_u64(rtw_bench_median(c1k, RTW_BENCH_REPS), 1000),
 		div_u64(rtw_bench_median(c4m, RTW_BENCH_REPS), 1000));
 	return 0;
@@ -955,187 +972,151 @@ static int rtw_bench_growth(void)
 /* ---- reaping ---- */
 
 /*
- * How long a CPU goes without scheduling, seen from outside: a SCHED_FIFO observer per CPU,
- * woken by a hard-interrupt timer every tick. The kernel is preemptible, so the observer runs as
- * soon as the CPU may schedule; the delay from the timer's interrupt to the observer running is
- * the rest of the section that held the CPU (a stripe lock hold, a softirq). The reaper lives in
- * Rust and table.c, which this file does not instrument, so this is a sampled lower bound of the
- * longest hold, one sample per tick per CPU.
+ * How long the reaper holds a CPU without scheduling, seen from another CPU. The kernel is
+ * preemptible, so the reaper can only keep a CPU while it holds a stripe lock (spin_lock_bh: no
+ * preemption, no softirq), a batch of entries at a time; a probe that takes every stripe lock in
+ * turn waits, when it meets the reaper's, for what is left of that hold. The longest wait over
+ * a reap is a sampled lower bound of the longest hold. One probe per CPU, so one of them is
+ * always on the CPU the (unbound) reaper is not on. The reaper and table.c are not
+ * instrumented: this file only uses what glue.h offers. Each attempt is followed by the same
+ * control section as the growth probe's, to show what the emulator adds on its own.
  */
-struct rtw_bench_observer {
-	struct hrtimer timer;
-	struct task_struct *task;
-	u64 fired_ns;
-	u64 max_ns;
-	u64 samples;
-	bool *stop;
-};
-
-static enum hrtimer_restart rtw_bench_observer_fire(struct hrtimer *t)
+static void rtw_bench_lock_probe(struct rtw_bench_worker *w)
 {
-	struct rtw_bench_observer *o = container_of(t, struct rtw_bench_observer, timer);
+	struct rtw_glue_tables *t = rtw_bench_gn()->tables;
+	u32 stripes = rtw_glue_table_stripes(), st = 0;
+	u64 calls = 0;
 
-	WRITE_ONCE(o->fired_ns, ktime_get_ns());
-	wake_up_process(o->task);
-	return HRTIMER_NORESTART;
-}
+	w->max_ns = 0;
+	w->ctl_max_ns = 0;
+	while (!READ_ONCE(*w->stop)) {
+		u64 t0, d, c;
 
-static int rtw_bench_observer_fn(void *arg)
-{
-	struct rtw_bench_observer *o = arg;
+		t0 = ktime_get_ns();
+		rtw_glue_stripe_lock(t, st);
+		d = ktime_get_ns() - t0;
+		rtw_glue_stripe_unlock(t, st);
 
-	sched_set_fifo(current);
-	while (!kthread_should_stop()) {
-		u64 lat;
+		local_bh_disable();
+		t0 = ktime_get_ns();
+		ndelay(RTW_BENCH_CONTROL_NS);
+		c = ktime_get_ns() - t0;
+		local_bh_enable();
+		c = c > RTW_BENCH_CONTROL_NS ? c - RTW_BENCH_CONTROL_NS : 0;
 
-		WRITE_ONCE(o->fired_ns, 0);
-		set_current_state(TASK_UNINTERRUPTIBLE);
-		hrtimer_start(&o->timer, ns_to_ktime(NSEC_PER_MSEC), HRTIMER_MODE_REL_PINNED_HARD);
-		schedule();
-		__set_current_state(TASK_RUNNING);
-		lat = READ_ONCE(o->fired_ns);
-		/* Woken by kthread_stop() rather than the timer: nothing to measure. */
-		if (!lat) {
-			hrtimer_cancel(&o->timer);
-			continue;
-		}
-		lat = ktime_get_ns() - lat;
-		if (!READ_ONCE(*o->stop)) {
-			o->samples++;
-			if (lat > o->max_ns)
-				o->max_ns = lat;
-		}
+		w->max_ns = max(w->max_ns, d);
+		w->ctl_max_ns = max(w->ctl_max_ns, c);
+		st = (st + 1) % stripes;
+		calls++;
+		if (!(calls & 255))
+			cond_resched();
 	}
-	hrtimer_cancel(&o->timer);
-	return 0;
-}
-
-static int rtw_bench_observers_start(struct rtw_bench_observer *o, bool *stop)
-{
-	int c;
-
-	for (c = 0; c < 2; c++) {
-		memset(&o[c], 0, sizeof(o[c]));
-		o[c].stop = stop;
-		hrtimer_setup(&o[c].timer, rtw_bench_observer_fire, CLOCK_MONOTONIC,
-			      HRTIMER_MODE_REL_PINNED_HARD);
-		o[c].task = kthread_create_on_cpu(rtw_bench_observer_fn, &o[c], c, "rtw-observe/%u");
-		if (IS_ERR(o[c].task)) {
-			int err = PTR_ERR(o[c].task);
-
-			o[c].task = NULL;
-			return err;
-		}
-		wake_up_process(o[c].task);
-	}
-	return 0;
-}
-
-/* The longest delay either observer saw; resets both. */
-static u64 rtw_bench_observers_take(struct rtw_bench_observer *o, u64 *samples)
-{
-	u64 m = max(o[0].max_ns, o[1].max_ns);
-
-	*samples = o[0].samples + o[1].samples;
-	o[0].max_ns = o[1].max_ns = 0;
-	o[0].samples = o[1].samples = 0;
-	return m;
-}
-
-static void rtw_bench_observers_stop(struct rtw_bench_observer *o, bool *stop)
-{
-	int c;
-
-	WRITE_ONCE(*stop, true);
-	for (c = 0; c < 2; c++)
-		if (o[c].task)
-			kthread_stop(o[c].task);
+	w->calls = calls;
 }
 
 /*
- * reap_max_stall_us and reap_1m_vs_flush, sample by sample: 1M entries added with the longest
- * MSL, then the MSL cut to 100 ms so that all of them are past their expiry at once (an entry
- * expires at its start plus the current timeout), the reaper armed for now and the table watched
- * until it is empty; then 1M again, flushed. Both times stop when the table is empty (entries
- * unlinked; their memory follows after a grace period in both cases).
+ * Expire the n entries in the table at once (an entry expires at its start plus the current
+ * timeout: cutting the MSL to 100 ms puts all of them past it), arm the reaper for now and
+ * wait until the table is empty. Returns the ns from arming to empty.
+ */
+static u64 rtw_bench_reap_all(struct rtw_glue_net *gn)
+{
+	u64 t0;
+
+	WRITE_ONCE(gn->sysctl[RTW_GLUE_SYSCTL_MSL_MS], RTW_BENCH_MSL_SHORT);
+	/* Past 2 x the short MSL, so the newest entry has expired too. */
+	msleep(3 * RTW_BENCH_MSL_SHORT);
+	t0 = ktime_get_ns();
+	rtw_glue_reaper_arm(gn, get_jiffies_64());
+	while (rtw_glue_table_len(gn->tables))
+		usleep_range(500, 1000);
+	t0 = ktime_get_ns() - t0;
+	WRITE_ONCE(gn->sysctl[RTW_GLUE_SYSCTL_MSL_MS], RTW_BENCH_MSL_LONG);
+	return t0;
+}
+
+/* After a reap or a flush: the grace periods and the table's shrinking, outside the timing. */
+static void rtw_bench_drain(struct rtw_glue_net *gn)
+{
+	rcu_barrier();
+	rtw_bench_settle(gn);
+}
+
+/*
+ * reap_1m_vs_flush and reap_max_stall_us, sample by sample: 1M entries reaped (time from arming
+ * to an empty table), 1M flushed (the time rtw_rs_flush takes), both without probes; then 1M
+ * reaped again with the lock probes on both CPUs. Both times stop when the table is empty:
+ * entries unlinked, their memory following after a grace period in both cases.
  */
 static int rtw_bench_reap(void)
 {
 	struct rtw_bench_fig stall = { .name = "reap_max_stall_us", .unit = "us" };
 	struct rtw_bench_fig ratio = { .name = "reap_1m_vs_flush", .unit = "x" };
 	struct rtw_glue_net *gn = rtw_bench_gn();
-	u64 reap[RTW_BENCH_REPS], flush[RTW_BENCH_REPS], fstall[RTW_BENCH_REPS];
-	u64 quiet[RTW_BENCH_REPS], samples;
-	struct rtw_bench_observer *o;
+	u64 reap[RTW_BENCH_REPS], flush[RTW_BENCH_REPS], ctl[RTW_BENCH_REPS], calls = 0;
 	u32 n = rtw_bench_n(RTW_BENCH_1M), i;
-	bool stop = false;
-	int err;
+	struct rtw_bench_worker *w;
+	int err = 0, c;
 
-	o = kcalloc(2, sizeof(*o), GFP_KERNEL);
-	if (!o)
+	w = kcalloc(2, sizeof(*w), GFP_KERNEL);
+	if (!w)
 		return -ENOMEM;
 	rtw_bench_flush(gn);
-	err = rtw_bench_observers_start(o, &stop);
-	if (err)
-		goto out;
-	for (i = 0; i < RTW_BENCH_REPS; i++) {
-		u64 t0, rs, fs, s1, s2, s3;
+	for (i = 0; i < RTW_BENCH_REPS && !err; i++) {
+		bool stop = false;
+		u64 t0, probed;
 
 		err = rtw_bench_fill_settled(gn, n, NULL, NULL);
 		if (err)
 			break;
-		WRITE_ONCE(gn->sysctl[RTW_GLUE_SYSCTL_MSL_MS], RTW_BENCH_MSL_SHORT);
-		/* Past 2 x the short MSL, so the newest entry has expired too. */
-		msleep(3 * RTW_BENCH_MSL_SHORT);
-		rtw_bench_observers_take(o, &samples);
-		t0 = ktime_get_ns();
-		rtw_glue_reaper_arm(gn, get_jiffies_64());
-		while (rtw_glue_table_len(gn->tables))
-			usleep_range(500, 1000);
-		reap[i] = ktime_get_ns() - t0;
-		rs = rtw_bench_observers_take(o, &s1);
-		WRITE_ONCE(gn->sysctl[RTW_GLUE_SYSCTL_MSL_MS], RTW_BENCH_MSL_LONG);
-		rcu_barrier();
-		rtw_bench_settle(gn);
-		/* The control: the observers as long again with nothing to reap, what the emulator
-		 * and the rest of the kernel add on their own. */
-		rtw_bench_observers_take(o, &samples);
-		msleep(div_u64(reap[i], NSEC_PER_MSEC) + 1);
-		quiet[i] = rtw_bench_observers_take(o, &s3);
+		reap[i] = rtw_bench_reap_all(gn);
+		rtw_bench_drain(gn);
 
 		err = rtw_bench_fill_settled(gn, n, NULL, NULL);
 		if (err)
 			break;
-		rtw_bench_observers_take(o, &samples);
 		t0 = ktime_get_ns();
 		genl_lock();
 		rtw_rs_flush(gn->rs);
 		genl_unlock();
 		flush[i] = ktime_get_ns() - t0;
-		fs = rtw_bench_observers_take(o, &s2);
-		rcu_barrier();
-		rtw_bench_settle(gn);
-		fstall[i] = fs;
+		rtw_bench_drain(gn);
 
-		rtw_bench_add(&stall, rs);
+		err = rtw_bench_fill_settled(gn, n, NULL, NULL);
+		if (err)
+			break;
+		for (c = 0; c < 2 && !err; c++) {
+			w[c].stop = &stop;
+			err = rtw_bench_spawn(&w[c], c, rtw_bench_lock_probe);
+		}
+		probed = err ? 0 : rtw_bench_reap_all(gn);
+		WRITE_ONCE(stop, true);
+		rtw_bench_join(&w[0]);
+		rtw_bench_join(&w[1]);
+		rtw_bench_drain(gn);
+		if (err)
+			break;
+
+		rtw_bench_add(&stall, max(w[0].max_ns, w[1].max_ns));
 		rtw_bench_add(&ratio, rtw_bench_ratio(reap[i], flush[i]));
-		pr_info("rtw-bench-note: reap %u: entries=%u reap_ms=%llu flush_ms=%llu reap_max_stall_ns=%llu (%llu samples) quiet_max_stall_ns=%llu (%llu samples) flush_max_stall_ns=%llu (%llu samples)\n",
-			i, n, div_u64(reap[i], NSEC_PER_MSEC), div_u64(flush[i], NSEC_PER_MSEC), rs, s1,
-			quiet[i], s3, fs, s2);
+		ctl[i] = max(w[0].ctl_max_ns, w[1].ctl_max_ns);
+		calls += w[0].calls + w[1].calls;
+		pr_info("rtw-bench-note: reap %u: entries=%u reap_ms=%llu flush_ms=%llu reap_with_probes_ms=%llu stripe_lock_max_wait_ns=%llu control_max_overrun_ns=%llu probe_attempts=%llu\n",
+			i, n, div_u64(reap[i], NSEC_PER_MSEC), div_u64(flush[i], NSEC_PER_MSEC),
+			div_u64(probed, NSEC_PER_MSEC), max(w[0].max_ns, w[1].max_ns), ctl[i],
+			w[0].calls + w[1].calls);
 	}
-out:
-	rtw_bench_observers_stop(o, &stop);
-	kfree(o);
+	kfree(w);
 	WRITE_ONCE(gn->sysctl[RTW_GLUE_SYSCTL_MSL_MS], RTW_BENCH_MSL_LONG);
 	rtw_bench_flush(gn);
 	if (err)
 		return err;
 	rtw_bench_report(&stall);
 	rtw_bench_report(&ratio);
-	pr_info("rtw-bench-note: reap entries=%u reap_ms=%llu flush_ms=%llu flush_max_stall_ns=%llu quiet_max_stall_ns=%llu (medians)\n",
+	pr_info("rtw-bench-note: reap entries=%u reap_ms=%llu flush_ms=%llu control_max_overrun_ns=%llu (medians) probe_attempts=%llu\n",
 		n, div_u64(rtw_bench_median(reap, RTW_BENCH_REPS), NSEC_PER_MSEC),
 		div_u64(rtw_bench_median(flush, RTW_BENCH_REPS), NSEC_PER_MSEC),
-		rtw_bench_median(fstall, RTW_BENCH_REPS), rtw_bench_median(quiet, RTW_BENCH_REPS));
+		rtw_bench_median(ctl, RTW_BENCH_REPS), calls);
 	return 0;
 }
 

@@ -3,7 +3,7 @@
  * C glue for rust_timewait: the kernel APIs that kernel::bindings lacks in 7.3 or that are
  * static inlines, macros and static tables (netfilter hook ops, pernet ops, sysctl tables,
  * timers, slab caches, routing and ip_local_out, the generic netlink family).
- * No decision is made here: segments and requests go to Rust (src/callbacks.rs).
+ * No decision is made here: segments and requests go to Rust (src/rust_timewait_main.rs).
  */
 #include <linux/module.h>
 #include <linux/netfilter.h>
@@ -170,8 +170,12 @@ void rtw_glue_reaper_arm(struct rtw_glue_net *gn, __u64 expires)
 	 * Already due no later: nothing to do, and no shared lock taken (a re-arm on the hit path
 	 * lands here nearly always). A stale read only sends us to the locked check below.
 	 */
-	if (delayed_work_pending(&gn->reaper) && !time_after64(READ_ONCE(gn->reap_at), expires))
-		return;
+	if (delayed_work_pending(&gn->reaper)) {
+		/* Pairs with the barrier in mod_delayed_work(): reap_at is written before pending. */
+		smp_rmb();
+		if (!time_after64(READ_ONCE(gn->reap_at), expires))
+			return;
+	}
 	spin_lock_bh(&gn->reaper_lock);
 	if (!gn->dying && (!delayed_work_pending(&gn->reaper) || time_before64(expires, gn->reap_at))) {
 		WRITE_ONCE(gn->reap_at, expires);
@@ -550,6 +554,7 @@ static int __net_init rtw_net_init(struct net *net)
 	gn->sysctl[RTW_GLUE_SYSCTL_FIN_TIMEOUT_MS] = 60000;	/* Linux's tcp_fin_timeout */
 	INIT_DELAYED_WORK(&gn->reaper, rtw_reaper_fn);
 	spin_lock_init(&gn->reaper_lock);
+	mutex_init(&gn->nl_lock);
 	gn->dying = false;
 	gn->hooks_on = false;
 
@@ -874,15 +879,18 @@ static int rtw_nl_add(struct sk_buff *skb, struct genl_info *info)
 		goto out;
 	}
 	/* Each entry's own outcome: a batch reports exactly which entries were taken. */
+	mutex_lock(&rtw_gn(genl_info_net(info))->nl_lock);
 	for (i = 0; i < n; i++) {
 		int result = rtw_rs_add(rtw_info_rs(info), &entries[i], replace);
 
 		if (rtw_put_entry(msg, &entries[i], true, result)) {
+			mutex_unlock(&rtw_gn(genl_info_net(info))->nl_lock);
 			nlmsg_free(msg);
 			err = -EMSGSIZE;
 			goto out;
 		}
 	}
+	mutex_unlock(&rtw_gn(genl_info_net(info))->nl_lock);
 	genlmsg_end(msg, hdr);
 	err = genlmsg_reply(msg, info);
 out:
@@ -917,7 +925,9 @@ static int rtw_nl_del(struct sk_buff *skb, struct genl_info *info)
 
 	if (err)
 		return err;
+	mutex_lock(&rtw_gn(genl_info_net(info))->nl_lock);
 	err = rtw_rs_del(rtw_info_rs(info), &e);
+	mutex_unlock(&rtw_gn(genl_info_net(info))->nl_lock);
 	if (err == -ENOENT)
 		NL_SET_ERR_MSG(info->extack, "no entry guards this tuple");
 	return err;
@@ -959,7 +969,7 @@ struct rtw_dump_arg {
 static int rtw_dump_visit(void *varg, __u8 family, void *entry)
 {
 	struct rtw_dump_arg *arg = varg;
-	struct rtw_glue_entry e;
+	struct rtw_glue_entry e = {};
 	void *hdr;
 
 	/* Gone or expired since the walker saw it: nothing to report. */
@@ -1011,7 +1021,12 @@ static int rtw_nl_flush(struct sk_buff *skb, struct genl_info *info)
 {
 	struct sk_buff *msg;
 	void *hdr;
-	__u32 n = rtw_rs_flush(rtw_info_rs(info));
+	struct rtw_glue_net *gn = rtw_gn(genl_info_net(info));
+	__u32 n;
+
+	mutex_lock(&gn->nl_lock);
+	n = rtw_rs_flush(gn->rs);
+	mutex_unlock(&gn->nl_lock);
 
 	msg = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
 	if (!msg)
@@ -1080,6 +1095,8 @@ static struct genl_family rtw_genl_family __ro_after_init = {
 	.n_ops = ARRAY_SIZE(rtw_genl_ops),
 	/* A new family: every command is strict, reserved header fields included. */
 	.resv_start_op = 0,
+	/* No global genl_mutex: a netns's add, del and flush take its own nl_lock. */
+	.parallel_ops = true,
 };
 
 /* ---- module ---- */

@@ -4,7 +4,7 @@
  *
  * rtw_glue_*: C functions and types the Rust side uses (bindgen generates their declarations,
  *             see Kbuild, so a change here is a build error there).
- * rtw_rs_*:   Rust functions the C side calls (defined #[no_mangle] in src/callbacks.rs).
+ * rtw_rs_*:   Rust functions the C side calls (defined #[no_mangle] in src/rust_timewait_main.rs).
  */
 #ifndef RTW_GLUE_H
 #define RTW_GLUE_H
@@ -159,7 +159,7 @@ int rtw_glue_hooks_enable(struct rtw_glue_net *gn);
 bool rtw_glue_pkt_csum_ok(void *ctx);
 int rtw_glue_reply(void *ctx, const __u8 *pkt, __u32 len);
 
-/* Implemented in Rust (src/callbacks.rs). */
+/* Implemented in Rust (src/rust_timewait_main.rs). */
 void *rtw_rs_net_init(struct rtw_glue_net *gn, struct rtw_glue_tables *tables);
 void rtw_rs_net_exit(void *rs);
 /* `entry` was found for the segment's tuple by rtw_glue_table_lookup, under RCU. */

@@ -6,6 +6,7 @@
 #ifndef RTW_GLUE_INTERNAL_H
 #define RTW_GLUE_INTERNAL_H
 
+#include <linux/mutex.h>
 #include <linux/netfilter.h>
 #include <linux/workqueue.h>
 #include <net/net_namespace.h>
@@ -21,8 +22,14 @@ struct rtw_glue_net {
 	spinlock_t reaper_lock;
 	u64 reap_at;
 	bool dying;
-	/* Hooks are registered when the netns gets its first entry (netlink, under genl_mutex). */
+	/* Hooks are registered when the netns gets its first entry (netlink, under nl_lock). */
 	bool hooks_on;
+	/*
+	 * Serialises this netns's add, del and flush (the family runs with parallel_ops, so one
+	 * netns's long flush never holds up another netns or another genl family): the capacity
+	 * check and the make-room step of an add must see no other add in between.
+	 */
+	struct mutex nl_lock;
 	struct ctl_table_header *sysctl_hdr;
 	int sysctl[RTW_GLUE_SYSCTL_COUNT];
 };

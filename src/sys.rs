@@ -10,7 +10,7 @@ use core::ptr::NonNull;
 use kernel::prelude::*;
 
 /// `jiffies_64`.
-pub fn jiffies() -> u64 {
+pub(crate) fn jiffies() -> u64 {
     // SAFETY: reads jiffies; no preconditions.
     unsafe { ffi::rtw_glue_jiffies() }
 }
@@ -18,25 +18,25 @@ pub fn jiffies() -> u64 {
 /// The clock of entries' timeouts: monotonic microseconds, low 32 bits (wraps every 71 min; an
 /// entry lives at most 20 min). Finer than jiffies, so FIFO heads of different stripes compare
 /// in the order their timeouts started, as the seed's single FIFO would.
-pub fn clock_us() -> u32 {
+pub(crate) fn clock_us() -> u32 {
     // SAFETY: reads the monotonic clock; no preconditions.
     unsafe { ffi::rtw_glue_clock_us() }
 }
 
 /// The jiffies value `left_us` microseconds from now (rounded up).
-pub fn jiffies_after_us(left_us: u32) -> u64 {
+pub(crate) fn jiffies_after_us(left_us: u32) -> u64 {
     // SAFETY: pure conversion; no preconditions.
     jiffies().wrapping_add(unsafe { ffi::rtw_glue_usecs_to_jiffies(left_us) }).wrapping_add(1)
 }
 
 /// The clock Linux's own TCP timestamps use (`tcp_clock_ms`).
-pub fn tcp_clock_ms() -> u32 {
+pub(crate) fn tcp_clock_ms() -> u32 {
     // SAFETY: no preconditions.
     unsafe { ffi::rtw_glue_tcp_clock_ms() }
 }
 
 /// Let the scheduler run something else (process context, no lock held).
-pub fn cond_resched() {
+pub(crate) fn cond_resched() {
     // SAFETY: no preconditions beyond the caller's context, which every caller documents.
     unsafe { ffi::rtw_glue_cond_resched() }
 }
@@ -44,7 +44,7 @@ pub fn cond_resched() {
 /// A sysctl under `net.rust_timewait`.
 #[derive(Clone, Copy)]
 #[repr(u32)]
-pub enum Sysctl {
+pub(crate) enum Sysctl {
     /// `maxtcptw`.
     MaxTcpTw = ffi::rtw_glue_sysctl_RTW_GLUE_SYSCTL_MAXTCPTW,
     /// `nolocaltimewait`.
@@ -62,7 +62,7 @@ pub enum Sysctl {
 /// `gn` points to the netns's `struct rtw_glue_net`, which outlives this object: the glue
 /// creates the Rust state in its pernet `init` and destroys it in `exit`, before the pernet
 /// memory goes away.
-pub struct NetGlue {
+pub(crate) struct NetGlue {
     gn: NonNull<ffi::rtw_glue_net>,
 }
 
@@ -76,7 +76,7 @@ impl NetGlue {
     /// # Safety
     ///
     /// `gn` is a netns's glue state that outlives the returned object.
-    pub unsafe fn from_raw(gn: NonNull<ffi::rtw_glue_net>) -> Self {
+    pub(crate) unsafe fn from_raw(gn: NonNull<ffi::rtw_glue_net>) -> Self {
         NetGlue { gn }
     }
 
@@ -85,13 +85,13 @@ impl NetGlue {
     }
 
     /// A sysctl's value.
-    pub fn sysctl(&self, which: Sysctl) -> i32 {
+    pub(crate) fn sysctl(&self, which: Sysctl) -> i32 {
         // SAFETY: `gn` is valid (type invariant).
         unsafe { ffi::rtw_glue_sysctl_get(self.ptr(), which as i32) }
     }
 
     /// `net.ipv4.ip_local_port_range`.
-    pub fn port_range(&self) -> (u16, u16) {
+    pub(crate) fn port_range(&self) -> (u16, u16) {
         let (mut lo, mut hi) = (0i32, 0i32);
         // SAFETY: `gn` is valid (type invariant); the out-pointers are live locals.
         unsafe { ffi::rtw_glue_port_range(self.ptr(), &mut lo, &mut hi) };
@@ -99,41 +99,41 @@ impl NetGlue {
     }
 
     /// `net.ipv4.tcp_invalid_ratelimit`, in jiffies.
-    pub fn invalid_ratelimit_jiffies(&self) -> u64 {
+    pub(crate) fn invalid_ratelimit_jiffies(&self) -> u64 {
         // SAFETY: `gn` is valid (type invariant).
         u64::from(unsafe { ffi::rtw_glue_invalid_ratelimit_jiffies(self.ptr()) })
     }
 
     /// The most entries this netns may hold whatever its `maxtcptw` (the initial netns's
     /// capacity for a netns of another user namespace).
-    pub fn capacity_ceiling(&self) -> u32 {
+    pub(crate) fn capacity_ceiling(&self) -> u32 {
         // SAFETY: `gn` is valid (type invariant).
         unsafe { ffi::rtw_glue_capacity_ceiling(self.ptr()) }
     }
 
     /// `net.ipv4.tcp_tw_reuse` and `tcp_tw_reuse_delay`.
-    pub fn tw_reuse(&self) -> crate::policy::TwReuse {
+    pub(crate) fn tw_reuse(&self) -> crate::logic::policy::TwReuse {
         let (mut mode, mut delay_ms) = (0u8, 0u32);
         // SAFETY: `gn` is valid (type invariant); the out-pointers are live locals.
         unsafe { ffi::rtw_glue_tw_reuse(self.ptr(), &mut mode, &mut delay_ms) };
-        crate::policy::TwReuse { mode, delay_ms }
+        crate::logic::policy::TwReuse { mode, delay_ms }
     }
 
     /// Whether `addr` (4 or 16 bytes used, by family) is one of this netns's own addresses.
-    pub fn addr_is_local(&self, family: u8, addr: &[u8; 16]) -> bool {
+    pub(crate) fn addr_is_local(&self, family: u8, addr: &[u8; 16]) -> bool {
         // SAFETY: `gn` is valid (type invariant); `addr` is 16 readable bytes.
         unsafe { ffi::rtw_glue_addr_is_local(self.ptr(), family, addr.as_ptr()) }
     }
 
     /// Run the reaper at `expires` (jiffies) unless it is due earlier; ignored once the netns
     /// is exiting.
-    pub fn arm_reaper(&self, expires: u64) {
+    pub(crate) fn arm_reaper(&self, expires: u64) {
         // SAFETY: `gn` is valid (type invariant).
         unsafe { ffi::rtw_glue_reaper_arm(self.ptr(), expires) };
     }
 
     /// Register the hooks in this netns if they are not yet (process context).
-    pub fn enable_hooks(&self) -> Result {
+    pub(crate) fn enable_hooks(&self) -> Result {
         // SAFETY: `gn` is valid (type invariant); may sleep, and callers are netlink handlers.
         kernel::error::to_result(unsafe { ffi::rtw_glue_hooks_enable(self.ptr()) })
     }
@@ -144,7 +144,7 @@ impl NetGlue {
 /// # Invariants
 ///
 /// `ctx` is the glue's handle for the segment (its skb and hook state), valid for `'a`.
-pub struct Packet<'a> {
+pub(crate) struct Packet<'a> {
     ctx: NonNull<c_void>,
     _life: core::marker::PhantomData<&'a ()>,
 }
@@ -153,19 +153,19 @@ impl Packet<'_> {
     /// # Safety
     ///
     /// `ctx` is the glue's handle for the segment being processed, valid for `'a`.
-    pub unsafe fn from_raw<'a>(ctx: NonNull<c_void>) -> Packet<'a> {
+    pub(crate) unsafe fn from_raw<'a>(ctx: NonNull<c_void>) -> Packet<'a> {
         Packet { ctx, _life: core::marker::PhantomData }
     }
 
     /// Whether the TCP checksum is good (or was verified by the device, or is local).
-    pub fn csum_ok(&self) -> bool {
+    pub(crate) fn csum_ok(&self) -> bool {
         // SAFETY: `ctx` is live (type invariant).
         unsafe { ffi::rtw_glue_pkt_csum_ok(self.ctx.as_ptr()) }
     }
 
     /// Route and send `ip_packet` (a whole IP packet built by `reply.rs`) from the segment's
     /// netns.
-    pub fn send_reply(&self, ip_packet: &[u8]) -> Result {
+    pub(crate) fn send_reply(&self, ip_packet: &[u8]) -> Result {
         let len = u32::try_from(ip_packet.len()).map_err(|_| EINVAL)?;
         // SAFETY: `ctx` is live (type invariant); `ip_packet` is `len` readable bytes.
         kernel::error::to_result(unsafe { ffi::rtw_glue_reply(self.ctx.as_ptr(), ip_packet.as_ptr(), len) })

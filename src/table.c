@@ -18,7 +18,7 @@
  *   still reads valid memory; the stripe lock plus the entry's `linked` flag (Rust's) tell it
  *   whether the entry is still in the table.
  *
- * Rust (src/table.rs) owns the entries' contents; this file owns their links.
+ * Rust (src/state/table.rs) owns the entries' contents; this file owns their links.
  */
 #include <linux/jhash.h>
 #include <linux/percpu.h>
@@ -107,11 +107,6 @@ static struct kmem_cache *rtw_cache[2];
 static inline int rtw_fam(__u8 family)
 {
 	return family == AF_INET6;
-}
-
-static inline const struct rhashtable_params *rtw_params(int fam)
-{
-	return fam ? &rtw_params6 : &rtw_params4;
 }
 
 static inline struct rtw_link *rtw_link(void *entry)
@@ -222,9 +217,10 @@ void rtw_glue_tables_free(struct rtw_glue_tables *t)
 /* Under rcu_read_lock (netfilter hooks run under it). Takes no lock, writes nothing. */
 void *rtw_glue_table_lookup(struct rtw_glue_tables *t, __u8 family, const void *key)
 {
-	int fam = rtw_fam(family);
-
-	return rhashtable_lookup(&t->ht[fam], key, *rtw_params(fam));
+	/* Constant parameters, so the hash and the compare are inlined (no indirect call). */
+	if (rtw_fam(family))
+		return rhashtable_lookup(&t->ht[1], key, rtw_params6);
+	return rhashtable_lookup(&t->ht[0], key, rtw_params4);
 }
 
 __u32 rtw_glue_table_stripe(const struct rtw_glue_tables *t, __u8 family, const void *key)
@@ -263,7 +259,8 @@ int rtw_glue_table_insert(struct rtw_glue_tables *t, __u8 family, __u32 stripe, 
 	int err;
 
 	lockdep_assert_held(&t->stripes[stripe % RTW_STRIPES].lock);
-	err = rhashtable_lookup_insert_fast(&t->ht[fam], &l->node, *rtw_params(fam));
+	err = fam ? rhashtable_lookup_insert_fast(&t->ht[1], &l->node, rtw_params6)
+		  : rhashtable_lookup_insert_fast(&t->ht[0], &l->node, rtw_params4);
 	if (err)
 		return err;
 	list_add_tail(&l->fifo, &t->stripes[stripe % RTW_STRIPES].fifo[fam][class & 1]);
@@ -282,7 +279,8 @@ void rtw_glue_table_unlink(struct rtw_glue_tables *t, __u8 family, __u32 stripe,
 
 	lockdep_assert_held(&t->stripes[stripe % RTW_STRIPES].lock);
 	/* Cannot fail for an entry in the table (its bucket is found under the bucket lock). */
-	WARN_ON_ONCE(rhashtable_remove_fast(&t->ht[fam], &l->node, *rtw_params(fam)));
+	WARN_ON_ONCE(fam ? rhashtable_remove_fast(&t->ht[1], &l->node, rtw_params6)
+			 : rhashtable_remove_fast(&t->ht[0], &l->node, rtw_params4));
 	list_del(&l->fifo);
 	call_rcu(&l->rcu, fam ? rtw_free6_rcu : rtw_free4_rcu);
 }
@@ -398,6 +396,7 @@ void rtw_glue_walk_free(struct rtw_glue_walk *w)
 int rtw_glue_walk(struct rtw_glue_tables *t, struct rtw_glue_walk *w,
 		  int (*visit)(void *arg, __u8 family, void *entry), void *arg)
 {
+	unsigned int visited = 0;
 	int err = 0;
 
 	while (w->fam < 2) {
@@ -405,6 +404,15 @@ int rtw_glue_walk(struct rtw_glue_tables *t, struct rtw_glue_walk *w,
 
 		rhashtable_walk_start(&w->iter);
 		for (;;) {
+			/*
+			 * Expired or vanished entries take no message space: without a bound one call
+			 * could walk a million of them in one RCU read section. Leave it now and then.
+			 */
+			if (++visited % 256 == 0) {
+				rhashtable_walk_stop(&w->iter);
+				cond_resched();
+				rhashtable_walk_start(&w->iter);
+			}
 			e = rhashtable_walk_peek(&w->iter);
 			if (IS_ERR(e)) {
 				if (PTR_ERR(e) == -EAGAIN)

@@ -40,7 +40,7 @@ nft delete table inet rtwtest
 echo 1 >/proc/sys/net/netfilter/nf_conntrack_tcp_loose 2>/dev/null
 
 # An IPsec input policy that blocks the peer's TCP (Linux checks it before a TIME_WAIT sees it).
-$IP xfrm policy add src $P4/32 dst $H4/32 proto tcp dir in action block
+$IP xfrm policy add src $P4/32 dst $H4/32 proto 6 dir in action block
 a0=$(stat acks_sent)
 check_eq "IPsec block: the FIN gets no reply" "" "$(fin | field flags)"
 check_eq "IPsec block: no ACK counted" "$a0" "$(stat acks_sent)"
@@ -70,7 +70,7 @@ host=$(stat capacity)
 cat >/tmp/userns.sh <<EOS
 echo 16777216 >$S/maxtcptw 2>/dev/null && echo raise=taken || echo raise=refused
 echo 64 >$S/maxtcptw 2>/dev/null && echo lower=taken || echo lower=refused
-echo "1 65535" >/proc/sys/net/ipv4/ip_local_port_range
+echo "1024 65535" >/proc/sys/net/ipv4/ip_local_port_range && echo range=wide
 echo 0 >$S/maxtcptw
 twctl --json stats | tr ',{}' '\n\n\n' | sed -n 's/^ *"capacity": *\([0-9]*\).*/auto=\1/p'
 EOS
@@ -78,6 +78,8 @@ su nobody -s /bin/sh -c 'unshare -r -n sh /tmp/userns.sh' >/tmp/userns.out 2>&1
 sed 's/^/# /' /tmp/userns.out
 check_eq "user namespace: maxtcptw above the host's refused" 1 "$(grep -c raise=refused /tmp/userns.out)"
 check_eq "user namespace: a smaller table is allowed" 1 "$(grep -c lower=taken /tmp/userns.out)"
+# Half of 1024-65535 would be 32255: the host's capacity caps it.
+check_eq "user namespace: a wider port range was set" 1 "$(grep -c range=wide /tmp/userns.out)"
 check_eq "user namespace: auto-size is capped at the host's capacity ($host)" "auto=$host" \
 	"$(grep auto= /tmp/userns.out)"
 

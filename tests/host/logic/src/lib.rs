@@ -10,17 +10,6 @@
 #![cfg_attr(not(test), allow(dead_code, unused_imports))]
 #![warn(missing_docs)]
 
-#[path = "../../../../src/seq.rs"]
-pub mod seq;
-
-#[path = "../../../../src/segment.rs"]
-pub mod segment;
-
-#[path = "../../../../src/twcheck.rs"]
-pub mod twcheck;
-
-#[path = "../../../../src/reply.rs"]
-pub mod reply;
-
-#[path = "../../../../src/policy.rs"]
-pub mod policy;
+/// The kernel module's `logic/` folder, whole: the folder is the rule (no kernel bindings).
+#[path = "../../../../src/logic/mod.rs"]
+pub mod logic;

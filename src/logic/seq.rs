@@ -21,43 +21,43 @@ fn distance(a: u32, b: u32) -> i32 {
 
 /// `a` is strictly later than `b` (seed `SEQ_GT`, Linux `after(a, b)`).
 #[inline]
-pub fn seq_after(a: u32, b: u32) -> bool {
+pub(crate) fn seq_after(a: u32, b: u32) -> bool {
     distance(a, b) > 0
 }
 
 /// `a` is strictly earlier than `b` (seed `SEQ_LT`, Linux `before(a, b)`).
 #[inline]
-pub fn seq_before(a: u32, b: u32) -> bool {
+pub(crate) fn seq_before(a: u32, b: u32) -> bool {
     distance(a, b) < 0
 }
 
 /// `a` is `b` or later (seed `SEQ_GEQ`).
 #[inline]
-pub fn seq_geq(a: u32, b: u32) -> bool {
+pub(crate) fn seq_geq(a: u32, b: u32) -> bool {
     distance(a, b) >= 0
 }
 
 /// `a` is `b` or earlier (seed `SEQ_LEQ`).
 #[inline]
-pub fn seq_leq(a: u32, b: u32) -> bool {
+pub(crate) fn seq_leq(a: u32, b: u32) -> bool {
     distance(a, b) <= 0
 }
 
 /// Timestamp `a` is strictly later than `b` (seed `TSTMP_GT`, RFC 7323 §5.3).
 #[inline]
-pub fn ts_after(a: u32, b: u32) -> bool {
+pub(crate) fn ts_after(a: u32, b: u32) -> bool {
     distance(a, b) > 0
 }
 
 /// Timestamp `a` is strictly earlier than `b` (seed `TSTMP_LT`; the PAWS test of RFC 7323 §5.3).
 #[inline]
-pub fn ts_before(a: u32, b: u32) -> bool {
+pub(crate) fn ts_before(a: u32, b: u32) -> bool {
     distance(a, b) < 0
 }
 
 /// Timestamp `a` is `b` or later (seed `TSTMP_GEQ`).
 #[inline]
-pub fn ts_geq(a: u32, b: u32) -> bool {
+pub(crate) fn ts_geq(a: u32, b: u32) -> bool {
     distance(a, b) >= 0
 }
 

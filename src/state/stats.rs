@@ -10,7 +10,7 @@ use crate::ffi;
 /// A counter, numbered by `glue.h`.
 #[derive(Clone, Copy)]
 #[repr(u32)]
-pub enum Stat {
+pub(crate) enum Stat {
     /// Entries now in the table.
     Entries = ffi::rtw_glue_stat_RTW_GLUE_STAT_ENTRIES,
     /// Entries added.
@@ -56,7 +56,7 @@ pub enum Stat {
 }
 
 /// Number of counters.
-pub const STAT_COUNT: usize = ffi::rtw_glue_stat_RTW_GLUE_STAT_COUNT as usize;
+pub(crate) const STAT_COUNT: usize = ffi::rtw_glue_stat_RTW_GLUE_STAT_COUNT as usize;
 
 // Every counter is numbered above; the last one closes the range.
 const _: () = assert!(Stat::RepliesFailed as usize + 1 == STAT_COUNT);

@@ -11,9 +11,9 @@
 //!   the entry's state change, be requeued or be removed.
 //! - [`SlabBox`] owns an entry that is not yet published; its `Drop` frees it.
 
-use crate::entry::{flag, Addr, Entry, Key, Mutable};
+use crate::state::entry::{flag, Addr, Entry, Key, Mutable};
 use crate::ffi;
-use crate::twcheck::Substate;
+use crate::logic::twcheck::Substate;
 use core::marker::PhantomData;
 use core::ptr::NonNull;
 use kernel::prelude::*;
@@ -28,7 +28,7 @@ fn class_of(s: Substate) -> u8 {
 }
 
 /// The two timeout classes, in FIFO index order.
-pub const CLASSES: [Substate; 2] = [Substate::TimeWait, Substate::FinWait2];
+pub(crate) const CLASSES: [Substate; 2] = [Substate::TimeWait, Substate::FinWait2];
 
 /// One netns's tables.
 ///
@@ -36,7 +36,7 @@ pub const CLASSES: [Substate; 2] = [Substate::TimeWait, Substate::FinWait2];
 ///
 /// `raw` points to a live `rtw_glue_tables` that outlives this object: the glue creates it
 /// before the netns state and frees it after the state is gone.
-pub struct Tables {
+pub(crate) struct Tables {
     raw: NonNull<ffi::rtw_glue_tables>,
 }
 
@@ -50,7 +50,7 @@ impl Tables {
     /// # Safety
     ///
     /// `raw` is a live table that outlives the returned object.
-    pub unsafe fn from_raw(raw: NonNull<ffi::rtw_glue_tables>) -> Self {
+    pub(crate) unsafe fn from_raw(raw: NonNull<ffi::rtw_glue_tables>) -> Self {
         Tables { raw }
     }
 
@@ -59,44 +59,38 @@ impl Tables {
     }
 
     /// Entries in both families' tables.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         // SAFETY: the table is live (type invariant).
         unsafe { ffi::rtw_glue_table_len(self.ptr()) as usize }
     }
 
-    /// Buckets of a family's hash table.
-    pub fn buckets<A: Addr>(&self) -> usize {
-        // SAFETY: the table is live (type invariant).
-        unsafe { ffi::rtw_glue_table_buckets(self.ptr(), A::FAMILY) as usize }
-    }
-
     /// Number of stripes.
-    pub fn stripes(&self) -> u32 {
+    pub(crate) fn stripes(&self) -> u32 {
         // SAFETY: no preconditions.
         unsafe { ffi::rtw_glue_table_stripes() }
     }
 
     /// Add `n` to a counter (this CPU's copy).
-    pub fn count(&self, stat: u32, n: u64) {
+    pub(crate) fn count(&self, stat: u32, n: u64) {
         // SAFETY: the table is live (type invariant); the glue ignores unknown counters.
         unsafe { ffi::rtw_glue_stat_add(self.ptr(), stat, n) };
     }
 
     /// The counters summed over CPUs.
-    pub fn counters(&self, out: &mut [u64; ffi::rtw_glue_stat_RTW_GLUE_STAT_COUNT as usize]) {
+    pub(crate) fn counters(&self, out: &mut [u64; ffi::rtw_glue_stat_RTW_GLUE_STAT_COUNT as usize]) {
         // SAFETY: the table is live; `out` has room for every counter.
         unsafe { ffi::rtw_glue_stats_read(self.ptr(), out.as_mut_ptr()) };
     }
 
     /// The stripe that guards `key`.
-    pub fn stripe_of<A: Addr>(&self, key: &Key<A>) -> u32 {
+    pub(crate) fn stripe_of<A: Addr>(&self, key: &Key<A>) -> u32 {
         // SAFETY: the table is live; `key` is the family's key, `size_of::<Key<A>>()` bytes,
         // as table.c reads it.
         unsafe { ffi::rtw_glue_table_stripe(self.ptr(), A::FAMILY, (key as *const Key<A>).cast()) }
     }
 
     /// The entry for `key`, if the table holds one. Takes no lock and writes nothing.
-    pub fn lookup<'g, A: Addr>(&self, key: &Key<A>, _rcu: &'g rcu::Guard) -> Option<&'g Entry<A>> {
+    pub(crate) fn lookup<'g, A: Addr>(&self, key: &Key<A>, _rcu: &'g rcu::Guard) -> Option<&'g Entry<A>> {
         // SAFETY: the table is live; `key` is the family's key (see `stripe_of`).
         let p = unsafe { ffi::rtw_glue_table_lookup(self.ptr(), A::FAMILY, (key as *const Key<A>).cast()) };
         // SAFETY: a non-null result is an entry of the family's table (an `Entry<A>` allocated
@@ -106,7 +100,7 @@ impl Tables {
     }
 
     /// Take stripe `stripe`'s lock (bottom halves off).
-    pub fn lock(&self, stripe: u32) -> StripeGuard<'_> {
+    pub(crate) fn lock(&self, stripe: u32) -> StripeGuard<'_> {
         // SAFETY: the table is live; released by `StripeGuard::drop`.
         unsafe { ffi::rtw_glue_stripe_lock(self.ptr(), stripe) };
         StripeGuard { tables: self, stripe, _not_send: PhantomData }
@@ -129,7 +123,7 @@ unsafe fn from_table<'g, A: Addr>(p: *mut core::ffi::c_void) -> Option<&'g Entry
 ///
 /// `p` is null or an `Entry<A>` of the family's table found under RCU, and the caller stays in
 /// that read-side critical section for `'g`.
-pub unsafe fn entry_from_glue<'g, A: Addr>(p: *mut core::ffi::c_void, _rcu: &'g rcu::Guard) -> Option<&'g Entry<A>> {
+pub(crate) unsafe fn entry_from_glue<'g, A: Addr>(p: *mut core::ffi::c_void, _rcu: &'g rcu::Guard) -> Option<&'g Entry<A>> {
     // SAFETY: the caller's contract.
     unsafe { from_table(p) }
 }
@@ -139,7 +133,7 @@ pub unsafe fn entry_from_glue<'g, A: Addr>(p: *mut core::ffi::c_void, _rcu: &'g 
 /// # Invariants
 ///
 /// The stripe `stripe` of `tables` is locked by this object.
-pub struct StripeGuard<'a> {
+pub(crate) struct StripeGuard<'a> {
     tables: &'a Tables,
     stripe: u32,
     _not_send: PhantomData<*mut ()>,
@@ -153,8 +147,10 @@ impl Drop for StripeGuard<'_> {
 }
 
 impl<'a> StripeGuard<'a> {
-    /// The entry, if it is still in the table and this stripe guards it.
-    pub fn occupied<'g, A: Addr>(&'g mut self, e: &'g Entry<A>) -> Option<Occupied<'g, 'a, A>> {
+    /// The entry, if it is still in the table and this stripe guards it. `e` must come from
+    /// a lookup in these same tables (every caller's does): an entry of another netns's table
+    /// that happened to share the stripe index would pass the checks below.
+    pub(crate) fn occupied<'g, A: Addr>(&'g mut self, e: &'g Entry<A>) -> Option<Occupied<'g, 'a, A>> {
         if self.tables.stripe_of(&e.key) != self.stripe {
             return None;
         }
@@ -165,7 +161,7 @@ impl<'a> StripeGuard<'a> {
 
     /// Publish `b` (whose key this stripe guards) on the FIFO of its substate.
     /// On failure (`EEXIST`, or the hash could not grow) the entry comes back.
-    pub fn insert<A: Addr>(&mut self, b: SlabBox<A>) -> core::result::Result<(), (Error, SlabBox<A>)> {
+    pub(crate) fn insert<A: Addr>(&mut self, b: SlabBox<A>) -> core::result::Result<(), (Error, SlabBox<A>)> {
         // SAFETY: `b` owns the unpublished entry.
         let m = unsafe { b.entry().mutable() };
         if self.tables.stripe_of(&b.entry().key) != self.stripe {
@@ -189,7 +185,7 @@ impl<'a> StripeGuard<'a> {
     }
 
     /// The oldest entry of a family's FIFO for a timeout class in this stripe.
-    pub fn head<A: Addr>(&mut self, class: Substate) -> Option<Occupied<'_, 'a, A>> {
+    pub(crate) fn head<A: Addr>(&mut self, class: Substate) -> Option<Occupied<'_, 'a, A>> {
         // SAFETY: we hold the stripe lock.
         let p = unsafe { ffi::rtw_glue_table_head(self.tables.ptr(), A::FAMILY, self.stripe, class_of(class)) };
         // SAFETY: a FIFO holds entries of the family's table, which stay allocated while they
@@ -204,32 +200,33 @@ impl<'a> StripeGuard<'a> {
 /// # Invariants
 ///
 /// `entry` is linked in `guard`'s tables and guarded by `guard`'s stripe.
-pub struct Occupied<'g, 'a, A: Addr> {
+pub(crate) struct Occupied<'g, 'a, A: Addr> {
     guard: &'g mut StripeGuard<'a>,
     entry: &'g Entry<A>,
 }
 
 impl<A: Addr> Occupied<'_, '_, A> {
     /// The entry's fixed part.
-    pub fn entry(&self) -> &Entry<A> {
+    pub(crate) fn entry(&self) -> &Entry<A> {
         self.entry
     }
 
     /// The entry's mutable part.
-    pub fn get(&self) -> &Mutable {
-        // SAFETY: we hold its stripe lock and `&self` gives out no `&mut` meanwhile.
-        unsafe { self.entry.mutable() }
+    pub(crate) fn get(&self) -> &Mutable {
+        // SAFETY: we hold its stripe lock, and the only writer under it, `get_mut`, needs
+        // `&mut self`, which cannot coexist with this borrow.
+        unsafe { self.entry.mutable_ref() }
     }
 
     /// The entry's mutable part, to change.
-    pub fn get_mut(&mut self) -> &mut Mutable {
+    pub(crate) fn get_mut(&mut self) -> &mut Mutable {
         // SAFETY: we hold its stripe lock and `&mut self` is the only way in.
         unsafe { self.entry.mutable() }
     }
 
     /// Move to the tail of its substate's FIFO (after a re-arm or a FIN_WAIT_2 completion;
     /// the caller set `start` to now).
-    pub fn requeue(&mut self) {
+    pub(crate) fn requeue(&mut self) {
         let class = class_of(self.get().substate());
         // SAFETY: the entry is linked in this stripe (type invariant) and we hold the lock.
         unsafe {
@@ -244,7 +241,7 @@ impl<A: Addr> Occupied<'_, '_, A> {
     }
 
     /// Take the entry out of the table; it is freed after a grace period.
-    pub fn remove(mut self) {
+    pub(crate) fn remove(mut self) {
         self.get_mut().flags &= !flag::LINKED;
         // SAFETY: the entry is linked in this stripe (type invariant) and we hold the lock;
         // `self` is consumed, so nothing here touches the entry again.
@@ -264,13 +261,13 @@ impl<A: Addr> Occupied<'_, '_, A> {
 /// # Invariants
 ///
 /// `ptr` is an initialised `Entry<A>` from the family's cache, owned by this box alone.
-pub struct SlabBox<A: Addr> {
+pub(crate) struct SlabBox<A: Addr> {
     ptr: NonNull<Entry<A>>,
 }
 
 impl<A: Addr> SlabBox<A> {
     /// Allocate (GFP_KERNEL) and initialise.
-    pub fn new(e: Entry<A>) -> Result<Self> {
+    pub(crate) fn new(e: Entry<A>) -> Result<Self> {
         // SAFETY: no preconditions; process context.
         let p = NonNull::new(unsafe { ffi::rtw_glue_entry_alloc(A::FAMILY) }.cast::<Entry<A>>()).ok_or(ENOMEM)?;
         // SAFETY: a fresh object of the family's cache, created with `Entry<A>`'s size and
@@ -280,13 +277,13 @@ impl<A: Addr> SlabBox<A> {
     }
 
     /// The entry.
-    pub fn entry(&self) -> &Entry<A> {
+    pub(crate) fn entry(&self) -> &Entry<A> {
         // SAFETY: initialised and owned (type invariant).
         unsafe { self.ptr.as_ref() }
     }
 
     /// The entry's mutable part, before it is published.
-    pub fn get_mut(&mut self) -> &mut Mutable {
+    pub(crate) fn get_mut(&mut self) -> &mut Mutable {
         // SAFETY: owned alone and unpublished (type invariant); `&mut self` is the only way in.
         unsafe { self.entry().mutable() }
     }
@@ -306,8 +303,8 @@ impl<A: Addr> Drop for SlabBox<A> {
 #[cfg_attr(not(rtw_host), kernel::prelude::kunit_tests(rust_timewait_table))]
 mod tests {
     use super::*;
-    use crate::entry::V4;
-    use crate::twcheck::EntryState;
+    use crate::state::entry::V4;
+    use crate::logic::twcheck::EntryState;
 
     fn state(substate: Substate) -> EntryState {
         EntryState {

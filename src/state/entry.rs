@@ -8,11 +8,12 @@
 //! Linux's `tw_sock_TCP`); IPv6 entries live in a second slab cache so they do not bloat IPv4.
 
 use crate::ffi;
-use crate::twcheck::{EntryState, Substate};
+use crate::logic::twcheck::{EntryState, Substate};
 use core::cell::UnsafeCell;
+use kernel::types::Opaque;
 
 /// An address family's address as stored in an entry.
-pub trait Addr: Copy + PartialEq + Default {
+pub(crate) trait Addr: Copy + PartialEq + Default {
     /// Per-family extra state (the IPv6 scope), `()` for IPv4 so it costs nothing.
     type Scope: Copy + Default;
     /// Address family (`AF_INET` or `AF_INET6`).
@@ -35,17 +36,17 @@ pub trait Addr: Copy + PartialEq + Default {
 /// IPv4 address, network order.
 #[derive(Clone, Copy, PartialEq, Eq, Default)]
 #[repr(transparent)]
-pub struct V4(pub [u8; 4]);
+pub(crate) struct V4(pub(crate) [u8; 4]);
 
 /// IPv6 address, network order.
 #[derive(Clone, Copy, PartialEq, Eq, Default)]
 #[repr(transparent)]
-pub struct V6(pub [u8; 16]);
+pub(crate) struct V6(pub(crate) [u8; 16]);
 
 /// `AF_INET`.
-pub const AF_INET: u8 = 2;
+pub(crate) const AF_INET: u8 = 2;
 /// `AF_INET6`.
-pub const AF_INET6: u8 = 10;
+pub(crate) const AF_INET6: u8 = 10;
 
 impl Addr for V4 {
     type Scope = ();
@@ -100,30 +101,30 @@ impl Addr for V6 {
 /// (`jhash2`), hence the alignment.
 #[derive(Clone, Copy, PartialEq, Eq, Default)]
 #[repr(C, align(4))]
-pub struct Key<A: Addr> {
+pub(crate) struct Key<A: Addr> {
     /// Our address.
-    pub laddr: A,
+    pub(crate) laddr: A,
     /// The peer's address.
-    pub raddr: A,
+    pub(crate) raddr: A,
     /// Our port.
-    pub lport: u16,
+    pub(crate) lport: u16,
     /// The peer's port.
-    pub rport: u16,
+    pub(crate) rport: u16,
 }
 
 /// `flags` bits.
-pub mod flag {
+pub(crate) mod flag {
     /// The connection uses timestamps (RFC 7323).
-    pub const HAS_TS: u8 = 1;
+    pub(crate) const HAS_TS: u8 = 1;
     /// `ts_recent` was learned from the peer.
-    pub const TS_VALID: u8 = 2;
+    pub(crate) const TS_VALID: u8 = 2;
     /// FIN_WAIT_2: our FIN acknowledged, the peer's not yet seen.
-    pub const FIN_WAIT2: u8 = 4;
+    pub(crate) const FIN_WAIT2: u8 = 4;
     /// A reply was sent (`last_reply` is meaningful).
-    pub const REPLIED: u8 = 8;
+    pub(crate) const REPLIED: u8 = 8;
     /// In the table: set by the insert, cleared by the removal, both under the stripe lock,
     /// so a lookup that raced with a removal can tell (the memory lives until a grace period).
-    pub const LINKED: u8 = 16;
+    pub(crate) const LINKED: u8 = 16;
 }
 
 /// The part of an entry that changes while it is in the table: read and written only under its
@@ -132,25 +133,25 @@ pub mod flag {
 /// (35 min in microseconds) where the wrapping comparison holds.
 #[derive(Clone, Copy, Default)]
 #[repr(C)]
-pub struct Mutable {
+pub(crate) struct Mutable {
     /// Our next sequence number.
-    pub snd_nxt: u32,
+    pub(crate) snd_nxt: u32,
     /// The next sequence number expected from the peer.
-    pub rcv_nxt: u32,
+    pub(crate) rcv_nxt: u32,
     /// The peer's last TSval (valid with `flag::TS_VALID`).
-    pub ts_recent: u32,
+    pub(crate) ts_recent: u32,
     /// When the entry's current timeout (2MSL or fin_timeout) started (microseconds).
     /// Its expiry is `start` plus that timeout as the sysctl says now, so every FIFO, whose
     /// entries share a timeout class, stays sorted by expiry whatever the sysctls do.
-    pub start: u32,
+    pub(crate) start: u32,
     /// When the last rate-limited reply went out (jiffies, low 32 bits; see `flag::REPLIED`).
-    pub last_reply: u32,
+    pub(crate) last_reply: u32,
     /// Window as on the wire (the seed's `last_win`).
-    pub last_win: u16,
+    pub(crate) last_win: u16,
     /// `flag::*`.
-    pub flags: u8,
+    pub(crate) flags: u8,
     /// Our receive window scale.
-    pub rcv_wscale: u8,
+    pub(crate) rcv_wscale: u8,
 }
 
 /// One compressed entry.
@@ -161,14 +162,16 @@ pub struct Mutable {
 /// never touched from Rust. `mutable` is accessed only by the holder of the entry's stripe lock
 /// (`table::Occupied`) or, before the entry is published, by its only owner (`table::SlabBox`).
 #[repr(C)]
-pub struct Entry<A: Addr> {
-    link: ffi::rtw_glue_link,
+pub(crate) struct Entry<A: Addr> {
+    /// Written by C on other CPUs while Rust holds `&Entry` (neighbours' inserts and removals,
+    /// rehashing, `call_rcu`): interior mutability Rust never looks into.
+    link: Opaque<ffi::rtw_glue_link>,
     /// The guarded tuple (the hash key: it must follow `link` directly).
-    pub key: Key<A>,
+    pub(crate) key: Key<A>,
     /// IPv6 scope.
-    pub scope: A::Scope,
+    pub(crate) scope: A::Scope,
     /// Our TSval clock minus the module's TCP clock.
-    pub ts_offset: u32,
+    pub(crate) ts_offset: u32,
     mutable: UnsafeCell<Mutable>,
 }
 
@@ -180,17 +183,17 @@ unsafe impl<A: Addr> Sync for Entry<A> {}
 unsafe impl<A: Addr> Send for Entry<A> {}
 
 /// Wrapping time comparison on a 32-bit clock: `a` is at or after `b`.
-pub fn time_after_eq32(a: u32, b: u32) -> bool {
+pub(crate) fn time_after_eq32(a: u32, b: u32) -> bool {
     // RFC 1982-style serial comparison, as the kernel's time_after_eq().
     (a.wrapping_sub(b) as i32) >= 0
 }
 
 impl<A: Addr> Entry<A> {
     /// A new, unlinked entry whose timeout starts at `start`.
-    pub fn new(key: Key<A>, state: &EntryState, ts_offset: u32, start: u32, scope: A::Scope) -> Self {
+    pub(crate) fn new(key: Key<A>, state: &EntryState, ts_offset: u32, start: u32, scope: A::Scope) -> Self {
         let mut m = Mutable { start, ..Mutable::default() };
         m.set_state(state);
-        Entry { link: ffi::rtw_glue_link::default(), key, scope, ts_offset, mutable: UnsafeCell::new(m) }
+        Entry { link: Opaque::uninit(), key, scope, ts_offset, mutable: UnsafeCell::new(m) }
     }
 
     /// The mutable part.
@@ -204,11 +207,22 @@ impl<A: Addr> Entry<A> {
         // SAFETY: exclusive access is the caller's contract.
         unsafe { &mut *self.mutable.get() }
     }
+
+    /// The mutable part, to read.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the entry's stripe lock, or owns the unpublished entry, and nobody
+    /// changes the mutable part while this reference lives.
+    pub(crate) unsafe fn mutable_ref(&self) -> &Mutable {
+        // SAFETY: no writer meanwhile is the caller's contract.
+        unsafe { &*self.mutable.get() }
+    }
 }
 
 impl Mutable {
     /// The decision table's view of the entry.
-    pub fn state(&self) -> EntryState {
+    pub(crate) fn state(&self) -> EntryState {
         EntryState {
             snd_nxt: self.snd_nxt,
             rcv_nxt: self.rcv_nxt,
@@ -222,7 +236,7 @@ impl Mutable {
     }
 
     /// TIME_WAIT or FIN_WAIT_2: also the entry's timeout class and FIFO.
-    pub fn substate(&self) -> Substate {
+    pub(crate) fn substate(&self) -> Substate {
         if self.flags & flag::FIN_WAIT2 != 0 {
             Substate::FinWait2
         } else {
@@ -231,7 +245,7 @@ impl Mutable {
     }
 
     /// Store the decision table's view back (after a FIN_WAIT_2 completion).
-    pub fn set_state(&mut self, s: &EntryState) {
+    pub(crate) fn set_state(&mut self, s: &EntryState) {
         self.snd_nxt = s.snd_nxt;
         self.rcv_nxt = s.rcv_nxt;
         self.last_win = s.last_win;
@@ -251,13 +265,13 @@ impl Mutable {
     }
 
     /// When the entry dies, for a timeout of `timeout` microseconds.
-    pub fn expires(&self, timeout: u32) -> u32 {
+    pub(crate) fn expires(&self, timeout: u32) -> u32 {
         self.start.wrapping_add(timeout)
     }
 
     /// T12: past its expiry, the entry no longer guards the tuple even if the reaper has not
     /// freed it yet.
-    pub fn expired(&self, now: u32, timeout: u32) -> bool {
+    pub(crate) fn expired(&self, now: u32, timeout: u32) -> bool {
         time_after_eq32(now, self.expires(timeout))
     }
 }

@@ -7,11 +7,11 @@
 //! valid IP and TCP checksums, written into a caller buffer of [`REPLY_MAX`] bytes. The caller
 //! routes and sends it in the incoming segment's netns.
 
-use crate::segment::{Family, TcpSegment, ACK, IPPROTO_TCP, RST};
-use crate::twcheck::EntryState;
+use crate::logic::segment::{Family, TcpSegment, ACK, IPPROTO_TCP, RST};
+use crate::logic::twcheck::EntryState;
 
 /// The largest reply: IPv6 header, TCP header, NOP NOP TS.
-pub const REPLY_MAX: usize = IPV6_HEADER_LEN + TCP_HEADER_LEN + TS_BLOCK_LEN;
+pub(crate) const REPLY_MAX: usize = IPV6_HEADER_LEN + TCP_HEADER_LEN + TS_BLOCK_LEN;
 
 const IPV4_HEADER_LEN: usize = 20;
 const IPV6_HEADER_LEN: usize = 40;
@@ -34,7 +34,7 @@ struct TcpReply {
 /// Builds a bare ACK answering `incoming` and returns its length. `ts` is `(TSval, TSecr)` for
 /// connections with timestamps. `ttl_or_hoplimit` is the netns default (IPv4 TTL or IPv6 hop
 /// limit).
-pub fn build_ack(
+pub(crate) fn build_ack(
     buf: &mut [u8; REPLY_MAX],
     incoming: &TcpSegment,
     seq: u32,
@@ -56,7 +56,7 @@ pub fn build_ack(
 /// Builds behaviour §4's ACK for `entry`: `seq = snd_nxt`, `ack = rcv_nxt`, the last advertised
 /// window, and with timestamps `TSval = tsval_now` (module clock + the entry's offset) and
 /// `TSecr` from [`EntryState::reply_tsecr`].
-pub fn build_entry_ack(
+pub(crate) fn build_entry_ack(
     buf: &mut [u8; REPLY_MAX],
     incoming: &TcpSegment,
     entry: &EntryState,
@@ -82,7 +82,7 @@ pub fn build_entry_ack(
 /// (RFC 9293 §3.5.2).
 /// No timestamps: Linux sends none, RFC 1323 §4.2.1 recommends none, and the receiver ignores
 /// them on a RST anyway (RFC 7323 §5.3 R1).
-pub fn build_rst(buf: &mut [u8; REPLY_MAX], incoming: &TcpSegment, ttl_or_hoplimit: u8) -> usize {
+pub(crate) fn build_rst(buf: &mut [u8; REPLY_MAX], incoming: &TcpSegment, ttl_or_hoplimit: u8) -> usize {
     if incoming.has_flag(RST) {
         return 0;
     }
@@ -161,7 +161,7 @@ fn build(buf: &mut [u8; REPLY_MAX], incoming: &TcpSegment, reply: &TcpReply, ttl
 
 /// Whether `pkt` (an IPv4 or IPv6 packet carrying TCP directly) has a valid IPv4 header
 /// checksum and a valid TCP checksum. Bytes after the IP length are ignored.
-pub fn checksum_ok(pkt: &[u8]) -> bool {
+pub(crate) fn checksum_ok(pkt: &[u8]) -> bool {
     match pkt.first().map(|b| b >> 4) {
         Some(4) => ipv4_checksums_ok(pkt),
         Some(6) => ipv6_checksum_ok(pkt),
@@ -265,8 +265,8 @@ fn put(buf: &mut [u8], at: usize, bytes: &[u8]) {
 #[cfg_attr(not(rtw_host), kernel::prelude::kunit_tests(rust_timewait_reply))]
 mod tests {
     use super::*;
-    use crate::segment::{parse_ipv4, parse_ipv6, Timestamp, FIN, PSH, SYN};
-    use crate::twcheck::Substate;
+    use crate::logic::segment::{parse_ipv4, parse_ipv6, Timestamp, FIN, PSH, SYN};
+    use crate::logic::twcheck::Substate;
 
     fn incoming_v4(flags: u8, seq: u32, ack: u32, payload_len: u32) -> TcpSegment {
         TcpSegment {

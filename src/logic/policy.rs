@@ -8,54 +8,54 @@
 
 /// Smallest table: the seed ignores `maxtcptw` below 32 and auto-sizing never goes below it
 /// ("protect against goofy port ranges smaller than 32").
-pub const MAXTCPTW_MIN: u32 = 32;
+pub(crate) const MAXTCPTW_MIN: u32 = 32;
 /// Largest table: 2^24 entries of at most 64 bytes is 1 GiB of slab, a ceiling a typo cannot
 /// exceed, yet above Linux's own default `tcp_max_tw_buckets` (half the established hash) on
 /// any ordinary machine.
-pub const MAXTCPTW_MAX: u32 = 1 << 24;
+pub(crate) const MAXTCPTW_MAX: u32 = 1 << 24;
 
 /// Default MSL: 30 s, FreeBSD's `net.inet.tcp.msl`, giving Linux's 60 s `TCP_TIMEWAIT_LEN`.
-pub const MSL_MS_DEFAULT: u32 = 30_000;
+pub(crate) const MSL_MS_DEFAULT: u32 = 30_000;
 /// Shortest MSL: 100 ms lets tests run fast; shorter would be below a typical RTO and make
 /// TIME_WAIT meaningless.
-pub const MSL_MS_MIN: u32 = 100;
+pub(crate) const MSL_MS_MIN: u32 = 100;
 /// Longest MSL: 10 min, five times RFC 9293's 2-minute MSL; 2·MSL stays below an hour.
-pub const MSL_MS_MAX: u32 = 600_000;
+pub(crate) const MSL_MS_MAX: u32 = 600_000;
 
 /// Default FIN_WAIT_2 lifetime: Linux's `tcp_fin_timeout` (60 s).
-pub const FIN_TIMEOUT_MS_DEFAULT: u32 = 60_000;
+pub(crate) const FIN_TIMEOUT_MS_DEFAULT: u32 = 60_000;
 /// Shortest FIN_WAIT_2 lifetime, for the same reason as [`MSL_MS_MIN`].
-pub const FIN_TIMEOUT_MS_MIN: u32 = 100;
+pub(crate) const FIN_TIMEOUT_MS_MIN: u32 = 100;
 /// Longest FIN_WAIT_2 lifetime: 10 min, so an orphaned half-close cannot pin an entry for long
 /// (Linux caps a socket's `TCP_LINGER2` at `TCP_FIN_TIMEOUT_MAX`, 120 s).
-pub const FIN_TIMEOUT_MS_MAX: u32 = 600_000;
+pub(crate) const FIN_TIMEOUT_MS_MAX: u32 = 600_000;
 
 /// The "last reply" stamp of an entry that has never replied. See [`ratelimit_stamp`].
-pub const NEVER_REPLIED: u64 = 0;
+pub(crate) const NEVER_REPLIED: u64 = 0;
 
 /// The seed's `tcptw_auto_size()`: half the ephemeral port range, so TIME_WAIT entries cannot
 /// tie up more than half of the ports a client can pick, never below 32. The seed's
 /// `maxsockets / 5` term has no Linux counterpart and is dropped. Like the seed, a reversed
 /// range is accepted.
-pub fn auto_size(port_lo: u16, port_hi: u16) -> u32 {
+pub(crate) fn auto_size(port_lo: u16, port_hi: u16) -> u32 {
     let half_range = u32::from(port_lo.abs_diff(port_hi)) / 2;
     half_range.max(MAXTCPTW_MIN)
 }
 
 /// Whether a `maxtcptw` value may be stored: 0 (automatic) or 32 ..= 2^24. The seed silently
 /// ignores values below 32; we refuse them (`-EINVAL`, docs/behaviour.md §2).
-pub fn maxtcptw_valid(v: i32) -> bool {
+pub(crate) fn maxtcptw_valid(v: i32) -> bool {
     v == 0 || u32::try_from(v).is_ok_and(|v| (MAXTCPTW_MIN..=MAXTCPTW_MAX).contains(&v))
 }
 
 /// Whether an `msl_ms` value may be stored: [`MSL_MS_MIN`] ..= [`MSL_MS_MAX`].
-pub fn msl_ms_valid(v: i32) -> bool {
+pub(crate) fn msl_ms_valid(v: i32) -> bool {
     u32::try_from(v).is_ok_and(|v| (MSL_MS_MIN..=MSL_MS_MAX).contains(&v))
 }
 
 /// Whether a `fin_timeout_ms` value may be stored: [`FIN_TIMEOUT_MS_MIN`] ..=
 /// [`FIN_TIMEOUT_MS_MAX`].
-pub fn fin_timeout_ms_valid(v: i32) -> bool {
+pub(crate) fn fin_timeout_ms_valid(v: i32) -> bool {
     u32::try_from(v).is_ok_and(|v| (FIN_TIMEOUT_MS_MIN..=FIN_TIMEOUT_MS_MAX).contains(&v))
 }
 
@@ -63,7 +63,7 @@ pub fn fin_timeout_ms_valid(v: i32) -> bool {
 /// [`maxtcptw_valid`] would refuse cannot be stored; should one appear anyway, a negative one
 /// means automatic and a positive one is clamped into range, so the table always has a sane
 /// bound.
-pub fn effective_capacity(maxtcptw: i32, port_lo: u16, port_hi: u16) -> u32 {
+pub(crate) fn effective_capacity(maxtcptw: i32, port_lo: u16, port_hi: u16) -> u32 {
     match u32::try_from(maxtcptw) {
         Ok(0) | Err(_) => auto_size(port_lo, port_hi),
         Ok(v) => v.clamp(MAXTCPTW_MIN, MAXTCPTW_MAX),
@@ -72,7 +72,7 @@ pub fn effective_capacity(maxtcptw: i32, port_lo: u16, port_hi: u16) -> u32 {
 
 /// T12: an entry whose expiry is `expiry` is dead at `now` (the kernel's
 /// `time_after_eq(now, expiry)`); the stack then answers for the tuple.
-pub fn expired(expiry: u64, now: u64) -> bool {
+pub(crate) fn expired(expiry: u64, now: u64) -> bool {
     now.wrapping_sub(expiry) as i64 >= 0
 }
 
@@ -80,7 +80,7 @@ pub fn expired(expiry: u64, now: u64) -> bool {
 /// `interval` (Linux's `__tcp_oow_rate_limited()` with `tcp_invalid_ratelimit`, behaviour §4).
 /// [`NEVER_REPLIED`] always may. A `last_reply` in the future (more than half the counter's
 /// range ago) is treated as long past, as Linux does, so a stale stamp never silences an entry.
-pub fn ratelimit_allows(last_reply: u64, now: u64, interval: u64) -> bool {
+pub(crate) fn ratelimit_allows(last_reply: u64, now: u64, interval: u64) -> bool {
     if last_reply == NEVER_REPLIED {
         return true;
     }
@@ -90,7 +90,7 @@ pub fn ratelimit_allows(last_reply: u64, now: u64, interval: u64) -> bool {
 
 /// The stamp to store as "last reply" after replying at `now`. A reply at the one instant whose
 /// value is [`NEVER_REPLIED`] is recorded one jiffy later, so it still counts as a reply.
-pub fn ratelimit_stamp(now: u64) -> u64 {
+pub(crate) fn ratelimit_stamp(now: u64) -> u64 {
     if now == NEVER_REPLIED {
         1
     } else {
@@ -221,11 +221,11 @@ mod tests {
 /// The netns's `net.ipv4.tcp_tw_reuse` and `tcp_tw_reuse_delay`, as Linux's own
 /// `tcp_twsk_unique()` reads them.
 #[derive(Clone, Copy)]
-pub struct TwReuse {
+pub(crate) struct TwReuse {
     /// 0: never, 1: always, 2 (Linux's default): only for loopback traffic.
-    pub mode: u8,
+    pub(crate) mode: u8,
     /// How old (ms) the TIME_WAIT must be.
-    pub delay_ms: u32,
+    pub(crate) delay_ms: u32,
 }
 
 /// docs/behaviour.md §7: whether a local connect() may take over a guarded tuple, by Linux's
@@ -233,7 +233,7 @@ pub struct TwReuse {
 /// is a loopback address (or the entry is bound to `lo`); and only when a timestamp was seen
 /// from the peer (PAWS then tells old duplicates apart, RFC 7323 §5) and the entry is older than
 /// `tcp_tw_reuse_delay` (timestamps have advanced).
-pub fn local_reuse_allowed(r: TwReuse, loopback: bool, fin_wait2: bool, ts_recent_valid: bool, age_ms: u32) -> bool {
+pub(crate) fn local_reuse_allowed(r: TwReuse, loopback: bool, fin_wait2: bool, ts_recent_valid: bool, age_ms: u32) -> bool {
     let reuse = !fin_wait2 && (r.mode == 1 || (r.mode == 2 && loopback));
     reuse && ts_recent_valid && age_ms > r.delay_ms
 }

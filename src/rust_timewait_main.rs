@@ -1,25 +1,104 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The functions the C glue calls (`rtw_rs_*` in `glue.h`): the boundary. Each turns raw
-//! pointers and `rtw_glue_entry` into the safe types of `netns.rs`, calls it, and turns its
-//! `Result` into an errno and its `Action` into a netfilter verdict, once, here.
+//! rust_timewait: FreeBSD's compressed TIME_WAIT (`sys/netinet/tcp_timewait.c`, "the seed") for
+//! Linux. The crate root, as Rust Binder's `rust_binder_main.rs`: the module's registration and
+//! every function the C glue calls (`rtw_rs_*` in `glue/glue.h`), which turn raw pointers and
+//! `rtw_glue_entry` into the safe types of the state layer and turn its `Result` into an errno
+//! and its `Action` into a netfilter verdict, once, here.
+//!
+//! The layers, by folder (README, Architecture):
+//! - `logic/`: pure TIME_WAIT logic (sequence arithmetic, segment parsing, the `tcp_twcheck`
+//!   decision table, reply building, table policy) in safe Rust with no kernel bindings; the
+//!   host harness (`tests/host/logic`) builds the folder whole.
+//! - `state/`: a netns's entries and what the hooks, the reaper and netlink do to them. Safe
+//!   Rust but for the table's wrapper over `glue/table.c` (`state/table.rs`) and the one
+//!   accessor of an entry's lock-guarded part (`state/entry.rs`).
+//! - `sys.rs`: the kernel services the state layer uses (clocks, sysctls, reaper, the packet),
+//!   as safe functions; `ffi.rs`: the bindgen output of `glue/glue.h`.
+//!
+//! Every `unsafe` is in this file, `sys.rs`, `state/table.rs` or `state/entry.rs`, each with a
+//! `// SAFETY:` comment.
 
-use crate::entry::{Addr, Entry, Key, V4, V6, AF_INET, AF_INET6};
-use crate::ffi;
-use crate::netns::{Action, NetState, Snapshot};
-use crate::policy;
-use crate::segment;
-use crate::stats::STAT_COUNT;
+mod ffi;
+mod logic;
+mod state;
+mod sys;
+
+use crate::logic::policy;
+use crate::logic::segment;
+use crate::logic::twcheck::{EntryState, Substate};
+use crate::state::entry::{Addr, Entry, Key, V4, V6, AF_INET, AF_INET6};
+use crate::state::netns::{Action, NetState, Snapshot};
+use crate::state::stats::STAT_COUNT;
+use crate::state::table::{self, Tables};
 use crate::sys::{NetGlue, Packet};
-use crate::table::{self, Tables};
-use crate::twcheck::{EntryState, Substate};
 use core::ffi::{c_int, c_uint, c_void};
 use core::ptr::NonNull;
 use kernel::prelude::*;
 use kernel::sync::rcu;
 
+module! {
+    type: RustTimeWait,
+    name: "rust_timewait",
+    authors: ["rust_timewait developers"],
+    description: "Compressed TCP TIME_WAIT, after FreeBSD's tcp_timewait.c",
+    license: "GPL",
+}
+
+struct RustTimeWait {
+    _registration: Registration,
+}
+
+impl kernel::Module for RustTimeWait {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        let registration = Registration::register()?;
+        let (s4, _, s6, _) = entry_layouts();
+        pr_info!("loaded: entries of {s4} bytes (IPv4) and {s6} bytes (IPv6), hooks and genl family registered\n");
+        Ok(RustTimeWait { _registration: registration })
+    }
+}
+
+impl Drop for RustTimeWait {
+    fn drop(&mut self) {
+        pr_info!("unloading\n");
+    }
+}
+
+// ---- registration ----
+
+/// The module's registrations, held for its lifetime.
+///
+/// # Invariants
+///
+/// While a `Registration` exists, `rtw_glue_init()` has succeeded and `rtw_glue_exit()` has
+/// not been called.
+struct Registration(());
+
+impl Registration {
+    /// Create the caches, register the pernet operations (which set up every netns) and the
+    /// netlink family.
+    fn register() -> Result<Self> {
+        let (s4, a4, s6, a6) = entry_layouts();
+        // SAFETY: `rtw_glue_init` has no preconditions; it is paired with `rtw_glue_exit` in
+        // `Drop`, and the type invariant records that it succeeded.
+        kernel::error::to_result(unsafe { ffi::rtw_glue_init(s4, a4, s6, a6) })?;
+        Ok(Registration(()))
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        // SAFETY: by the type invariant `rtw_glue_init` succeeded and this is the only call to
+        // `rtw_glue_exit`. It unregisters the family, then every netns's hooks (waiting for
+        // running ones) and state, then destroys the caches once they are empty.
+        unsafe { ffi::rtw_glue_exit() };
+    }
+}
+
+// ---- the functions the C glue calls ----
+
 /// Sizes and alignments of the two entry types, for the slab caches.
-pub fn entry_layouts() -> (u32, u32, u32, u32) {
+fn entry_layouts() -> (u32, u32, u32, u32) {
     (
         core::mem::size_of::<Entry<V4>>() as u32,
         core::mem::align_of::<Entry<V4>>() as u32,

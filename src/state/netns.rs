@@ -9,14 +9,14 @@
 //! only the entry's stripe; checksums are verified and replies sent outside it. Counters are
 //! per-CPU. The reaper is a worker that frees expired FIFO heads a bounded batch per lock hold.
 
-use crate::entry::{time_after_eq32, Addr, Entry, Key, Mutable, V4, V6, AF_INET, AF_INET6};
-use crate::policy;
-use crate::reply::{self, REPLY_MAX};
-use crate::segment::{TcpSegment, ACK, SYN};
-use crate::stats::{Stat, STAT_COUNT};
+use crate::state::entry::{time_after_eq32, Addr, Entry, Key, Mutable, V4, V6, AF_INET, AF_INET6};
+use crate::logic::policy;
+use crate::logic::reply::{self, REPLY_MAX};
+use crate::logic::segment::{TcpSegment, ACK, SYN};
+use crate::state::stats::{Stat, STAT_COUNT};
 use crate::sys::{self, NetGlue, Packet, Sysctl};
-use crate::table::{SlabBox, StripeGuard, Tables, CLASSES};
-use crate::twcheck::{self, EntryState, Reason, Substate, Verdict};
+use crate::state::table::{SlabBox, StripeGuard, Tables, CLASSES};
+use crate::logic::twcheck::{self, EntryState, Reason, Substate, Verdict};
 use kernel::prelude::*;
 use kernel::sync::rcu;
 
@@ -30,14 +30,14 @@ const BATCH: usize = 32;
 const TTL_PLACEHOLDER: u8 = 64;
 
 /// One network namespace's state.
-pub struct NetState {
+pub(crate) struct NetState {
     glue: NetGlue,
     tables: Tables,
 }
 
 /// What the hook does with the segment.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Action {
+pub(crate) enum Action {
     /// Hand it on (to the stack, or the next hook).
     Accept,
     /// Consume it.
@@ -45,15 +45,15 @@ pub enum Action {
 }
 
 /// An entry as netlink reports it (`get`, dump).
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     /// The state the decision table reads.
-    pub state: EntryState,
+    pub(crate) state: EntryState,
     /// Our TSval clock minus the module's TCP clock.
-    pub ts_offset: u32,
+    pub(crate) ts_offset: u32,
     /// IPv6 scope (interface index; 0 for none or IPv4).
-    pub ifindex: u32,
+    pub(crate) ifindex: u32,
     /// Milliseconds left before expiry.
-    pub expires_ms: u32,
+    pub(crate) expires_ms: u32,
 }
 
 use sys::{clock_us, jiffies as now, jiffies_after_us};
@@ -112,7 +112,7 @@ fn expiry_stat(m: &Mutable) -> Stat {
 
 impl NetState {
     /// A new state for a netns, over its glue state and table.
-    pub fn new(glue: NetGlue, tables: Tables) -> Result<KBox<Self>> {
+    pub(crate) fn new(glue: NetGlue, tables: Tables) -> Result<KBox<Self>> {
         Ok(KBox::new(NetState { glue, tables }, GFP_KERNEL)?)
     }
 
@@ -128,12 +128,12 @@ impl NetState {
     }
 
     /// The table bound in force (`maxtcptw`, or half the ephemeral port range when 0).
-    pub fn capacity(&self) -> u32 {
+    pub(crate) fn capacity(&self) -> u32 {
         self.own_capacity().min(self.glue.capacity_ceiling())
     }
 
     /// The bound this netns's own sysctls give, before the host's ceiling (D34).
-    pub fn own_capacity(&self) -> u32 {
+    pub(crate) fn own_capacity(&self) -> u32 {
         let (lo, hi) = self.glue.port_range();
         policy::effective_capacity(self.glue.sysctl(Sysctl::MaxTcpTw), lo, hi)
     }
@@ -141,7 +141,7 @@ impl NetState {
     // ---- the hooks ----
 
     /// LOCAL_IN: a segment for the tuple of `e` (which the hook's lookup found).
-    pub fn input<A: Addr>(&self, seg: &TcpSegment, ifindex: u32, pkt: &Packet<'_>, e: &Entry<A>) -> Action {
+    pub(crate) fn input<A: Addr>(&self, seg: &TcpSegment, ifindex: u32, pkt: &Packet<'_>, e: &Entry<A>) -> Action {
         let key = key_of::<A>(seg, true);
         if e.key != key || !A::scope_matches(e.scope, &key.laddr, ifindex) {
             return Action::Accept;
@@ -191,7 +191,6 @@ impl NetState {
         }
 
         match d.verdict {
-            Verdict::Pass => {}
             Verdict::Drop => {
                 out.action = Action::Drop;
                 self.bump(Stat::SegmentsDropped);
@@ -200,7 +199,7 @@ impl NetState {
                 out.action = Action::Drop;
                 self.bump(Stat::SegmentsDropped);
                 let m = occ.get_mut();
-                let last = if m.flags & crate::entry::flag::REPLIED != 0 {
+                let last = if m.flags & crate::state::entry::flag::REPLIED != 0 {
                     widen(m.last_reply, now64)
                 } else {
                     policy::NEVER_REPLIED
@@ -213,7 +212,7 @@ impl NetState {
                     // tcp_oow_rate_limited() (a re-armed FIN's ACK is never limited).
                     if d.rate_limited {
                         m.last_reply = policy::ratelimit_stamp(now64) as u32;
-                        m.flags |= crate::entry::flag::REPLIED;
+                        m.flags |= crate::state::entry::flag::REPLIED;
                     }
                 } else {
                     self.bump(Stat::RepliesRatelimited);
@@ -254,7 +253,7 @@ impl NetState {
     }
 
     /// LOCAL_OUT, docs/behaviour.md §7: a local connect() onto the tuple of `e`.
-    pub fn local_connect<A: Addr>(&self, seg: &TcpSegment, ifindex: u32, e: &Entry<A>) -> Action {
+    pub(crate) fn local_connect<A: Addr>(&self, seg: &TcpSegment, ifindex: u32, e: &Entry<A>) -> Action {
         if !(seg.has_flag(SYN) && !seg.has_flag(ACK)) {
             return Action::Accept;
         }
@@ -296,7 +295,7 @@ impl NetState {
 
     /// Free every expired entry, a bounded batch per stripe lock hold, rescheduling between
     /// holds (process context: the reaper is a worker). Then arm for the earliest expiry left.
-    pub fn reap(&self) {
+    pub(crate) fn reap(&self) {
         if let Some(left_us) = self.reap_expired() {
             self.glue.arm_reaper(jiffies_after_us(left_us));
         }
@@ -336,7 +335,7 @@ impl NetState {
     // ---- netlink ----
 
     /// Add an entry guarding `key` with `state` (netlink, process context).
-    pub fn add<A: Addr>(&self, key: Key<A>, ifindex: u32, state: &EntryState, ts_offset: u32, replace: bool) -> Result {
+    pub(crate) fn add<A: Addr>(&self, key: Key<A>, ifindex: u32, state: &EntryState, ts_offset: u32, replace: bool) -> Result {
         let mut raddr = [0u8; 16];
         raddr[..key.raddr.bytes().len()].copy_from_slice(key.raddr.bytes());
         if self.glue.sysctl(Sysctl::NoLocalTimeWait) != 0 && self.glue.addr_is_local(A::FAMILY, &raddr) {
@@ -350,23 +349,15 @@ impl NetState {
         self.glue.enable_hooks()?;
 
         let timeouts = self.timeouts();
-        // Full: expired entries go first (they never count against the bound), then, as the
-        // seed's tcp_tw_2msl_scan(1) when uma_zalloc fails, the entry closest to its expiry.
-        let capacity = self.capacity() as usize;
-        if self.tables.len() >= capacity {
-            self.reap_expired();
-            if self.tables.len() >= capacity {
-                self.recycle_one(&timeouts);
-            }
-        }
-
-        let rcu = rcu::read_lock();
-        let mut guard = self.tables.lock(self.tables.stripe_of(&key));
-        // Read under the stripe lock: entries of one FIFO are stamped in the order they join it.
-        let now_us = clock_us();
-        if let Some(existing) = self.tables.lookup(&key, &rcu) {
-            if let Some(occ) = guard.occupied(existing) {
-                if timeouts.expired(occ.get(), now_us) {
+        let stripe = self.tables.stripe_of(&key);
+        // The tuple first: a refused add must cost no other entry its place, and a replace
+        // frees the slot it then takes. Adds are serialised per netns (the glue's nl_lock), so
+        // nothing else inserts this tuple between here and the insert below.
+        {
+            let rcu = rcu::read_lock();
+            let mut guard = self.tables.lock(stripe);
+            if let Some(occ) = self.tables.lookup(&key, &rcu).and_then(|e| guard.occupied(e)) {
+                if timeouts.expired(occ.get(), clock_us()) {
                     // Past its expiry it no longer guards the tuple (T12), reaped or not.
                     self.bump(expiry_stat(occ.get()));
                     occ.remove();
@@ -379,10 +370,21 @@ impl NetState {
                 }
             }
         }
+        // Full: expired entries go first (they never count against the bound), then, as the
+        // seed's tcp_tw_2msl_scan(1) when uma_zalloc fails, the entry closest to its expiry.
+        let capacity = self.capacity() as usize;
+        if self.tables.len() >= capacity {
+            self.reap_expired();
+            if self.tables.len() >= capacity {
+                self.recycle_one(&timeouts);
+            }
+        }
+        let mut guard = self.tables.lock(stripe);
+        // Read under the stripe lock: entries of one FIFO are stamped in the order they join it.
+        let now_us = clock_us();
         b.get_mut().start = now_us;
         guard.insert(b).map_err(|(err, _b)| err)?;
         drop(guard);
-        drop(rcu);
         self.bump(Stat::Added);
         self.glue.arm_reaper(jiffies_after_us(timeouts.of(state.substate)));
         Ok(())
@@ -421,7 +423,7 @@ impl NetState {
     }
 
     /// Delete the entry guarding `key`.
-    pub fn del<A: Addr>(&self, key: Key<A>) -> Result {
+    pub(crate) fn del<A: Addr>(&self, key: Key<A>) -> Result {
         let timeouts = self.timeouts();
         let now32 = clock_us();
         let rcu = rcu::read_lock();
@@ -440,7 +442,7 @@ impl NetState {
     }
 
     /// The entry guarding `key`.
-    pub fn get<A: Addr>(&self, key: Key<A>) -> Result<Snapshot> {
+    pub(crate) fn get<A: Addr>(&self, key: Key<A>) -> Result<Snapshot> {
         let rcu = rcu::read_lock();
         let e = self.tables.lookup(&key, &rcu).ok_or(ENOENT)?;
         self.snapshot(e)
@@ -448,7 +450,7 @@ impl NetState {
 
     /// A consistent snapshot of a live entry (found under RCU); `ENOENT` if it is gone or
     /// expired.
-    pub fn snapshot<A: Addr>(&self, e: &Entry<A>) -> Result<Snapshot> {
+    pub(crate) fn snapshot<A: Addr>(&self, e: &Entry<A>) -> Result<Snapshot> {
         let timeouts = self.timeouts();
         let m = {
             let mut guard = self.tables.lock(self.tables.stripe_of(&e.key));
@@ -468,7 +470,7 @@ impl NetState {
     }
 
     /// Delete every entry; returns how many. A bounded batch per stripe lock hold.
-    pub fn flush(&self) -> u32 {
+    pub(crate) fn flush(&self) -> u32 {
         let mut n: u32 = 0;
         for stripe in 0..self.tables.stripes() {
             loop {
@@ -500,19 +502,19 @@ impl NetState {
     }
 
     /// A request the glue refused as malformed.
-    pub fn count_invalid(&self) {
+    pub(crate) fn count_invalid(&self) {
         self.bump(Stat::RefusedInvalid);
     }
 
     /// The counters.
-    pub fn stats(&self, out: &mut [u64; STAT_COUNT]) {
+    pub(crate) fn stats(&self, out: &mut [u64; STAT_COUNT]) {
         self.tables.counters(out);
         out[Stat::Entries as usize] = self.tables.len() as u64;
         out[Stat::Capacity as usize] = u64::from(self.capacity());
     }
 
     /// Free every entry (netns exit). Nothing else can reach the state any more.
-    pub fn drain(&self) {
+    pub(crate) fn drain(&self) {
         self.flush();
     }
 }
@@ -559,7 +561,7 @@ mod tests {
     #[test]
     fn key_of_swaps_for_incoming() {
         let mut seg = TcpSegment {
-            family: crate::segment::Family::V4,
+            family: crate::logic::segment::Family::V4,
             src_addr: [0; 16],
             dst_addr: [0; 16],
             src_port: 40000,

@@ -3,21 +3,21 @@
 //! What to do with one segment for a guarded tuple: the seed's `tcp_twcheck()`, extended with
 //! Linux's orphaned FIN_WAIT_2 processing.
 //!
-//! Pure: the caller looks the entry up, parses the segment ([`crate::segment`]), calls
+//! Pure: the caller looks the entry up, parses the segment ([`crate::logic::segment`]), calls
 //! [`decide`], then acts on the [`Decision`] (send, rate-limit, re-arm, delete, count). Rows are
 //! named after behaviour.md's tables (T1–T11 for TIME_WAIT, F1–F6 for FIN_WAIT_2) and are checked
 //! top to bottom; the first that fits wins. T12 (expiry) is the caller's timer, decided by
-//! [`crate::policy::expired`]. T11 applies to FIN_WAIT_2 too and comes first in both.
+//! [`crate::logic::policy::expired`]. T11 applies to FIN_WAIT_2 too and comes first in both.
 
-use crate::segment::{TcpSegment, ACK, FIN, RST, SYN};
-use crate::seq::{seq_after, seq_before, ts_after, ts_before};
+use crate::logic::segment::{TcpSegment, ACK, FIN, RST, SYN};
+use crate::logic::seq::{seq_after, seq_before, ts_after, ts_before};
 
 /// Largest window shift a peer may apply (RFC 7323 §2.3: larger values are treated as 14).
-pub const MAX_WSCALE: u8 = 14;
+pub(crate) const MAX_WSCALE: u8 = 14;
 
 /// Which half of the close the entry stands in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Substate {
+pub(crate) enum Substate {
     /// Both FINs exchanged and acknowledged; waiting 2·MSL.
     TimeWait,
     /// Our FIN acknowledged, the peer's FIN not yet received.
@@ -26,30 +26,30 @@ pub enum Substate {
 
 /// The per-entry TCP state the decision reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EntryState {
+pub(crate) struct EntryState {
     /// Our next sequence number (after our FIN).
-    pub snd_nxt: u32,
+    pub(crate) snd_nxt: u32,
     /// Next sequence number expected from the peer (after its FIN in TIME_WAIT).
-    pub rcv_nxt: u32,
+    pub(crate) rcv_nxt: u32,
     /// The window we last advertised, as on the wire (already shifted right by `rcv_wscale`).
-    pub last_win: u16,
+    pub(crate) last_win: u16,
     /// Our receive window scale.
-    pub rcv_wscale: u8,
+    pub(crate) rcv_wscale: u8,
     /// Last TSval seen from the peer; meaningful only if `ts_recent_valid`.
-    pub ts_recent: u32,
+    pub(crate) ts_recent: u32,
     /// The connection negotiated timestamps (RFC 7323 §3.2).
-    pub has_ts: bool,
+    pub(crate) has_ts: bool,
     /// `ts_recent` has been learned. A FIN_WAIT_2 handoff cannot read it from the socket and
     /// learns it from the peer's FIN (behaviour §6), so PAWS waits until then.
-    pub ts_recent_valid: bool,
+    pub(crate) ts_recent_valid: bool,
     /// TIME_WAIT or FIN_WAIT_2.
-    pub substate: Substate,
+    pub(crate) substate: Substate,
 }
 
 impl EntryState {
     /// The receive window in bytes, as Linux's `tw_rcv_wnd`. The shift is clamped to 14
     /// (RFC 7323 §2.3), which also keeps it from overflowing.
-    pub fn receive_window(&self) -> u32 {
+    pub(crate) fn receive_window(&self) -> u32 {
         u32::from(self.last_win) << self.rcv_wscale.min(MAX_WSCALE)
     }
 
@@ -57,7 +57,7 @@ impl EntryState {
     /// `ts_recent` we still send the option, echoing 0: RFC 7323 §3.2 wants TSopt on every
     /// non-RST segment once negotiated (FreeBSD drops segments without it), and a TSecr of 0 is
     /// what Linux and FreeBSD treat as "nothing to measure".
-    pub fn reply_tsecr(&self) -> Option<u32> {
+    pub(crate) fn reply_tsecr(&self) -> Option<u32> {
         match (self.has_ts, self.ts_recent_valid) {
             (false, _) => None,
             (true, true) => Some(self.ts_recent),
@@ -67,7 +67,7 @@ impl EntryState {
 
     /// Applies an F5 transition: the entry becomes TIME_WAIT. The caller also sets the expiry
     /// to now + 2·MSL and builds the ACK from the updated state.
-    pub fn complete_fin_wait2(&mut self, completion: FinWait2Completion) {
+    pub(crate) fn complete_fin_wait2(&mut self, completion: FinWait2Completion) {
         self.substate = Substate::TimeWait;
         self.rcv_nxt = completion.rcv_nxt;
         if let Some(tsval) = completion.ts_recent {
@@ -79,9 +79,7 @@ impl EntryState {
 
 /// What happens to the segment and the entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    /// `NF_ACCEPT`: the stack handles the segment (used by the caller for unparsable packets).
-    Pass,
+pub(crate) enum Verdict {
     /// Consume the segment silently; the entry stays.
     Drop,
     /// Consume the segment and answer with an ACK built from the entry (behaviour §4).
@@ -97,7 +95,7 @@ pub enum Verdict {
 
 /// The row that decided, for counters and traces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
+pub(crate) enum Reason {
     /// T11: source or destination multicast/broadcast; checked before every other row.
     McastOrBcast,
     /// T1: RST in TIME_WAIT.
@@ -140,7 +138,7 @@ pub enum Reason {
 
 impl Reason {
     /// The row of docs/behaviour.md's tables ("T1".."T11", "F1".."F6").
-    pub fn row(self) -> &'static str {
+    pub(crate) fn row(self) -> &'static str {
         match self {
             Reason::McastOrBcast => "T11",
             Reason::RstDropped => "T1",
@@ -165,27 +163,27 @@ impl Reason {
 
 /// F5: the new state of an entry that leaves FIN_WAIT_2 for TIME_WAIT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FinWait2Completion {
+pub(crate) struct FinWait2Completion {
     /// `rcv_nxt` after the peer's FIN.
-    pub rcv_nxt: u32,
+    pub(crate) rcv_nxt: u32,
     /// The FIN's TSval, to become `ts_recent`; `None` leaves `ts_recent` as it was.
-    pub ts_recent: Option<u32>,
+    pub(crate) ts_recent: Option<u32>,
 }
 
 /// The outcome for one segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Decision {
+pub(crate) struct Decision {
     /// What happens to the segment and the entry.
-    pub verdict: Verdict,
+    pub(crate) verdict: Verdict,
     /// The reply is subject to the per-entry rate limit (behaviour §4); false for drops.
-    pub rate_limited: bool,
+    pub(crate) rate_limited: bool,
     /// Restart the 2·MSL timer (T6 only).
-    pub rearm_2msl: bool,
+    pub(crate) rearm_2msl: bool,
     /// F5: apply with [`EntryState::complete_fin_wait2`] before building the ACK, and set the
     /// expiry to now + 2·MSL.
-    pub transition: Option<FinWait2Completion>,
+    pub(crate) transition: Option<FinWait2Completion>,
     /// The row that decided.
-    pub reason: Reason,
+    pub(crate) reason: Reason,
 }
 
 impl Decision {
@@ -208,7 +206,7 @@ impl Decision {
 }
 
 /// Decides what to do with `seg` for the entry `state` (the seed's `tcp_twcheck()`).
-pub fn decide(state: &EntryState, seg: &TcpSegment) -> Decision {
+pub(crate) fn decide(state: &EntryState, seg: &TcpSegment) -> Decision {
     // T11 before anything that replies or deletes: TCP is unicast only, so a segment from or to
     // a group or broadcast address is bogus and answering it would multiply traffic
     // (RFC 1122 §4.2.3.10; the seed's "don't bother to respond if destination was broadcast").
@@ -353,7 +351,7 @@ fn decide_fin_wait2(state: &EntryState, seg: &TcpSegment) -> Decision {
 
 /// Linux's `tcp_in_window()`: the segment starts at `s_win`, or overlaps `(s_win, e_win)`, or is
 /// an empty segment exactly at `e_win` (a zero window).
-pub fn tcp_in_window(seq: u32, end_seq: u32, s_win: u32, e_win: u32) -> bool {
+pub(crate) fn tcp_in_window(seq: u32, end_seq: u32, s_win: u32, e_win: u32) -> bool {
     if seq == s_win {
         return true;
     }
@@ -392,7 +390,7 @@ fn oow_reply_rate_limited(seg: &TcpSegment) -> bool {
 #[cfg_attr(not(rtw_host), kernel::prelude::kunit_tests(rust_timewait_twcheck))]
 mod tests {
     use super::*;
-    use crate::segment::{Family, Timestamp, CWR, ECE, PSH, URG};
+    use crate::logic::segment::{Family, Timestamp, CWR, ECE, PSH, URG};
 
     const RCV_NXT: u32 = 1000;
     const SND_NXT: u32 = 5000;

@@ -13,30 +13,30 @@
 //! copy; the caller must verify it (e.g. `nf_checksum()`) before acting on a segment.
 
 /// TCP flag bits as in byte 13 of the TCP header (RFC 9293 §3.1, RFC 3168 §6.1 for ECE/CWR).
-pub const FIN: u8 = 0x01;
+pub(crate) const FIN: u8 = 0x01;
 /// Synchronize sequence numbers.
-pub const SYN: u8 = 0x02;
+pub(crate) const SYN: u8 = 0x02;
 /// Reset the connection.
-pub const RST: u8 = 0x04;
+pub(crate) const RST: u8 = 0x04;
 /// Push.
-pub const PSH: u8 = 0x08;
+pub(crate) const PSH: u8 = 0x08;
 /// The acknowledgment field is significant.
-pub const ACK: u8 = 0x10;
+pub(crate) const ACK: u8 = 0x10;
 /// The urgent pointer is significant.
-pub const URG: u8 = 0x20;
+pub(crate) const URG: u8 = 0x20;
 /// ECN echo (RFC 3168).
-pub const ECE: u8 = 0x40;
+pub(crate) const ECE: u8 = 0x40;
 /// Congestion window reduced (RFC 3168).
-pub const CWR: u8 = 0x80;
+pub(crate) const CWR: u8 = 0x80;
 
 /// Length of an IPv4 header without options.
-pub const IPV4_HEADER_MIN: usize = 20;
+pub(crate) const IPV4_HEADER_MIN: usize = 20;
 /// Length of the fixed IPv6 header.
-pub const IPV6_HEADER_LEN: usize = 40;
+pub(crate) const IPV6_HEADER_LEN: usize = 40;
 /// Length of a TCP header without options.
-pub const TCP_HEADER_MIN: usize = 20;
+pub(crate) const TCP_HEADER_MIN: usize = 20;
 /// IP protocol number / IPv6 next header value of TCP.
-pub const IPPROTO_TCP: u8 = 6;
+pub(crate) const IPPROTO_TCP: u8 = 6;
 
 const TCPOPT_EOL: u8 = 0;
 const TCPOPT_NOP: u8 = 1;
@@ -48,7 +48,7 @@ const IPV4_MF_AND_OFFSET: u16 = 0x3fff;
 
 /// Address family of a segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
+pub(crate) enum Family {
     /// IPv4; addresses use the first 4 bytes of the 16-byte arrays, the rest are zero.
     V4,
     /// IPv6.
@@ -57,52 +57,52 @@ pub enum Family {
 
 /// The TCP timestamps option (RFC 7323 §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timestamp {
+pub(crate) struct Timestamp {
     /// The sender's timestamp clock.
-    pub tsval: u32,
+    pub(crate) tsval: u32,
     /// The most recent TSval the sender has seen from us.
-    pub tsecr: u32,
+    pub(crate) tsecr: u32,
 }
 
 /// What the TIME_WAIT logic needs to know about one incoming segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TcpSegment {
+pub(crate) struct TcpSegment {
     /// IPv4 or IPv6.
-    pub family: Family,
+    pub(crate) family: Family,
     /// Source address (IPv4: first 4 bytes).
-    pub src_addr: [u8; 16],
+    pub(crate) src_addr: [u8; 16],
     /// Destination address (IPv4: first 4 bytes).
-    pub dst_addr: [u8; 16],
+    pub(crate) dst_addr: [u8; 16],
     /// Source port.
-    pub src_port: u16,
+    pub(crate) src_port: u16,
     /// Destination port.
-    pub dst_port: u16,
+    pub(crate) dst_port: u16,
     /// Sequence number.
-    pub seq: u32,
+    pub(crate) seq: u32,
     /// Acknowledgment number (meaningful only with [`ACK`]).
-    pub ack: u32,
+    pub(crate) ack: u32,
     /// Flag bits: [`FIN`], [`SYN`], [`RST`], [`PSH`], [`ACK`], [`URG`], [`ECE`], [`CWR`].
-    pub flags: u8,
+    pub(crate) flags: u8,
     /// Window field as on the wire (unscaled).
-    pub window: u16,
+    pub(crate) window: u16,
     /// Payload bytes after the TCP header.
-    pub payload_len: u32,
+    pub(crate) payload_len: u32,
     /// The timestamps option, if present and well-formed.
-    pub ts: Option<Timestamp>,
+    pub(crate) ts: Option<Timestamp>,
     /// Source or destination is multicast, broadcast or unspecified: never answer it.
-    pub mcast_or_bcast: bool,
+    pub(crate) mcast_or_bcast: bool,
 }
 
 impl TcpSegment {
     /// Whether all bits of `flag` are set.
     #[inline]
-    pub fn has_flag(&self, flag: u8) -> bool {
+    pub(crate) fn has_flag(&self, flag: u8) -> bool {
         self.flags & flag == flag
     }
 
     /// The sequence number after this segment: SYN and FIN each occupy one (RFC 9293 §3.4,
     /// Linux `TCP_SKB_CB(skb)->end_seq`).
-    pub fn end_seq(&self) -> u32 {
+    pub(crate) fn end_seq(&self) -> u32 {
         let syn = u32::from(self.has_flag(SYN));
         let fin = u32::from(self.has_flag(FIN));
         self.seq
@@ -114,7 +114,7 @@ impl TcpSegment {
 
 /// Why a packet was not parsed. Every variant means "hand the packet to the stack unchanged".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ParseError {
+pub(crate) enum ParseError {
     /// The copied bytes end before a header the packet claims to have.
     Truncated,
     /// The IP version nibble is not the one expected.
@@ -133,31 +133,31 @@ pub enum ParseError {
 
 /// What the glue knows of a packet beyond its first bytes.
 #[derive(Clone, Copy, Default)]
-pub struct Layout {
+pub(crate) struct Layout {
     /// Length of the whole packet from the IP header on.
-    pub skb_len: u32,
+    pub(crate) skb_len: u32,
     /// IPv6: bytes of extension headers between the fixed header and TCP, walked by the glue
     /// as the stack walks them (`ipv6_find_hdr`) and left out of the copy, which holds the fixed
     /// header and then the TCP header.
-    pub ext_len: u32,
+    pub(crate) ext_len: u32,
     /// A GRO-built TCP packet, whose length field may be 0 when it exceeds 64 KiB (BIG TCP).
-    pub gso_tcp: bool,
+    pub(crate) gso_tcp: bool,
 }
 
 /// Parses an IPv4 packet. `pkt` is a copy of the first bytes (IP header first), `skb_len` the
 /// length of the whole packet.
-pub fn parse_ipv4(pkt: &[u8], skb_len: u32) -> Result<TcpSegment, ParseError> {
+pub(crate) fn parse_ipv4(pkt: &[u8], skb_len: u32) -> Result<TcpSegment, ParseError> {
     parse_ipv4_in(pkt, Layout { skb_len, ..Layout::default() })
 }
 
 /// Parses an IPv6 packet whose next header is TCP. `pkt` is a copy of the first bytes (IPv6
 /// header first), `skb_len` the length of the whole packet.
-pub fn parse_ipv6(pkt: &[u8], skb_len: u32) -> Result<TcpSegment, ParseError> {
+pub(crate) fn parse_ipv6(pkt: &[u8], skb_len: u32) -> Result<TcpSegment, ParseError> {
     parse_ipv6_in(pkt, Layout { skb_len, ..Layout::default() })
 }
 
 /// Parses an IPv4 packet laid out as `l` says.
-pub fn parse_ipv4_in(pkt: &[u8], l: Layout) -> Result<TcpSegment, ParseError> {
+pub(crate) fn parse_ipv4_in(pkt: &[u8], l: Layout) -> Result<TcpSegment, ParseError> {
     let skb_len = l.skb_len;
     let h: &[u8; IPV4_HEADER_MIN] = pkt.first_chunk().ok_or(ParseError::Truncated)?;
     if h[0] >> 4 != 4 {
@@ -201,7 +201,7 @@ pub fn parse_ipv4_in(pkt: &[u8], l: Layout) -> Result<TcpSegment, ParseError> {
 
 /// Parses an IPv6 packet laid out as `l` says: TCP right behind the fixed header, or behind
 /// `l.ext_len` bytes of extension headers the glue walked (RFC 8200 §4) and left out of `pkt`.
-pub fn parse_ipv6_in(pkt: &[u8], l: Layout) -> Result<TcpSegment, ParseError> {
+pub(crate) fn parse_ipv6_in(pkt: &[u8], l: Layout) -> Result<TcpSegment, ParseError> {
     let skb_len = l.skb_len;
     let h: &[u8; IPV6_HEADER_LEN] = pkt.first_chunk().ok_or(ParseError::Truncated)?;
     if h[0] >> 4 != 6 {
@@ -304,7 +304,7 @@ fn parse_tcp(bytes: &[u8], tcp_len: usize) -> Result<TcpFields, ParseError> {
 /// the stack agree on what a segment carried: EOL ends the list, NOP is skipped, an option whose
 /// length is below 2 or runs past the header ends parsing (keeping what was found before it), a
 /// kind-8 option whose length is not 10 is ignored (RFC 7323 §3.2), and the last valid one wins.
-pub fn find_timestamp_option(options: &[u8]) -> Option<Timestamp> {
+pub(crate) fn find_timestamp_option(options: &[u8]) -> Option<Timestamp> {
     let mut found = None;
     let mut at = 0usize;
     while let Some(&kind) = options.get(at) {
@@ -355,13 +355,13 @@ fn widen_v4(addr: [u8; 4]) -> [u8; 16] {
 /// 224.0.0.0/4 multicast (RFC 5771), 255.255.255.255 limited broadcast and 0.0.0.0 (RFC 1122
 /// §3.2.1.3: never a valid source or destination of a TCP segment). Directed subnet broadcasts
 /// need the interface's addresses; the caller checks those (Linux's `RTCF_BROADCAST`).
-pub fn ipv4_mcast_or_bcast(addr: [u8; 4]) -> bool {
+pub(crate) fn ipv4_mcast_or_bcast(addr: [u8; 4]) -> bool {
     addr[0] & 0xf0 == 0xe0 || addr == [0xff; 4] || addr == [0; 4]
 }
 
 /// ff00::/8 multicast (RFC 4291 §2.7), and the unspecified address :: (RFC 4291 §2.5.2: never
 /// a destination, and a source only before an address is assigned, so never TCP).
-pub fn ipv6_mcast_or_unspecified(addr: &[u8; 16]) -> bool {
+pub(crate) fn ipv6_mcast_or_unspecified(addr: &[u8; 16]) -> bool {
     addr[0] == 0xff || *addr == [0u8; 16]
 }
 
