@@ -9,13 +9,16 @@
 S=/proc/sys/net/rust_timewait
 net_up
 insmod /lib/modules/rust_timewait.ko || { not_ok "insmod"; tap_done; exit 0; }
-twctl add $H4:80 $P4:7777 --snd-nxt 1000 --rcv-nxt 2000 >/dev/null
+# Each section starts from a fresh entry, so one section's outcome never decides another's.
+fresh() { twctl add $H4:80 $P4:7777 --snd-nxt 1000 --rcv-nxt 2000 --replace >/dev/null; }
+fresh
 fin() { peer -s $P4 -d $H4 -p 7777 -P 80 -q 1999 -a 1000 -f FA; }
 syn() { peer -s $P4 -d $H4 -p 7777 -P 80 -q 9000 -a 0 -f S >/dev/null; }
 guarded() { twctl list | grep -c "$H4:80 "; }
 check_eq "control: a retransmitted FIN is answered" A "$(fin | field flags)"
 
 # An INPUT drop rule at the filter priority.
+fresh
 nft add table inet rtwtest
 nft 'add chain inet rtwtest in { type filter hook input priority filter; }'
 nft add rule inet rtwtest in tcp sport 7777 drop
@@ -25,11 +28,13 @@ check_eq "nft drop: no ACK counted" "$a0" "$(stat acks_sent)"
 syn
 check_eq "nft drop: a SYN above rcv_nxt does not delete the entry (T3)" 1 "$(guarded)"
 nft delete table inet rtwtest
+fresh
 check_eq "rule removed: answered again" A "$(fin | field flags)"
 
 # conntrack's view: a segment it calls invalid, dropped by a `ct state invalid` rule. With
 # nf_conntrack_tcp_loose=0 an ACK for a connection conntrack never saw is invalid.
 echo 0 >/proc/sys/net/netfilter/nf_conntrack_tcp_loose 2>/dev/null
+fresh
 nft add table inet rtwtest
 nft 'add chain inet rtwtest in { type filter hook input priority filter; }'
 nft add rule inet rtwtest in ct state invalid drop
@@ -40,6 +45,7 @@ nft delete table inet rtwtest
 echo 1 >/proc/sys/net/netfilter/nf_conntrack_tcp_loose 2>/dev/null
 
 # An IPsec input policy that blocks the peer's TCP (Linux checks it before a TIME_WAIT sees it).
+fresh
 $IP xfrm policy add src $P4/32 dst $H4/32 proto 6 dir in action block
 a0=$(stat acks_sent)
 check_eq "IPsec block: the FIN gets no reply" "" "$(fin | field flags)"
@@ -47,6 +53,7 @@ check_eq "IPsec block: no ACK counted" "$a0" "$(stat acks_sent)"
 syn
 check_eq "IPsec block: a SYN does not delete the entry" 1 "$(guarded)"
 $IP xfrm policy flush
+fresh
 check_eq "policy removed: answered again" A "$(fin | field flags)"
 twctl flush >/dev/null
 
