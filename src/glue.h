@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * The interface between rust_timewait's Rust code and its C glue (glue.c).
+ * The interface between rust_timewait's Rust code and its C glue (packet.c, pernet.c, genl.c, table.c).
  *
  * rtw_glue_*: C functions and types the Rust side uses (bindgen generates their declarations,
  *             see Kbuild, so a change here is a build error there).
@@ -174,6 +174,7 @@ void rtw_rs_count_invalid(void *rs);
 __u32 rtw_rs_flush(void *rs);
 void rtw_rs_stats(void *rs, __u64 *out);
 bool rtw_rs_sysctl_valid(int which, int value);
+int rtw_rs_sysctl_default(int which);
 __u32 rtw_rs_capacity(void *rs);
 
 #endif

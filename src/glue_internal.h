@@ -36,8 +36,13 @@ struct rtw_glue_net {
 
 struct rtw_glue_net *rtw_gn(const struct net *net);
 
-/* The netfilter hook (all four registrations). */
+/* packet.c: the netfilter hook (all four registrations), and its removal at netns exit. */
 unsigned int rtw_hook(void *priv, struct sk_buff *skb, const struct nf_hook_state *state);
+void rtw_hooks_disable(struct rtw_glue_net *gn);
+
+/* genl.c: the generic netlink family. */
+int rtw_genl_register(void);
+void rtw_genl_unregister(void);
 
 /* Benchmark (bench.c): a debugfs entry point, idle unless written to. */
 extern bool rtw_bench_dry_run;

@@ -401,6 +401,18 @@ pub unsafe extern "C" fn rtw_rs_capacity(rs: *mut c_void) -> u32 {
     unsafe { state(rs) }.own_capacity()
 }
 
+/// A sysctl's value in a new netns; policy.rs holds the defaults.
+#[no_mangle]
+pub extern "C" fn rtw_rs_sysctl_default(which: c_int) -> c_int {
+    match which as u32 {
+        ffi::rtw_glue_sysctl_RTW_GLUE_SYSCTL_MAXTCPTW => policy::MAXTCPTW_DEFAULT,
+        ffi::rtw_glue_sysctl_RTW_GLUE_SYSCTL_NOLOCALTIMEWAIT => policy::NOLOCALTIMEWAIT_DEFAULT,
+        ffi::rtw_glue_sysctl_RTW_GLUE_SYSCTL_MSL_MS => policy::MSL_MS_DEFAULT as c_int,
+        ffi::rtw_glue_sysctl_RTW_GLUE_SYSCTL_FIN_TIMEOUT_MS => policy::FIN_TIMEOUT_MS_DEFAULT as c_int,
+        _ => 0,
+    }
+}
+
 /// Whether a sysctl write is acceptable; policy.rs holds the bounds.
 #[no_mangle]
 pub extern "C" fn rtw_rs_sysctl_valid(which: c_int, value: c_int) -> bool {

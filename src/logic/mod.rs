@@ -8,4 +8,5 @@ pub(crate) mod policy;
 pub(crate) mod reply;
 pub(crate) mod segment;
 pub(crate) mod seq;
+pub(crate) mod time;
 pub(crate) mod twcheck;

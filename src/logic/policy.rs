@@ -14,6 +14,10 @@ pub(crate) const MAXTCPTW_MIN: u32 = 32;
 /// any ordinary machine.
 pub(crate) const MAXTCPTW_MAX: u32 = 1 << 24;
 
+/// Default `maxtcptw`: 0, sized automatically ([`auto_size`]), as the seed's `maxtcptw` 0.
+pub(crate) const MAXTCPTW_DEFAULT: i32 = 0;
+/// Default `nolocaltimewait`: off, as the seed's `nolocaltimewait` (local peers get entries).
+pub(crate) const NOLOCALTIMEWAIT_DEFAULT: i32 = 0;
 /// Default MSL: 30 s, FreeBSD's `net.inet.tcp.msl`, giving Linux's 60 s `TCP_TIMEWAIT_LEN`.
 pub(crate) const MSL_MS_DEFAULT: u32 = 30_000;
 /// Shortest MSL: 100 ms lets tests run fast; shorter would be below a typical RTO and make
@@ -68,12 +72,6 @@ pub(crate) fn effective_capacity(maxtcptw: i32, port_lo: u16, port_hi: u16) -> u
         Ok(0) | Err(_) => auto_size(port_lo, port_hi),
         Ok(v) => v.clamp(MAXTCPTW_MIN, MAXTCPTW_MAX),
     }
-}
-
-/// T12: an entry whose expiry is `expiry` is dead at `now` (the kernel's
-/// `time_after_eq(now, expiry)`); the stack then answers for the tuple.
-pub(crate) fn expired(expiry: u64, now: u64) -> bool {
-    now.wrapping_sub(expiry) as i64 >= 0
 }
 
 /// Whether an entry that last replied at `last_reply` may reply at `now`, at most one reply per
@@ -154,6 +152,8 @@ mod tests {
             assert_eq!(msl_ms_valid(v), ok);
             assert_eq!(fin_timeout_ms_valid(v), ok);
         }
+        assert!(maxtcptw_valid(MAXTCPTW_DEFAULT));
+        assert!(NOLOCALTIMEWAIT_DEFAULT == 0 || NOLOCALTIMEWAIT_DEFAULT == 1);
         assert!(msl_ms_valid(MSL_MS_DEFAULT as i32));
         assert!(fin_timeout_ms_valid(FIN_TIMEOUT_MS_DEFAULT as i32));
     }
@@ -167,17 +167,6 @@ mod tests {
         assert_eq!(effective_capacity(5, 32768, 60999), 32);
         assert_eq!(effective_capacity(i32::MAX, 32768, 60999), 1 << 24);
         assert_eq!(effective_capacity(-7, 32768, 60999), 14115);
-    }
-
-    #[test]
-    fn t12_entry_expires_at_its_deadline() {
-        assert!(!expired(1000, 999));
-        assert!(expired(1000, 1000));
-        assert!(expired(1000, 1001));
-        // Across the counter's wrap: the deadline 10 lies 16 jiffies after u64::MAX - 5.
-        assert!(!expired(10, u64::MAX - 5));
-        assert!(expired(10, 10));
-        assert!(expired(u64::MAX - 5, 3));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! Linux's `tw_sock_TCP`); IPv6 entries live in a second slab cache so they do not bloat IPv4.
 
 use crate::ffi;
+use crate::logic::time;
 use crate::logic::twcheck::{EntryState, Substate};
 use core::cell::UnsafeCell;
 use kernel::types::Opaque;
@@ -182,12 +183,6 @@ unsafe impl<A: Addr> Sync for Entry<A> {}
 // SAFETY: as above; an entry holds no thread-bound resource.
 unsafe impl<A: Addr> Send for Entry<A> {}
 
-/// Wrapping time comparison on a 32-bit clock: `a` is at or after `b`.
-pub(crate) fn time_after_eq32(a: u32, b: u32) -> bool {
-    // RFC 1982-style serial comparison, as the kernel's time_after_eq().
-    (a.wrapping_sub(b) as i32) >= 0
-}
-
 impl<A: Addr> Entry<A> {
     /// A new, unlinked entry whose timeout starts at `start`.
     pub(crate) fn new(key: Key<A>, state: &EntryState, ts_offset: u32, start: u32, scope: A::Scope) -> Self {
@@ -272,7 +267,7 @@ impl Mutable {
     /// T12: past its expiry, the entry no longer guards the tuple even if the reaper has not
     /// freed it yet.
     pub(crate) fn expired(&self, now: u32, timeout: u32) -> bool {
-        time_after_eq32(now, self.expires(timeout))
+        time::after_eq32(now, self.expires(timeout))
     }
 }
 
@@ -322,13 +317,6 @@ mod tests {
         mapped[12] = 10;
         assert!(!V6(mapped).is_loopback());
         assert!(!V6([0xfd; 16]).is_loopback());
-    }
-
-    #[test]
-    fn jiffies_compare_wraps() {
-        assert!(time_after_eq32(5, 0xffff_fff0));
-        assert!(!time_after_eq32(0xffff_fff0, 5));
-        assert!(time_after_eq32(7, 7));
     }
 
     #[test]

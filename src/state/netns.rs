@@ -9,7 +9,8 @@
 //! only the entry's stripe; checksums are verified and replies sent outside it. Counters are
 //! per-CPU. The reaper is a worker that frees expired FIFO heads a bounded batch per lock hold.
 
-use crate::state::entry::{time_after_eq32, Addr, Entry, Key, Mutable, V4, V6, AF_INET, AF_INET6};
+use crate::logic::time;
+use crate::state::entry::{Addr, Entry, Key, Mutable, V4, V6, AF_INET, AF_INET6};
 use crate::logic::policy;
 use crate::logic::reply::{self, REPLY_MAX};
 use crate::logic::segment::{TcpSegment, ACK, SYN};
@@ -58,11 +59,6 @@ pub(crate) struct Snapshot {
 
 use sys::{clock_us, jiffies as now, jiffies_after_us};
 
-/// Widen a 32-bit jiffies stamp near `now` back to 64 bits.
-fn widen(stamp: u32, now: u64) -> u64 {
-    let delta = stamp.wrapping_sub(now as u32) as i32;
-    now.wrapping_add(delta as i64 as u64)
-}
 
 /// A segment's tuple from our side: incoming segments are addressed to us, outgoing from us.
 fn key_of<A: Addr>(seg: &TcpSegment, incoming: bool) -> Key<A> {
@@ -200,7 +196,7 @@ impl NetState {
                 self.bump(Stat::SegmentsDropped);
                 let m = occ.get_mut();
                 let last = if m.flags & crate::state::entry::flag::REPLIED != 0 {
-                    widen(m.last_reply, now64)
+                    time::widen(m.last_reply, now64)
                 } else {
                     policy::NEVER_REPLIED
                 };
@@ -268,8 +264,7 @@ impl NetState {
         let m = occ.get();
         // The timeout started at `start`; a clock that reads earlier (a stamp from another
         // CPU's clock read) counts as age 0 rather than wrapping.
-        let age = now_us.wrapping_sub(m.start) as i32;
-        let age_ms = if age < 0 { 0 } else { age as u32 / 1000 };
+        let age_ms = time::until32(now_us, m.start) / 1000;
         // `tcp_twsk_unique()`'s test: either end loopback, or the entry bound to `lo`.
         let loopback = e.key.laddr.is_loopback() || e.key.raddr.is_loopback() || A::scope_ifindex(e.scope) == LOOPBACK_IFINDEX;
         let state = m.state();
@@ -319,17 +314,14 @@ impl NetState {
                 sys::cond_resched();
                 if budget > 0 {
                     for at in heads.into_iter().flatten() {
-                        next = Some(next.map_or(at, |n| if time_after_eq32(at, n) { n } else { at }));
+                        next = Some(next.map_or(at, |n| time::earliest32(at, n)));
                     }
                     break;
                 }
             }
         }
         // A head found live before `now_us` was read again cannot be behind it: clamp at 0.
-        next.map(|at| {
-            let left = at.wrapping_sub(clock_us()) as i32;
-            left.max(0) as u32
-        })
+        next.map(|at| time::until32(at, clock_us()))
     }
 
     // ---- netlink ----
@@ -460,12 +452,12 @@ impl NetState {
         if timeouts.expired(&m, now_us) {
             return Err(ENOENT);
         }
-        let left = m.expires(timeouts.of(m.substate())).wrapping_sub(now_us) as i32;
+        let left_us = time::until32(m.expires(timeouts.of(m.substate())), now_us);
         Ok(Snapshot {
             state: m.state(),
             ts_offset: e.ts_offset,
             ifindex: A::scope_ifindex(e.scope),
-            expires_ms: if left > 0 { (left as u32).div_ceil(1000) } else { 0 },
+            expires_ms: left_us.div_ceil(1000),
         })
     }
 
@@ -548,15 +540,6 @@ fn reap_fifos<A: Addr>(
 #[cfg_attr(not(rtw_host), kernel::prelude::kunit_tests(rust_timewait_netns))]
 mod tests {
     use super::*;
-
-    #[test]
-    fn widen_recovers_nearby_stamps() {
-        let now = 0x1_0000_0010u64;
-        assert_eq!(widen(0x20, now), 0x1_0000_0020);
-        assert_eq!(widen(0x05, now), 0x1_0000_0005);
-        // Just before the 32-bit wrap of the low half.
-        assert_eq!(widen(0xffff_fff0, now), 0x0_ffff_fff0);
-    }
 
     #[test]
     fn key_of_swaps_for_incoming() {

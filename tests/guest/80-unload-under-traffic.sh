@@ -4,7 +4,7 @@
 # hooks must be gone (and no hook still running) before the per-netns state is freed. A stress
 # test, not a proof: a use after free here shows up as an Oops, a slub_debug BUG or a WARNING,
 # which fail the boot, but the race window is narrow (under TCG an injected version of that bug
-# survived five cycles), so the guarantee itself is the pre_exit/exit split in glue.c.
+# survived five cycles), so the guarantee itself is the pre_exit/exit split in pernet.c.
 . /tests/tap.inc
 . /tests/net.inc
 net_up

@@ -45,7 +45,7 @@ except Exception as e:  # any failure to load is a failed check, with its reason
     print(f"1..{n}")
     sys.exit(1)
 
-glue_c = open(f"{repo}/src/glue.c").read()
+glue_c = open(f"{repo}/src/genl.c").read()
 glue_h = open(f"{repo}/src/glue.h").read()
 
 
@@ -64,13 +64,13 @@ def norm(c_name, prefix):
 
 ops = [op.name for op in spec.msgs.values()]
 c_ops = [norm(x, "RTW_CMD_") for x in c_enum(glue_c, "RTW_CMD_UNSPEC")[1:]]
-check(ops == c_ops, f"operations in YAML order match glue.c's commands ({ops} / {c_ops})")
+check(ops == c_ops, f"operations in YAML order match genl.c's commands ({ops} / {c_ops})")
 
 for set_name, first, prefix in [("main", "RTW_A_UNSPEC", "RTW_A_"),
                                 ("entry", "RTW_E_UNSPEC", "RTW_E_")]:
     yaml_attrs = [(a.name, a.value) for a in spec.attr_sets[set_name].attrs.values()]
     c_attrs = [(norm(x, prefix), i) for i, x in enumerate(c_enum(glue_c, first))][1:]
-    check(yaml_attrs == c_attrs, f"attribute set '{set_name}' matches glue.c ({len(c_attrs)} attributes)")
+    check(yaml_attrs == c_attrs, f"attribute set '{set_name}' matches genl.c ({len(c_attrs)} attributes)")
 
 stats_yaml = [(a.name, a.value) for a in spec.attr_sets["stats"].attrs.values()]
 stats_c = [(norm(x, "RTW_GLUE_STAT_"), i + 1)

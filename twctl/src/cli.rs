@@ -259,22 +259,51 @@ fn println_json(v: &serde_json::Value) {
     );
 }
 
+/// What a command ends with: `Ok` with its exit code once it has run, or `Err` with the exit
+/// code of what stopped it early (its message already on stderr).
+type Exit = Result<u8, u8>;
+
 /// Runs a parsed command line; returns the exit code.
 pub fn run(cli: Cli) -> u8 {
     let json = cli.json;
-    match cli.command {
+    let exit: Exit = match cli.command {
         Command::Add(a) => cmd_add(a, json),
         Command::Del(t) => cmd_del(t),
         Command::Get(t) => cmd_get(t, json),
         Command::List(l) => cmd_list(l, json),
         Command::Flush => cmd_flush(json),
         Command::Stats => cmd_stats(json),
-        Command::Handoff(h) => cmd_handoff(h, json),
-    }
+        Command::Handoff(h) => Ok(cmd_handoff(h, json)),
+    };
+    exit.unwrap_or_else(|code| code)
 }
 
-fn tuple_of(local: SocketAddr, remote: SocketAddr) -> Result<Tuple, u8> {
-    Tuple::new(local, remote).map_err(|e| usage_error(format!("'{local} {remote}': {e}")))
+/// The prologue and epilogue of every request: opens the family (a failure ends the command
+/// with its message and exit code), runs `op`, then prints the warnings the kernel attached
+/// to its ACKs, whatever `op` returned.
+fn with_client<T>(op: impl FnOnce(&mut Client) -> T) -> Result<T, u8> {
+    let mut client = Client::open().map_err(|e| fail(&e))?;
+    let r = op(&mut client);
+    print_warnings(&mut client);
+    Ok(r)
+}
+
+/// A request whose error ends the command with the error's message and exit code.
+fn request<T>(op: impl FnOnce(&mut Client) -> Result<T, Error>) -> Result<T, u8> {
+    with_client(op)?.map_err(|e| fail(&e))
+}
+
+/// A request about the entry guarding `LOCAL REMOTE` (`del`, `get`): a tuple that cannot be
+/// an entry's is a usage error, nothing sent; no such entry is said as such (exit 1).
+fn tuple_request<T>(
+    name: &str,
+    args: TupleArgs,
+    op: impl FnOnce(&mut Client, &Tuple) -> Result<T, Error>,
+) -> Result<T, u8> {
+    let (local, remote) = (args.local, args.remote);
+    let t =
+        Tuple::new(local, remote).map_err(|e| usage_error(format!("'{local} {remote}': {e}")))?;
+    with_client(|c| op(c, &t))?.map_err(|e| not_found(name, &t, &e).unwrap_or_else(|| fail(&e)))
 }
 
 /// The entry of `twctl add LOCAL REMOTE --snd-nxt ...`.
@@ -313,7 +342,7 @@ fn read_entries(path: &str) -> Result<Vec<(usize, Entry)>, Vec<LineError>> {
     }
 }
 
-fn cmd_add(a: AddArgs, json: bool) -> u8 {
+fn cmd_add(a: AddArgs, json: bool) -> Exit {
     // Every entry is checked before anything is sent.
     let (source, entries): (String, Vec<(Option<usize>, Entry)>) = match &a.file {
         Some(path) => {
@@ -333,13 +362,13 @@ fn cmd_add(a: AddArgs, json: bool) -> u8 {
                         }
                     }
                     eprintln!("twctl: nothing was sent");
-                    return exit::USAGE;
+                    return Err(exit::USAGE);
                 }
             }
         }
         None => match entry_from_flags(&a) {
             Ok(e) => (String::new(), vec![(None, e)]),
-            Err(m) => return usage_error(m),
+            Err(m) => return Err(usage_error(m)),
         },
     };
     let place = |i: usize| -> String {
@@ -352,15 +381,10 @@ fn cmd_add(a: AddArgs, json: bool) -> u8 {
         if json {
             println_json(&format::add_json(&[], &[], None));
         }
-        return exit::OK;
+        return Ok(exit::OK);
     }
-    let mut client = match Client::open() {
-        Ok(c) => c,
-        Err(e) => return fail(&e),
-    };
     let plain: Vec<Entry> = entries.iter().map(|(_, e)| *e).collect();
-    let report = client.add_batched(&plain, a.replace, a.batch as usize);
-    print_warnings(&mut client);
+    let report = with_client(|c| c.add_batched(&plain, a.replace, a.batch as usize))?;
 
     let mut code = exit::OK;
     let mut error_text = None;
@@ -420,7 +444,7 @@ fn cmd_add(a: AddArgs, json: bool) -> u8 {
     if json {
         println_json(&format::add_json(&entries, &report.outcomes, error_text));
     }
-    code
+    Ok(code)
 }
 
 fn not_found(op: &str, t: &Tuple, e: &Error) -> Option<u8> {
@@ -435,45 +459,19 @@ fn not_found(op: &str, t: &Tuple, e: &Error) -> Option<u8> {
     None
 }
 
-fn cmd_del(t: TupleArgs) -> u8 {
-    let t = match tuple_of(t.local, t.remote) {
-        Ok(t) => t,
-        Err(c) => return c,
-    };
-    let mut client = match Client::open() {
-        Ok(c) => c,
-        Err(e) => return fail(&e),
-    };
-    let r = client.del(&t);
-    print_warnings(&mut client);
-    match r {
-        Ok(()) => exit::OK,
-        Err(e) => not_found("del", &t, &e).unwrap_or_else(|| fail(&e)),
-    }
+fn cmd_del(t: TupleArgs) -> Exit {
+    tuple_request("del", t, Client::del)?;
+    Ok(exit::OK)
 }
 
-fn cmd_get(t: TupleArgs, json: bool) -> u8 {
-    let t = match tuple_of(t.local, t.remote) {
-        Ok(t) => t,
-        Err(c) => return c,
-    };
-    let mut client = match Client::open() {
-        Ok(c) => c,
-        Err(e) => return fail(&e),
-    };
-    let r = client.get(&t);
-    print_warnings(&mut client);
-    match r {
-        Ok(e) => {
-            if json {
-                println_json(&format::entry_json(&e));
-            } else {
-                print!("{}", format::entries_table(&[e], true, true));
-            }
-            exit::OK
-        }
-        Err(e) => not_found("get", &t, &e).unwrap_or_else(|| fail(&e)),
+fn cmd_get(t: TupleArgs, json: bool) -> Exit {
+    let e = tuple_request("get", t, Client::get)?;
+    if json {
+        println_json(&format::entry_json(&e));
+    } else {
+        print!("{}", format::entries_table(&[e], true, true));
     }
+    Ok(exit::OK)
 }
 
 /// The filter of `twctl list`.
@@ -487,17 +485,11 @@ pub fn list_filter(l: &ListArgs, e: &Entry) -> bool {
         }
 }
 
-fn cmd_list(l: ListArgs, json: bool) -> u8 {
-    let mut client = match Client::open() {
-        Ok(c) => c,
-        Err(e) => return fail(&e),
-    };
-    let r = client.list();
-    print_warnings(&mut client);
-    let entries: Vec<Entry> = match r {
-        Ok(v) => v.into_iter().filter(|e| list_filter(&l, e)).collect(),
-        Err(e) => return fail(&e),
-    };
+fn cmd_list(l: ListArgs, json: bool) -> Exit {
+    let entries: Vec<Entry> = request(Client::list)?
+        .into_iter()
+        .filter(|e| list_filter(&l, e))
+        .collect();
     let stdout = io::stdout();
     let mut out = stdout.lock();
     let res = if json {
@@ -518,53 +510,33 @@ fn cmd_list(l: ListArgs, json: bool) -> u8 {
         )
     };
     match res {
-        Ok(()) => exit::OK,
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => exit::OK,
+        Ok(()) => Ok(exit::OK),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(exit::OK),
         Err(e) => {
             eprintln!("twctl: stdout: {e}");
-            exit::FAILED
+            Ok(exit::FAILED)
         }
     }
 }
 
-fn cmd_flush(json: bool) -> u8 {
-    let mut client = match Client::open() {
-        Ok(c) => c,
-        Err(e) => return fail(&e),
-    };
-    let r = client.flush();
-    print_warnings(&mut client);
-    match r {
-        Ok(n) => {
-            if json {
-                println_json(&serde_json::json!({ "flushed": n }));
-            } else {
-                println!("flushed {n} entries");
-            }
-            exit::OK
-        }
-        Err(e) => fail(&e),
+fn cmd_flush(json: bool) -> Exit {
+    let n = request(Client::flush)?;
+    if json {
+        println_json(&serde_json::json!({ "flushed": n }));
+    } else {
+        println!("flushed {n} entries");
     }
+    Ok(exit::OK)
 }
 
-fn cmd_stats(json: bool) -> u8 {
-    let mut client = match Client::open() {
-        Ok(c) => c,
-        Err(e) => return fail(&e),
-    };
-    let r = client.stats();
-    print_warnings(&mut client);
-    match r {
-        Ok(s) => {
-            if json {
-                println_json(&format::stats_json(&s));
-            } else {
-                print!("{}", format::stats_text(&s));
-            }
-            exit::OK
-        }
-        Err(e) => fail(&e),
+fn cmd_stats(json: bool) -> Exit {
+    let s = request(Client::stats)?;
+    if json {
+        println_json(&format::stats_json(&s));
+    } else {
+        print!("{}", format::stats_text(&s));
     }
+    Ok(exit::OK)
 }
 
 fn cmd_handoff(h: HandoffArgs, json: bool) -> u8 {

@@ -1,0 +1,540 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * rust_timewait's generic netlink family: numbering (spec/rust_timewait.yaml), strict
+ * policies, parsing with extack naming the attribute, and the add, del, get, dump, flush and
+ * get-stats operations, which hand each request to Rust.
+ */
+#include <linux/slab.h>
+#include <net/genetlink.h>
+#include <net/ipv6.h>
+
+#include "glue.h"
+#include "glue_internal.h"
+
+/* ---- generic netlink numbering: must match spec/rust_timewait.yaml ---- */
+#define RTW_GENL_NAME "rust_timewait"
+#define RTW_GENL_VERSION 1
+
+enum { RTW_CMD_UNSPEC, RTW_CMD_ADD, RTW_CMD_DEL, RTW_CMD_GET, RTW_CMD_FLUSH, RTW_CMD_GET_STATS };
+
+enum {
+	RTW_A_UNSPEC,
+	RTW_A_ENTRY,
+	RTW_A_REPLACE,
+	RTW_A_STATS,
+	RTW_A_FLUSHED,
+	__RTW_A_MAX,
+};
+#define RTW_A_MAX (__RTW_A_MAX - 1)
+
+enum {
+	RTW_E_UNSPEC,
+	RTW_E_FAMILY,
+	RTW_E_LOCAL_ADDR,
+	RTW_E_REMOTE_ADDR,
+	RTW_E_LOCAL_PORT,
+	RTW_E_REMOTE_PORT,
+	RTW_E_IFINDEX,
+	RTW_E_SND_NXT,
+	RTW_E_RCV_NXT,
+	RTW_E_LAST_WIN,
+	RTW_E_RCV_WSCALE,
+	RTW_E_TS_RECENT,
+	RTW_E_TS_OFFSET,
+	RTW_E_HAS_TS,
+	RTW_E_TS_RECENT_VALID,
+	RTW_E_SUBSTATE,
+	RTW_E_EXPIRES_MS,
+	RTW_E_RESULT,
+	__RTW_E_MAX,
+};
+#define RTW_E_MAX (__RTW_E_MAX - 1)
+
+/* Entries per add request: bounds the kernel memory one message can pin while it is parsed. */
+#define RTW_ADD_BATCH_MAX 4096
+
+
+/* ---- generic netlink ---- */
+
+static const struct nla_policy rtw_entry_policy[RTW_E_MAX + 1] = {
+	[RTW_E_FAMILY] = { .type = NLA_U8 },
+	[RTW_E_LOCAL_ADDR] = NLA_POLICY_MAX_LEN(16),
+	[RTW_E_REMOTE_ADDR] = NLA_POLICY_MAX_LEN(16),
+	[RTW_E_LOCAL_PORT] = NLA_POLICY_MIN(NLA_U16, 1),
+	[RTW_E_REMOTE_PORT] = NLA_POLICY_MIN(NLA_U16, 1),
+	[RTW_E_IFINDEX] = { .type = NLA_U32 },
+	[RTW_E_SND_NXT] = { .type = NLA_U32 },
+	[RTW_E_RCV_NXT] = { .type = NLA_U32 },
+	[RTW_E_LAST_WIN] = { .type = NLA_U16 },
+	[RTW_E_RCV_WSCALE] = NLA_POLICY_MAX(NLA_U8, 14),
+	[RTW_E_TS_RECENT] = { .type = NLA_U32 },
+	[RTW_E_TS_OFFSET] = { .type = NLA_U32 },
+	[RTW_E_HAS_TS] = { .type = NLA_FLAG },
+	[RTW_E_TS_RECENT_VALID] = { .type = NLA_FLAG },
+	[RTW_E_SUBSTATE] = NLA_POLICY_MAX(NLA_U8, RTW_GLUE_FIN_WAIT2),
+	/* Reply-only attributes. */
+	[RTW_E_EXPIRES_MS] = { .type = NLA_REJECT },
+	[RTW_E_RESULT] = { .type = NLA_REJECT },
+};
+
+static const struct nla_policy rtw_main_policy[RTW_A_MAX + 1] = {
+	[RTW_A_ENTRY] = NLA_POLICY_NESTED(rtw_entry_policy),
+	[RTW_A_REPLACE] = { .type = NLA_FLAG },
+	[RTW_A_STATS] = { .type = NLA_REJECT },
+	[RTW_A_FLUSHED] = { .type = NLA_REJECT },
+};
+
+static struct genl_family rtw_genl_family;
+
+static void *rtw_info_rs(struct genl_info *info)
+{
+	return rtw_gn(genl_info_net(info))->rs;
+}
+
+static const char *const rtw_entry_attr_names[RTW_E_MAX + 1] = {
+	[RTW_E_FAMILY] = "family", [RTW_E_LOCAL_ADDR] = "local-addr",
+	[RTW_E_REMOTE_ADDR] = "remote-addr", [RTW_E_LOCAL_PORT] = "local-port",
+	[RTW_E_REMOTE_PORT] = "remote-port", [RTW_E_SND_NXT] = "snd-nxt",
+	[RTW_E_RCV_NXT] = "rcv-nxt", [RTW_E_LAST_WIN] = "last-win",
+};
+
+/*
+ * Parse one `entry` nest (already validated against rtw_entry_policy). With `full`, the state
+ * needed to guard the tuple is required too (add); otherwise only the key (del, get).
+ */
+static int rtw_parse_entry(const struct nlattr *nest, bool full, struct rtw_glue_entry *e,
+			   struct netlink_ext_ack *extack)
+{
+	static const int key_attrs[] = { RTW_E_FAMILY, RTW_E_LOCAL_ADDR, RTW_E_REMOTE_ADDR,
+					 RTW_E_LOCAL_PORT, RTW_E_REMOTE_PORT };
+	static const int state_attrs[] = { RTW_E_SND_NXT, RTW_E_RCV_NXT, RTW_E_LAST_WIN };
+	struct nlattr *tb[RTW_E_MAX + 1];
+	unsigned int alen;
+	int err, i;
+
+	err = nla_parse_nested(tb, RTW_E_MAX, nest, rtw_entry_policy, extack);
+	if (err)
+		return err;
+	for (i = 0; i < ARRAY_SIZE(key_attrs); i++) {
+		if (!tb[key_attrs[i]]) {
+			NL_SET_ERR_ATTR_MISS(extack, nest, key_attrs[i]);
+			NL_SET_ERR_MSG_FMT(extack, "entry: missing attribute %s",
+					   rtw_entry_attr_names[key_attrs[i]]);
+			return -EINVAL;
+		}
+	}
+	for (i = 0; full && i < ARRAY_SIZE(state_attrs); i++) {
+		if (!tb[state_attrs[i]]) {
+			NL_SET_ERR_ATTR_MISS(extack, nest, state_attrs[i]);
+			NL_SET_ERR_MSG_FMT(extack, "entry: missing attribute %s",
+					   rtw_entry_attr_names[state_attrs[i]]);
+			return -EINVAL;
+		}
+	}
+
+	memset(e, 0, sizeof(*e));
+	e->family = nla_get_u8(tb[RTW_E_FAMILY]);
+	if (e->family != AF_INET && e->family != AF_INET6) {
+		NL_SET_ERR_MSG_ATTR(extack, tb[RTW_E_FAMILY],
+				    "family: must be AF_INET (2) or AF_INET6 (10)");
+		return -EINVAL;
+	}
+	alen = e->family == AF_INET ? 4 : 16;
+	if (nla_len(tb[RTW_E_LOCAL_ADDR]) != alen) {
+		NL_SET_ERR_MSG_ATTR(extack, tb[RTW_E_LOCAL_ADDR],
+				    "local-addr: length does not match family (4 or 16 bytes)");
+		return -EINVAL;
+	}
+	if (nla_len(tb[RTW_E_REMOTE_ADDR]) != alen) {
+		NL_SET_ERR_MSG_ATTR(extack, tb[RTW_E_REMOTE_ADDR],
+				    "remote-addr: length does not match family (4 or 16 bytes)");
+		return -EINVAL;
+	}
+	nla_memcpy(e->laddr, tb[RTW_E_LOCAL_ADDR], alen);
+	nla_memcpy(e->raddr, tb[RTW_E_REMOTE_ADDR], alen);
+
+	/* A TIME_WAIT guards a unicast conversation: nothing to answer for any other address. */
+	if (e->family == AF_INET) {
+		__be32 l, r;
+
+		memcpy(&l, e->laddr, 4);
+		memcpy(&r, e->raddr, 4);
+		if (ipv4_is_multicast(l) || ipv4_is_lbcast(l) || ipv4_is_zeronet(l)) {
+			NL_SET_ERR_MSG_ATTR(extack, tb[RTW_E_LOCAL_ADDR],
+					    "local-addr: must be a unicast address");
+			return -EINVAL;
+		}
+		if (ipv4_is_multicast(r) || ipv4_is_lbcast(r) || ipv4_is_zeronet(r)) {
+			NL_SET_ERR_MSG_ATTR(extack, tb[RTW_E_REMOTE_ADDR],
+					    "remote-addr: must be a unicast address");
+			return -EINVAL;
+		}
+	} else {
+		const struct in6_addr *l = (const struct in6_addr *)e->laddr;
+		const struct in6_addr *r = (const struct in6_addr *)e->raddr;
+
+		if (ipv6_addr_is_multicast(l) || ipv6_addr_any(l)) {
+			NL_SET_ERR_MSG_ATTR(extack, tb[RTW_E_LOCAL_ADDR],
+					    "local-addr: must be a unicast address");
+			return -EINVAL;
+		}
+		if (ipv6_addr_is_multicast(r) || ipv6_addr_any(r)) {
+			NL_SET_ERR_MSG_ATTR(extack, tb[RTW_E_REMOTE_ADDR],
+					    "remote-addr: must be a unicast address");
+			return -EINVAL;
+		}
+	}
+	e->lport = nla_get_u16(tb[RTW_E_LOCAL_PORT]);
+	e->rport = nla_get_u16(tb[RTW_E_REMOTE_PORT]);
+	e->ifindex = nla_get_u32_default(tb[RTW_E_IFINDEX], 0);
+	if (!full)
+		return 0;
+
+	e->snd_nxt = nla_get_u32(tb[RTW_E_SND_NXT]);
+	e->rcv_nxt = nla_get_u32(tb[RTW_E_RCV_NXT]);
+	e->last_win = nla_get_u16(tb[RTW_E_LAST_WIN]);
+	e->rcv_wscale = nla_get_u8_default(tb[RTW_E_RCV_WSCALE], 0);
+	e->ts_recent = nla_get_u32_default(tb[RTW_E_TS_RECENT], 0);
+	e->ts_offset = nla_get_u32_default(tb[RTW_E_TS_OFFSET], 0);
+	e->has_ts = nla_get_flag(tb[RTW_E_HAS_TS]);
+	e->ts_recent_valid = nla_get_flag(tb[RTW_E_TS_RECENT_VALID]);
+	e->substate = nla_get_u8_default(tb[RTW_E_SUBSTATE], RTW_GLUE_TIME_WAIT);
+	if (e->ts_recent_valid && !e->has_ts) {
+		NL_SET_ERR_MSG_ATTR(extack, tb[RTW_E_TS_RECENT_VALID],
+				    "ts-recent-valid: needs has-ts (the connection uses timestamps)");
+		return -EINVAL;
+	}
+	/* D15: ts-recent means something only with ts-recent-valid; otherwise it is 0. */
+	if (!e->ts_recent_valid)
+		e->ts_recent = 0;
+	if (e->substate == RTW_GLUE_TIME_WAIT && e->has_ts && !e->ts_recent_valid) {
+		NL_SET_ERR_MSG_ATTR(extack, tb[RTW_E_HAS_TS],
+				    "has-ts: a time-wait entry needs ts-recent (only fin-wait2 learns it)");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int rtw_put_entry(struct sk_buff *skb, const struct rtw_glue_entry *e, bool with_result,
+			 int result)
+{
+	unsigned int alen = e->family == AF_INET ? 4 : 16;
+	struct nlattr *nest = nla_nest_start(skb, RTW_A_ENTRY);
+
+	if (!nest)
+		return -EMSGSIZE;
+	if (nla_put_u8(skb, RTW_E_FAMILY, e->family) ||
+	    nla_put(skb, RTW_E_LOCAL_ADDR, alen, e->laddr) ||
+	    nla_put(skb, RTW_E_REMOTE_ADDR, alen, e->raddr) ||
+	    nla_put_u16(skb, RTW_E_LOCAL_PORT, e->lport) ||
+	    nla_put_u16(skb, RTW_E_REMOTE_PORT, e->rport))
+		goto cancel;
+	if (with_result) {
+		if (nla_put_s32(skb, RTW_E_RESULT, result))
+			goto cancel;
+	} else {
+		if ((e->ifindex && nla_put_u32(skb, RTW_E_IFINDEX, e->ifindex)) ||
+		    nla_put_u32(skb, RTW_E_SND_NXT, e->snd_nxt) ||
+		    nla_put_u32(skb, RTW_E_RCV_NXT, e->rcv_nxt) ||
+		    nla_put_u16(skb, RTW_E_LAST_WIN, e->last_win) ||
+		    nla_put_u8(skb, RTW_E_RCV_WSCALE, e->rcv_wscale) ||
+		    nla_put_u8(skb, RTW_E_SUBSTATE, e->substate) ||
+		    nla_put_u32(skb, RTW_E_EXPIRES_MS, e->expires_ms))
+			goto cancel;
+		if (e->has_ts && (nla_put_flag(skb, RTW_E_HAS_TS) ||
+				  nla_put_u32(skb, RTW_E_TS_OFFSET, e->ts_offset)))
+			goto cancel;
+		if (e->ts_recent_valid && (nla_put_flag(skb, RTW_E_TS_RECENT_VALID) ||
+					   nla_put_u32(skb, RTW_E_TS_RECENT, e->ts_recent)))
+			goto cancel;
+	}
+	nla_nest_end(skb, nest);
+	return 0;
+cancel:
+	nla_nest_cancel(skb, nest);
+	return -EMSGSIZE;
+}
+
+/* One add result in the reply, at its largest (IPv6): sized exactly, so a batch always fits. */
+static size_t rtw_result_size(void)
+{
+	return nla_total_size(nla_total_size(sizeof(u8)) + 2 * nla_total_size(16) +
+			      2 * nla_total_size(sizeof(u16)) + nla_total_size(sizeof(s32)));
+}
+
+static int rtw_nl_add(struct sk_buff *skb, struct genl_info *info)
+{
+	struct netlink_ext_ack *extack = info->extack;
+	bool replace = nla_get_flag(info->attrs[RTW_A_REPLACE]);
+	struct rtw_glue_entry *entries;
+	const struct nlattr *nla;
+	struct sk_buff *msg;
+	void *hdr;
+	int n = 0, i, rem, err;
+
+	nlmsg_for_each_attr_type(nla, RTW_A_ENTRY, info->nlhdr, GENL_HDRLEN, rem)
+		n++;
+	if (n == 0) {
+		NL_SET_ERR_MSG(extack, "add: no entry attribute");
+		return -EINVAL;
+	}
+	if (n > RTW_ADD_BATCH_MAX) {
+		NL_SET_ERR_MSG_FMT(extack, "add: at most %d entries per message", RTW_ADD_BATCH_MAX);
+		return -E2BIG;
+	}
+	entries = kvcalloc(n, sizeof(*entries), GFP_KERNEL);
+	if (!entries)
+		return -ENOMEM;
+
+	/* Parse every entry before taking any: a malformed request changes nothing. */
+	i = 0;
+	nlmsg_for_each_attr_type(nla, RTW_A_ENTRY, info->nlhdr, GENL_HDRLEN, rem) {
+		err = rtw_parse_entry(nla, true, &entries[i], extack);
+		if (err) {
+			rtw_rs_count_invalid(rtw_info_rs(info));
+			goto out;
+		}
+		i++;
+	}
+
+	msg = genlmsg_new(n * rtw_result_size(), GFP_KERNEL);
+	if (!msg) {
+		err = -ENOMEM;
+		goto out;
+	}
+	hdr = genlmsg_put_reply(msg, info, &rtw_genl_family, 0, RTW_CMD_ADD);
+	if (!hdr) {
+		nlmsg_free(msg);
+		err = -EMSGSIZE;
+		goto out;
+	}
+	/* Each entry's own outcome: a batch reports exactly which entries were taken. */
+	mutex_lock(&rtw_gn(genl_info_net(info))->nl_lock);
+	for (i = 0; i < n; i++) {
+		int result = rtw_rs_add(rtw_info_rs(info), &entries[i], replace);
+
+		if (rtw_put_entry(msg, &entries[i], true, result)) {
+			mutex_unlock(&rtw_gn(genl_info_net(info))->nl_lock);
+			nlmsg_free(msg);
+			err = -EMSGSIZE;
+			goto out;
+		}
+	}
+	mutex_unlock(&rtw_gn(genl_info_net(info))->nl_lock);
+	genlmsg_end(msg, hdr);
+	err = genlmsg_reply(msg, info);
+out:
+	kvfree(entries);
+	return err;
+}
+
+static int rtw_nl_one_entry(struct genl_info *info, struct rtw_glue_entry *e)
+{
+	const struct nlattr *nla, *found = NULL;
+	int rem;
+
+	nlmsg_for_each_attr_type(nla, RTW_A_ENTRY, info->nlhdr, GENL_HDRLEN, rem) {
+		if (found) {
+			NL_SET_ERR_MSG_ATTR(info->extack, nla, "entry: exactly one expected");
+			return -EINVAL;
+		}
+		found = nla;
+	}
+	if (!found) {
+		NL_SET_ERR_ATTR_MISS(info->extack, NULL, RTW_A_ENTRY);
+		NL_SET_ERR_MSG(info->extack, "missing attribute entry");
+		return -EINVAL;
+	}
+	return rtw_parse_entry(found, false, e, info->extack);
+}
+
+static int rtw_nl_del(struct sk_buff *skb, struct genl_info *info)
+{
+	struct rtw_glue_entry e;
+	int err = rtw_nl_one_entry(info, &e);
+
+	if (err)
+		return err;
+	mutex_lock(&rtw_gn(genl_info_net(info))->nl_lock);
+	err = rtw_rs_del(rtw_info_rs(info), &e);
+	mutex_unlock(&rtw_gn(genl_info_net(info))->nl_lock);
+	if (err == -ENOENT)
+		NL_SET_ERR_MSG(info->extack, "no entry guards this tuple");
+	return err;
+}
+
+static int rtw_nl_get(struct sk_buff *skb, struct genl_info *info)
+{
+	struct rtw_glue_entry e;
+	struct sk_buff *msg;
+	void *hdr;
+	int err = rtw_nl_one_entry(info, &e);
+
+	if (err)
+		return err;
+	err = rtw_rs_get(rtw_info_rs(info), &e);
+	if (err) {
+		if (err == -ENOENT)
+			NL_SET_ERR_MSG(info->extack, "no entry guards this tuple");
+		return err;
+	}
+	msg = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
+	if (!msg)
+		return -ENOMEM;
+	hdr = genlmsg_put_reply(msg, info, &rtw_genl_family, 0, RTW_CMD_GET);
+	if (!hdr || rtw_put_entry(msg, &e, false, 0)) {
+		nlmsg_free(msg);
+		return -EMSGSIZE;
+	}
+	genlmsg_end(msg, hdr);
+	return genlmsg_reply(msg, info);
+}
+
+struct rtw_dump_arg {
+	struct sk_buff *skb;
+	struct netlink_callback *cb;
+	void *rs;
+};
+
+static int rtw_dump_visit(void *varg, __u8 family, void *entry)
+{
+	struct rtw_dump_arg *arg = varg;
+	struct rtw_glue_entry e = {};
+	void *hdr;
+
+	/* Gone or expired since the walker saw it: nothing to report. */
+	if (rtw_rs_export(arg->rs, family, entry, &e))
+		return 0;
+	hdr = genlmsg_put(arg->skb, NETLINK_CB(arg->cb->skb).portid, arg->cb->nlh->nlmsg_seq,
+			  &rtw_genl_family, NLM_F_MULTI, RTW_CMD_GET);
+	if (!hdr)
+		return -EMSGSIZE;
+	if (rtw_put_entry(arg->skb, &e, false, 0)) {
+		genlmsg_cancel(arg->skb, hdr);
+		return -EMSGSIZE;
+	}
+	genlmsg_end(arg->skb, hdr);
+	return 0;
+}
+
+static int rtw_nl_dump_start(struct netlink_callback *cb)
+{
+	struct rtw_glue_walk *w = rtw_glue_walk_new(rtw_gn(sock_net(cb->skb->sk))->tables);
+
+	if (!w)
+		return -ENOMEM;
+	cb->args[0] = (long)w;
+	return 0;
+}
+
+static int rtw_nl_dump_done(struct netlink_callback *cb)
+{
+	rtw_glue_walk_free((struct rtw_glue_walk *)cb->args[0]);
+	return 0;
+}
+
+/* A real dump: the walker resumes where the last message stopped. */
+static int rtw_nl_dump(struct sk_buff *skb, struct netlink_callback *cb)
+{
+	struct rtw_glue_net *gn = rtw_gn(sock_net(skb->sk));
+	struct rtw_dump_arg arg = { .skb = skb, .cb = cb, .rs = gn->rs };
+	int err;
+
+	err = rtw_glue_walk(gn->tables, (struct rtw_glue_walk *)cb->args[0], rtw_dump_visit, &arg);
+	/* -EMSGSIZE: the message is full; the next one resumes at the entry that did not fit. */
+	if (err < 0 && err != -EMSGSIZE)
+		return err;
+	return skb->len;
+}
+
+static int rtw_nl_flush(struct sk_buff *skb, struct genl_info *info)
+{
+	struct sk_buff *msg;
+	void *hdr;
+	struct rtw_glue_net *gn = rtw_gn(genl_info_net(info));
+	__u32 n;
+
+	mutex_lock(&gn->nl_lock);
+	n = rtw_rs_flush(gn->rs);
+	mutex_unlock(&gn->nl_lock);
+
+	msg = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
+	if (!msg)
+		return -ENOMEM;
+	hdr = genlmsg_put_reply(msg, info, &rtw_genl_family, 0, RTW_CMD_FLUSH);
+	if (!hdr || nla_put_u32(msg, RTW_A_FLUSHED, n)) {
+		nlmsg_free(msg);
+		return -EMSGSIZE;
+	}
+	genlmsg_end(msg, hdr);
+	return genlmsg_reply(msg, info);
+}
+
+static int rtw_nl_stats(struct sk_buff *skb, struct genl_info *info)
+{
+	__u64 v[RTW_GLUE_STAT_COUNT] = {};
+	struct nlattr *nest;
+	struct sk_buff *msg;
+	void *hdr;
+	int i;
+
+	rtw_rs_stats(rtw_info_rs(info), v);
+	msg = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
+	if (!msg)
+		return -ENOMEM;
+	hdr = genlmsg_put_reply(msg, info, &rtw_genl_family, 0, RTW_CMD_GET_STATS);
+	if (!hdr)
+		goto fail;
+	nest = nla_nest_start(msg, RTW_A_STATS);
+	if (!nest)
+		goto fail;
+	for (i = 0; i < RTW_GLUE_STAT_COUNT; i++)
+		if (nla_put_uint(msg, i + 1, v[i]))
+			goto fail;
+	nla_nest_end(msg, nest);
+	genlmsg_end(msg, hdr);
+	return genlmsg_reply(msg, info);
+fail:
+	nlmsg_free(msg);
+	return -EMSGSIZE;
+}
+
+/*
+ * Every command but get-stats needs CAP_NET_ADMIN in the netns's user namespace: entries carry
+ * sequence numbers and timestamp offsets, with which any local user could forge an in-window
+ * RST or data segment (Linux shows none of these without CAP_NET_ADMIN). Counters stay open,
+ * as nstat's do.
+ */
+static const struct genl_ops rtw_genl_ops[] = {
+	{ .cmd = RTW_CMD_ADD, .doit = rtw_nl_add, .flags = GENL_UNS_ADMIN_PERM },
+	{ .cmd = RTW_CMD_DEL, .doit = rtw_nl_del, .flags = GENL_UNS_ADMIN_PERM },
+	{ .cmd = RTW_CMD_GET, .doit = rtw_nl_get, .start = rtw_nl_dump_start, .dumpit = rtw_nl_dump,
+	  .done = rtw_nl_dump_done, .flags = GENL_UNS_ADMIN_PERM },
+	{ .cmd = RTW_CMD_FLUSH, .doit = rtw_nl_flush, .flags = GENL_UNS_ADMIN_PERM },
+	{ .cmd = RTW_CMD_GET_STATS, .doit = rtw_nl_stats },
+};
+
+static struct genl_family rtw_genl_family __ro_after_init = {
+	.name = RTW_GENL_NAME,
+	.version = RTW_GENL_VERSION,
+	.maxattr = RTW_A_MAX,
+	.policy = rtw_main_policy,
+	.netnsok = true,
+	.module = THIS_MODULE,
+	.ops = rtw_genl_ops,
+	.n_ops = ARRAY_SIZE(rtw_genl_ops),
+	/* A new family: every command is strict, reserved header fields included. */
+	.resv_start_op = 0,
+	/* No global genl_mutex: a netns's add, del and flush take its own nl_lock. */
+	.parallel_ops = true,
+};
+
+int rtw_genl_register(void)
+{
+	return genl_register_family(&rtw_genl_family);
+}
+
+void rtw_genl_unregister(void)
+{
+	genl_unregister_family(&rtw_genl_family);
+}

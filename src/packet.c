@@ -1,0 +1,312 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * rust_timewait's packet I/O: the netfilter hook (the miss path, an RCU lookup in table.c, and
+ * the hand-over of a hit to Rust), the checksum check, and the routing and sending of the
+ * replies Rust builds. No decision is made here (the decisions are src/logic/twcheck.rs's).
+ */
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter_ipv4.h>
+#include <linux/netfilter_ipv6.h>
+#include <linux/skbuff.h>
+#include <net/ip.h>
+#include <net/ip6_route.h>
+#include <net/ipv6.h>
+#include <net/l3mdev.h>
+#include <net/route.h>
+#include <net/tcp.h>
+#include <net/xfrm.h>
+
+#include "glue.h"
+#include "glue_internal.h"
+
+/* Set only by the benchmark (bench.c): replies are built but not sent. */
+bool rtw_bench_dry_run;
+
+/* ---- hooks ---- */
+
+struct rtw_pkt_ctx {
+	struct sk_buff *skb;
+	const struct nf_hook_state *state;
+	/* Where the TCP header starts, from skb->data. */
+	unsigned int thoff;
+};
+
+/* Enough for an IPv6 header and a TCP header with every option. */
+#define RTW_HEAD_COPY 128
+
+bool rtw_glue_pkt_csum_ok(void *vctx)
+{
+	struct rtw_pkt_ctx *ctx = vctx;
+	struct sk_buff *skb = ctx->skb;
+
+	/* Locally generated (CHECKSUM_PARTIAL) or verified by the device: as tcp_v4_rcv trusts. */
+	if (skb_csum_unnecessary(skb))
+		return true;
+	return nf_checksum(skb, ctx->state->hook, ctx->thoff, IPPROTO_TCP,
+			   ctx->state->pf == NFPROTO_IPV4 ? AF_INET : AF_INET6) == 0;
+}
+
+/* Route and send a reply built by Rust (reply.rs) from the netns of the incoming segment. */
+int rtw_glue_reply(void *vctx, const __u8 *data, __u32 len)
+{
+	struct rtw_pkt_ctx *ctx = vctx;
+	struct net *net = ctx->state->net;
+	struct sk_buff *skb = ctx->skb, *nskb;
+	int err;
+
+	if (unlikely(READ_ONCE(rtw_bench_dry_run)))
+		return 0;
+	nskb = alloc_skb(LL_MAX_HEADER + len, GFP_ATOMIC);
+	if (!nskb)
+		return -ENOMEM;
+	skb_reserve(nskb, LL_MAX_HEADER);
+	skb_reset_network_header(nskb);
+	skb_put_data(nskb, data, len);
+	skb_set_transport_header(nskb, ctx->state->pf == NFPROTO_IPV4 ?
+				 sizeof(struct iphdr) : sizeof(struct ipv6hdr));
+	nskb->ip_summed = CHECKSUM_NONE;
+
+	/*
+	 * Routed as Linux routes its TIME_WAIT ACKs and RSTs (ip_send_unicast_reply,
+	 * tcp_v6_send_response): no interface unless the segment came through an L3 master
+	 * (VRF), or IPv6 link-local (strict) through the interface it came in on; the mark
+	 * reflected when fwmark_reflect says so; ports, protocol and uid in the flow for policy
+	 * routing and IPsec selectors; the IPsec output policy looked up (D35).
+	 */
+	if (ctx->state->pf == NFPROTO_IPV4) {
+		struct iphdr *iph = ip_hdr(nskb);
+		const struct tcphdr *th = (const struct tcphdr *)(iph + 1);
+		int oif = 0;
+		struct flowi4 fl4;
+		struct rtable *rt;
+
+		if (netif_index_is_l3_master(net, skb->skb_iif))
+			oif = skb->skb_iif;
+		flowi4_init_output(&fl4, oif, IP4_REPLY_MARK(net, skb->mark), 0, RT_SCOPE_UNIVERSE,
+				   IPPROTO_TCP, 0, iph->daddr, iph->saddr, th->dest, th->source,
+				   sock_net_uid(net, NULL));
+		security_skb_classify_flow(skb, flowi4_to_flowi_common(&fl4));
+		rt = ip_route_output_flow(net, &fl4, NULL);
+		if (IS_ERR(rt)) {
+			kfree_skb(nskb);
+			return PTR_ERR(rt);
+		}
+		skb_dst_set(nskb, &rt->dst);
+		nskb->mark = fl4.flowi4_mark;
+		/* The netns's default TTL (or the route's); ip_local_out redoes the header checksum. */
+		iph->ttl = ip4_dst_hoplimit(&rt->dst);
+		nskb->protocol = htons(ETH_P_IP);
+		/* net_xmit_eval() evaluates its argument twice: the skb is sent once, here. */
+		err = ip_local_out(net, NULL, nskb);
+		err = net_xmit_eval(err);
+		return err > 0 ? -ENOBUFS : err;
+	}
+#if IS_ENABLED(CONFIG_IPV6)
+	{
+		struct ipv6hdr *ip6h = ipv6_hdr(nskb);
+		const struct tcphdr *th = (const struct tcphdr *)(ip6h + 1);
+		struct flowi6 fl6 = {
+			.daddr = ip6h->daddr,
+			.saddr = ip6h->saddr,
+			.flowi6_proto = IPPROTO_TCP,
+			.flowi6_mark = IP6_REPLY_MARK(net, skb->mark),
+			.fl6_dport = th->dest,
+			.fl6_sport = th->source,
+			.flowi6_uid = sock_net_uid(net, NULL),
+		};
+		struct dst_entry *dst;
+
+		if (rt6_need_strict(&fl6.daddr))
+			fl6.flowi6_oif = inet6_iif(skb);
+		else if (netif_index_is_l3_master(net, skb->skb_iif))
+			fl6.flowi6_oif = skb->skb_iif;
+		security_skb_classify_flow(skb, flowi6_to_flowi_common(&fl6));
+		dst = ip6_dst_lookup_flow(net, NULL, &fl6, NULL);
+		if (IS_ERR(dst)) {
+			kfree_skb(nskb);
+			return PTR_ERR(dst);
+		}
+		skb_dst_set(nskb, dst);
+		nskb->mark = fl6.flowi6_mark;
+		ip6h->hop_limit = ip6_dst_hoplimit(dst);
+		nskb->protocol = htons(ETH_P_IPV6);
+		err = ip6_local_out(net, NULL, nskb);
+		err = net_xmit_eval(err);
+		return err > 0 ? -ENOBUFS : err;
+	}
+#else
+	kfree_skb(nskb);
+	return -EAFNOSUPPORT;
+#endif
+}
+
+/* The key of table.c's hash, from our side of the conversation (Rust's `Key`). */
+union rtw_hook_key {
+	struct { __u8 laddr[4], raddr[4]; __u16 lport, rport; } v4;
+	struct { __u8 laddr[16], raddr[16]; __u16 lport, rport; } v6;
+	/* Hashed as 32-bit words (jhash2). */
+	__u32 align;
+};
+
+/*
+ * Every TCP segment of a netns that guards something comes here. The miss path (almost every
+ * segment) reads the addresses and ports, looks the tuple up under the RCU read lock the hook
+ * already runs in, and returns: no lock taken, nothing shared written, no copy.
+ */
+unsigned int rtw_hook(void *priv, struct sk_buff *skb, const struct nf_hook_state *state)
+{
+	struct rtw_glue_net *gn = rtw_gn(state->net);
+	bool output = state->hook == NF_INET_LOCAL_OUT;
+	struct rtw_pkt_ctx ctx = { .skb = skb, .state = state };
+	unsigned int off = skb_network_offset(skb), thoff, len, ext_len = 0;
+	union rtw_hook_key key;
+	const struct tcphdr *th;
+	struct tcphdr _th;
+	u8 head[RTW_HEAD_COPY];
+	struct rtw_glue_pkt pkt;
+	void *entry;
+	u8 family;
+
+	if (state->pf == NFPROTO_IPV4) {
+		const struct iphdr *iph = ip_hdr(skb);
+
+		/* Only TCP can belong to a guarded tuple; the IP header is linear here. */
+		if (iph->protocol != IPPROTO_TCP)
+			return NF_ACCEPT;
+		thoff = off + iph->ihl * 4;
+		th = skb_header_pointer(skb, thoff, sizeof(_th), &_th);
+		if (!th)
+			return NF_ACCEPT;
+		memcpy(output ? key.v4.laddr : key.v4.raddr, &iph->saddr, 4);
+		memcpy(output ? key.v4.raddr : key.v4.laddr, &iph->daddr, 4);
+		family = AF_INET;
+	} else {
+		const struct ipv6hdr *ip6h = ipv6_hdr(skb);
+
+		thoff = off + sizeof(*ip6h);
+		if (unlikely(ip6h->nexthdr != IPPROTO_TCP)) {
+			unsigned int t = 0;
+			int frag_flags = 0;
+
+			/*
+			 * Extension headers before TCP: walked as the stack walks them, so a SYN with
+			 * a destination-options header still reaches its entry. Fragments stay the
+			 * stack's (D13): only it reassembles.
+			 */
+			if (!ipv6_ext_hdr(ip6h->nexthdr) ||
+			    ipv6_find_hdr(skb, &t, -1, NULL, &frag_flags) != IPPROTO_TCP ||
+			    (frag_flags & IP6_FH_F_FRAG) || t <= thoff)
+				return NF_ACCEPT;
+			ext_len = t - thoff;
+			thoff = t;
+		}
+		th = skb_header_pointer(skb, thoff, sizeof(_th), &_th);
+		if (!th)
+			return NF_ACCEPT;
+		memcpy(output ? key.v6.laddr : key.v6.raddr, &ip6h->saddr, 16);
+		memcpy(output ? key.v6.raddr : key.v6.laddr, &ip6h->daddr, 16);
+		family = AF_INET6;
+	}
+	/* LOCAL_OUT only cares about a local connect(): a SYN without ACK (docs/behaviour.md §7). */
+	if (output && !(th->syn && !th->ack))
+		return NF_ACCEPT;
+	if (family == AF_INET) {
+		key.v4.lport = ntohs(output ? th->source : th->dest);
+		key.v4.rport = ntohs(output ? th->dest : th->source);
+	} else {
+		key.v6.lport = ntohs(output ? th->source : th->dest);
+		key.v6.rport = ntohs(output ? th->dest : th->source);
+	}
+	entry = rtw_glue_table_lookup(gn->tables, family, &key);
+	if (likely(!entry))
+		return NF_ACCEPT;
+	/*
+	 * IPsec policy first, as tcp_v4_rcv/tcp_v6_rcv check it before a TIME_WAIT socket sees the
+	 * segment: one the policy refuses neither gets an answer nor changes the entry. Linux
+	 * discards it; so do we (passing it on would only have the stack drop it and count twice).
+	 */
+	if (!output && !(family == AF_INET ? xfrm4_policy_check(NULL, XFRM_POLICY_IN, skb)
+					   : xfrm6_policy_check(NULL, XFRM_POLICY_IN, skb)))
+		return NF_DROP;
+
+	/*
+	 * A hit: Rust parses the whole header and decides. It gets the IP header and the TCP
+	 * header (with options) in one piece; IPv6 extension headers in between are left out.
+	 */
+	if (family == AF_INET6 && ext_len) {
+		len = min_t(unsigned int, skb->len - thoff, sizeof(head) - sizeof(struct ipv6hdr));
+		if (skb_copy_bits(skb, off, head, sizeof(struct ipv6hdr)) ||
+		    skb_copy_bits(skb, thoff, head + sizeof(struct ipv6hdr), len))
+			return NF_ACCEPT;
+		len += sizeof(struct ipv6hdr);
+	} else {
+		len = min_t(unsigned int, skb->len - off, sizeof(head));
+		if (skb_copy_bits(skb, off, head, len))
+			return NF_ACCEPT;
+	}
+	ctx.thoff = thoff;
+	pkt.head = head;
+	pkt.head_len = len;
+	pkt.skb_len = skb->len - off;
+	pkt.ext_len = ext_len;
+	/* BIG TCP: a GRO packet over 64 KiB has a zero length field (iph_totlen, ipv6_payload_len). */
+	pkt.gso_tcp = skb_is_gso(skb) && skb_is_gso_tcp(skb);
+	pkt.family = family;
+	pkt.output = output;
+	pkt.ifindex = state->in ? state->in->ifindex : state->out ? state->out->ifindex : 0;
+	pkt.link_bcast = skb->pkt_type == PACKET_BROADCAST || skb->pkt_type == PACKET_MULTICAST;
+	if (family == AF_INET && skb_rtable(skb) &&
+	    (skb_rtable(skb)->rt_flags & (RTCF_BROADCAST | RTCF_MULTICAST)))
+		pkt.link_bcast = true;
+	pkt.ctx = &ctx;
+	return rtw_rs_hook(gn->rs, &pkt, entry);
+}
+
+/*
+ * LOCAL_IN: only segments addressed to this host can belong to one of our connections.
+ * LOCAL_OUT: a local connect() onto a guarded tuple (docs/behaviour.md §7).
+ * Last but for conntrack's confirmation: Linux's own TIME_WAIT processing runs in tcp_v4_rcv,
+ * after the whole chain, so the filter, security and NAT tables (and whatever a firewall drops
+ * there) see every segment before we answer it or let it change an entry (D33).
+ */
+static const struct nf_hook_ops rtw_hook_ops[] = {
+	{ .hook = rtw_hook, .pf = NFPROTO_IPV4, .hooknum = NF_INET_LOCAL_IN,
+	  .priority = NF_IP_PRI_LAST - 1 },
+	{ .hook = rtw_hook, .pf = NFPROTO_IPV4, .hooknum = NF_INET_LOCAL_OUT,
+	  .priority = NF_IP_PRI_LAST - 1 },
+	{ .hook = rtw_hook, .pf = NFPROTO_IPV6, .hooknum = NF_INET_LOCAL_IN,
+	  .priority = NF_IP6_PRI_LAST - 1 },
+	{ .hook = rtw_hook, .pf = NFPROTO_IPV6, .hooknum = NF_INET_LOCAL_OUT,
+	  .priority = NF_IP6_PRI_LAST - 1 },
+};
+
+/*
+ * Register the hooks in this netns: called before its first entry is added, so a netns that
+ * never guards anything never sees the module on its packet path.
+ */
+int rtw_glue_hooks_enable(struct rtw_glue_net *gn)
+{
+	static DEFINE_MUTEX(lock);
+	int err = 0;
+
+	if (READ_ONCE(gn->hooks_on))
+		return 0;
+	mutex_lock(&lock);
+	if (!gn->hooks_on) {
+		err = nf_register_net_hooks(gn->net, rtw_hook_ops, ARRAY_SIZE(rtw_hook_ops));
+		if (!err)
+			WRITE_ONCE(gn->hooks_on, true);
+	}
+	mutex_unlock(&lock);
+	return err;
+}
+
+
+/* Unregister them at netns exit (pre_exit: the pernet core waits a grace period after it). */
+void rtw_hooks_disable(struct rtw_glue_net *gn)
+{
+	if (gn->hooks_on)
+		nf_unregister_net_hooks(gn->net, rtw_hook_ops, ARRAY_SIZE(rtw_hook_ops));
+}
