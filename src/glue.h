@@ -157,7 +157,9 @@ void rtw_glue_reaper_arm(struct rtw_glue_net *gn, __u64 expires);
 int rtw_glue_hooks_enable(struct rtw_glue_net *gn);
 
 bool rtw_glue_pkt_csum_ok(void *ctx);
-int rtw_glue_reply(void *ctx, const __u8 *pkt, __u32 len);
+void *rtw_glue_reply_route(void *ctx, __u8 *hop_limit, int *err);
+void rtw_glue_route_release(void *dst);
+int rtw_glue_reply_send(void *ctx, void *dst, const __u8 *pkt, __u32 len);
 
 /* Implemented in Rust (src/rust_timewait_main.rs). */
 void *rtw_rs_net_init(struct rtw_glue_net *gn, struct rtw_glue_tables *tables);

@@ -48,72 +48,56 @@ bool rtw_glue_pkt_csum_ok(void *vctx)
 			   ctx->state->pf == NFPROTO_IPV4 ? AF_INET : AF_INET6) == 0;
 }
 
-/* Route and send a reply built by Rust (reply.rs) from the netns of the incoming segment. */
-int rtw_glue_reply(void *vctx, const __u8 *data, __u32 len)
+/*
+ * Route a reply to the segment being processed, as Linux routes its TIME_WAIT ACKs and RSTs
+ * (ip_send_unicast_reply, tcp_v6_send_response): no interface unless the segment came through
+ * an L3 master (VRF), or, to an IPv6 link-local peer, the interface it came in on; the mark
+ * reflected when fwmark_reflect says so; ports, protocol and the netns's root uid in the flow
+ * for policy routing and IPsec selectors; the IPsec output policy applied (D35). Routed before
+ * Rust builds the reply, so the reply is built whole, hop limit included, in one place
+ * (logic/reply.rs). Returns a held route and its hop limit, or NULL and *err.
+ */
+void *rtw_glue_reply_route(void *vctx, __u8 *hop_limit, int *err)
 {
 	struct rtw_pkt_ctx *ctx = vctx;
 	struct net *net = ctx->state->net;
-	struct sk_buff *skb = ctx->skb, *nskb;
-	int err;
+	struct sk_buff *skb = ctx->skb;
+	const struct tcphdr *th;
+	struct tcphdr _th;
 
-	if (unlikely(READ_ONCE(rtw_bench_dry_run)))
-		return 0;
-	nskb = alloc_skb(LL_MAX_HEADER + len, GFP_ATOMIC);
-	if (!nskb)
-		return -ENOMEM;
-	skb_reserve(nskb, LL_MAX_HEADER);
-	skb_reset_network_header(nskb);
-	skb_put_data(nskb, data, len);
-	skb_set_transport_header(nskb, ctx->state->pf == NFPROTO_IPV4 ?
-				 sizeof(struct iphdr) : sizeof(struct ipv6hdr));
-	nskb->ip_summed = CHECKSUM_NONE;
-
-	/*
-	 * Routed as Linux routes its TIME_WAIT ACKs and RSTs (ip_send_unicast_reply,
-	 * tcp_v6_send_response): no interface unless the segment came through an L3 master
-	 * (VRF), or IPv6 link-local (strict) through the interface it came in on; the mark
-	 * reflected when fwmark_reflect says so; ports, protocol and uid in the flow for policy
-	 * routing and IPsec selectors; the IPsec output policy looked up (D35).
-	 */
+	th = skb_header_pointer(skb, ctx->thoff, sizeof(_th), &_th);
+	if (!th) {
+		*err = -EINVAL;
+		return NULL;
+	}
 	if (ctx->state->pf == NFPROTO_IPV4) {
-		struct iphdr *iph = ip_hdr(nskb);
-		const struct tcphdr *th = (const struct tcphdr *)(iph + 1);
-		int oif = 0;
+		const struct iphdr *iph = ip_hdr(skb);
+		int oif = netif_index_is_l3_master(net, skb->skb_iif) ? skb->skb_iif : 0;
 		struct flowi4 fl4;
 		struct rtable *rt;
 
-		if (netif_index_is_l3_master(net, skb->skb_iif))
-			oif = skb->skb_iif;
 		flowi4_init_output(&fl4, oif, IP4_REPLY_MARK(net, skb->mark), 0, RT_SCOPE_UNIVERSE,
-				   IPPROTO_TCP, 0, iph->daddr, iph->saddr, th->dest, th->source,
+				   IPPROTO_TCP, 0, iph->saddr, iph->daddr, th->source, th->dest,
 				   sock_net_uid(net, NULL));
 		security_skb_classify_flow(skb, flowi4_to_flowi_common(&fl4));
 		rt = ip_route_output_flow(net, &fl4, NULL);
 		if (IS_ERR(rt)) {
-			kfree_skb(nskb);
-			return PTR_ERR(rt);
+			*err = PTR_ERR(rt);
+			return NULL;
 		}
-		skb_dst_set(nskb, &rt->dst);
-		nskb->mark = fl4.flowi4_mark;
-		/* The netns's default TTL (or the route's); ip_local_out redoes the header checksum. */
-		iph->ttl = ip4_dst_hoplimit(&rt->dst);
-		nskb->protocol = htons(ETH_P_IP);
-		/* net_xmit_eval() evaluates its argument twice: the skb is sent once, here. */
-		err = ip_local_out(net, NULL, nskb);
-		err = net_xmit_eval(err);
-		return err > 0 ? -ENOBUFS : err;
+		*hop_limit = ip4_dst_hoplimit(&rt->dst);
+		return &rt->dst;
 	}
 #if IS_ENABLED(CONFIG_IPV6)
 	{
-		struct ipv6hdr *ip6h = ipv6_hdr(nskb);
-		const struct tcphdr *th = (const struct tcphdr *)(ip6h + 1);
+		const struct ipv6hdr *ip6h = ipv6_hdr(skb);
 		struct flowi6 fl6 = {
-			.daddr = ip6h->daddr,
-			.saddr = ip6h->saddr,
+			.daddr = ip6h->saddr,
+			.saddr = ip6h->daddr,
 			.flowi6_proto = IPPROTO_TCP,
 			.flowi6_mark = IP6_REPLY_MARK(net, skb->mark),
-			.fl6_dport = th->dest,
-			.fl6_sport = th->source,
+			.fl6_dport = th->source,
+			.fl6_sport = th->dest,
 			.flowi6_uid = sock_net_uid(net, NULL),
 		};
 		struct dst_entry *dst;
@@ -125,21 +109,55 @@ int rtw_glue_reply(void *vctx, const __u8 *data, __u32 len)
 		security_skb_classify_flow(skb, flowi6_to_flowi_common(&fl6));
 		dst = ip6_dst_lookup_flow(net, NULL, &fl6, NULL);
 		if (IS_ERR(dst)) {
-			kfree_skb(nskb);
-			return PTR_ERR(dst);
+			*err = PTR_ERR(dst);
+			return NULL;
 		}
-		skb_dst_set(nskb, dst);
-		nskb->mark = fl6.flowi6_mark;
-		ip6h->hop_limit = ip6_dst_hoplimit(dst);
-		nskb->protocol = htons(ETH_P_IPV6);
-		err = ip6_local_out(net, NULL, nskb);
-		err = net_xmit_eval(err);
-		return err > 0 ? -ENOBUFS : err;
+		*hop_limit = ip6_dst_hoplimit(dst);
+		return dst;
 	}
 #else
-	kfree_skb(nskb);
-	return -EAFNOSUPPORT;
+	*err = -EAFNOSUPPORT;
+	return NULL;
 #endif
+}
+
+/* A route from rtw_glue_reply_route() that no reply was sent on. */
+void rtw_glue_route_release(void *dst)
+{
+	dst_release(dst);
+}
+
+/* Send a whole IP packet built by Rust (logic/reply.rs) on its route, which this consumes. */
+int rtw_glue_reply_send(void *vctx, void *vdst, const __u8 *data, __u32 len)
+{
+	struct rtw_pkt_ctx *ctx = vctx;
+	struct net *net = ctx->state->net;
+	bool v4 = ctx->state->pf == NFPROTO_IPV4;
+	struct dst_entry *dst = vdst;
+	struct sk_buff *nskb;
+	int err;
+
+	if (unlikely(READ_ONCE(rtw_bench_dry_run))) {
+		dst_release(dst);
+		return 0;
+	}
+	nskb = alloc_skb(LL_MAX_HEADER + len, GFP_ATOMIC);
+	if (!nskb) {
+		dst_release(dst);
+		return -ENOMEM;
+	}
+	skb_reserve(nskb, LL_MAX_HEADER);
+	skb_reset_network_header(nskb);
+	skb_put_data(nskb, data, len);
+	skb_set_transport_header(nskb, v4 ? sizeof(struct iphdr) : sizeof(struct ipv6hdr));
+	nskb->ip_summed = CHECKSUM_NONE;
+	skb_dst_set(nskb, dst);
+	nskb->mark = v4 ? IP4_REPLY_MARK(net, ctx->skb->mark) : IP6_REPLY_MARK(net, ctx->skb->mark);
+	nskb->protocol = htons(v4 ? ETH_P_IP : ETH_P_IPV6);
+	/* net_xmit_eval() evaluates its argument twice: the skb is sent once, here. */
+	err = v4 ? ip_local_out(net, NULL, nskb) : ip6_local_out(net, NULL, nskb);
+	err = net_xmit_eval(err);
+	return err > 0 ? -ENOBUFS : err;
 }
 
 /* The key of table.c's hash, from our side of the conversation (Rust's `Key`). */

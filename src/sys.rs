@@ -163,11 +163,51 @@ impl Packet<'_> {
         unsafe { ffi::rtw_glue_pkt_csum_ok(self.ctx.as_ptr()) }
     }
 
-    /// Route and send `ip_packet` (a whole IP packet built by `reply.rs`) from the segment's
-    /// netns.
-    pub(crate) fn send_reply(&self, ip_packet: &[u8]) -> Result {
+    /// The route a reply to this segment takes, as Linux routes its own TIME_WAIT replies.
+    pub(crate) fn route_reply(&self) -> Result<ReplyRoute<'_>> {
+        let (mut hop_limit, mut err) = (0u8, 0i32);
+        // SAFETY: `ctx` is live (type invariant); the out-pointers are live locals.
+        let dst = unsafe { ffi::rtw_glue_reply_route(self.ctx.as_ptr(), &mut hop_limit, &mut err) };
+        match NonNull::new(dst) {
+            Some(dst) => Ok(ReplyRoute { packet: self, dst, hop_limit }),
+            None => Err(Error::from_errno(if err < 0 { err } else { -(kernel::bindings::EHOSTUNREACH as i32) })),
+        }
+    }
+}
+
+/// A route for a reply to the segment being processed, held until the reply is sent on it.
+///
+/// # Invariants
+///
+/// `dst` is a route the glue looked up (a reference held), released exactly once: by `send`
+/// or by `Drop`.
+pub(crate) struct ReplyRoute<'a> {
+    packet: &'a Packet<'a>,
+    dst: NonNull<c_void>,
+    hop_limit: u8,
+}
+
+impl ReplyRoute<'_> {
+    /// The TTL or hop limit the route gives (the netns's default unless the route says).
+    pub(crate) fn hop_limit(&self) -> u8 {
+        self.hop_limit
+    }
+
+    /// Send `ip_packet` (a whole IP packet built by `logic/reply.rs`) on this route.
+    pub(crate) fn send(self, ip_packet: &[u8]) -> Result {
         let len = u32::try_from(ip_packet.len()).map_err(|_| EINVAL)?;
-        // SAFETY: `ctx` is live (type invariant); `ip_packet` is `len` readable bytes.
-        kernel::error::to_result(unsafe { ffi::rtw_glue_reply(self.ctx.as_ptr(), ip_packet.as_ptr(), len) })
+        let this = core::mem::ManuallyDrop::new(self);
+        // SAFETY: `ctx` is live (`Packet`'s invariant) and `dst` is held (type invariant); the
+        // glue consumes the reference, and `ManuallyDrop` keeps `Drop` from releasing it again.
+        kernel::error::to_result(unsafe {
+            ffi::rtw_glue_reply_send(this.packet.ctx.as_ptr(), this.dst.as_ptr(), ip_packet.as_ptr(), len)
+        })
+    }
+}
+
+impl Drop for ReplyRoute<'_> {
+    fn drop(&mut self) {
+        // SAFETY: `dst` is held and not yet released (type invariant: `send` does not drop).
+        unsafe { ffi::rtw_glue_route_release(self.dst.as_ptr()) };
     }
 }

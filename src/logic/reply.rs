@@ -265,34 +265,9 @@ fn put(buf: &mut [u8], at: usize, bytes: &[u8]) {
 #[cfg_attr(not(rtw_host), kernel::prelude::kunit_tests(rust_timewait_reply))]
 mod tests {
     use super::*;
+    use crate::logic::fixtures::{segment_v4, segment_v6};
     use crate::logic::segment::{parse_ipv4, parse_ipv6, Timestamp, FIN, PSH, SYN};
     use crate::logic::twcheck::Substate;
-
-    fn incoming_v4(flags: u8, seq: u32, ack: u32, payload_len: u32) -> TcpSegment {
-        TcpSegment {
-            family: Family::V4,
-            src_addr: [10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
-            dst_addr: [10, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
-            src_port: 40000,
-            dst_port: 80,
-            seq,
-            ack,
-            flags,
-            window: 100,
-            payload_len,
-            ts: None,
-            mcast_or_bcast: false,
-        }
-    }
-
-    fn incoming_v6(flags: u8, seq: u32, ack: u32, payload_len: u32) -> TcpSegment {
-        TcpSegment {
-            family: Family::V6,
-            src_addr: [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
-            dst_addr: [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
-            ..incoming_v4(flags, seq, ack, payload_len)
-        }
-    }
 
     fn entry(has_ts: bool, ts_recent_valid: bool) -> EntryState {
         EntryState {
@@ -332,7 +307,7 @@ mod tests {
     #[test]
     fn ack_ipv4_with_timestamps_layout() {
         let mut buf = [0u8; REPLY_MAX];
-        let seg = incoming_v4(ACK, 7, 9, 0);
+        let seg = segment_v4(ACK, 7, 9, 0);
         let len = build_ack(
             &mut buf,
             &seg,
@@ -375,7 +350,7 @@ mod tests {
     #[test]
     fn ack_ipv4_without_timestamps() {
         let mut buf = [0xaau8; REPLY_MAX];
-        let len = build_ack(&mut buf, &incoming_v4(ACK, 7, 9, 0), 1, 2, 3, None, 255);
+        let len = build_ack(&mut buf, &segment_v4(ACK, 7, 9, 0), 1, 2, 3, None, 255);
         assert_eq!(len, 40);
         assert_eq!(buf.get(2..4), Some(&[0, 40][..]));
         assert_eq!(buf.get(8), Some(&255));
@@ -386,7 +361,7 @@ mod tests {
     #[test]
     fn ack_ipv6_layout() {
         let mut buf = [0u8; REPLY_MAX];
-        let seg = incoming_v6(ACK, 7, 9, 0);
+        let seg = segment_v6(ACK, 7, 9, 0);
         let len = build_ack(&mut buf, &seg, 0xffff_ffff, 0, 0xffff, Some((1, 2)), 33);
         assert_eq!(len, REPLY_MAX);
         // Version 6, payload length 32, next header TCP, hop limit 33.
@@ -413,7 +388,7 @@ mod tests {
         let mut buf = [0u8; REPLY_MAX];
         let len = build_ack(
             &mut buf,
-            &incoming_v4(ACK, 7, 9, 0),
+            &segment_v4(ACK, 7, 9, 0),
             11,
             22,
             33,
@@ -436,7 +411,7 @@ mod tests {
                 })
             ))
         );
-        let len = build_rst(&mut buf, &incoming_v6(SYN, 100, 0, 0), 64);
+        let len = build_rst(&mut buf, &segment_v6(SYN, 100, 0, 0), 64);
         let parsed = parse_ipv6(buf.get(..len).unwrap_or_default(), len as u32);
         assert_eq!(
             parsed.map(|s| (s.seq, s.ack, s.flags, s.payload_len)),
@@ -447,7 +422,7 @@ mod tests {
     #[test]
     fn rst_answers_an_ack_with_its_ack_number() {
         let mut buf = [0u8; REPLY_MAX];
-        let len = build_rst(&mut buf, &incoming_v4(ACK | PSH, 500, 0xdead_beef, 10), 64);
+        let len = build_rst(&mut buf, &segment_v4(ACK | PSH, 500, 0xdead_beef, 10), 64);
         assert_eq!(len, 40);
         // seq = the segment's ack, ack field 0, data offset 5, RST only, window 0.
         assert_eq!(
@@ -462,12 +437,12 @@ mod tests {
     fn rst_answers_a_segment_without_ack_with_rst_ack() {
         let mut buf = [0u8; REPLY_MAX];
         // SYN at 0xffffffff: it ends at 0 (wraps).
-        let len = build_rst(&mut buf, &incoming_v4(SYN, 0xffff_ffff, 77, 0), 64);
+        let len = build_rst(&mut buf, &segment_v4(SYN, 0xffff_ffff, 77, 0), 64);
         assert_eq!(len, 40);
         assert_eq!(buf.get(24..32), Some(&[0, 0, 0, 0, 0, 0, 0, 0][..]));
         assert_eq!(buf.get(32..36), Some(&[0x50, 0x14, 0, 0][..]));
         // SYN + FIN + 5 bytes of data are all acknowledged.
-        let len = build_rst(&mut buf, &incoming_v6(SYN | FIN, 1000, 0, 5), 64);
+        let len = build_rst(&mut buf, &segment_v6(SYN | FIN, 1000, 0, 5), 64);
         assert_eq!(len, 60);
         assert_eq!(buf.get(44..52), Some(&[0, 0, 0, 0, 0, 0, 0x03, 0xef][..]));
         assert_eq!(buf.get(52..54), Some(&[0x50, 0x14][..]));
@@ -477,14 +452,14 @@ mod tests {
     #[test]
     fn rst_is_never_sent_for_a_rst() {
         let mut buf = [0u8; REPLY_MAX];
-        assert_eq!(build_rst(&mut buf, &incoming_v4(RST, 1, 0, 0), 64), 0);
-        assert_eq!(build_rst(&mut buf, &incoming_v6(RST | ACK, 1, 2, 0), 64), 0);
+        assert_eq!(build_rst(&mut buf, &segment_v4(RST, 1, 0, 0), 64), 0);
+        assert_eq!(build_rst(&mut buf, &segment_v6(RST | ACK, 1, 2, 0), 64), 0);
     }
 
     #[test]
     fn entry_ack_uses_entry_state() {
         let mut buf = [0u8; REPLY_MAX];
-        let seg = incoming_v4(ACK, 7, 9, 0);
+        let seg = segment_v4(ACK, 7, 9, 0);
         let len = build_entry_ack(&mut buf, &seg, &entry(true, true), 0xcafe_f00d, 64);
         assert_eq!(len, 52);
         assert_eq!(
@@ -511,7 +486,7 @@ mod tests {
         let mut buf = [0u8; REPLY_MAX];
         let len = build_ack(
             &mut buf,
-            &incoming_v4(ACK, 7, 9, 0),
+            &segment_v4(ACK, 7, 9, 0),
             1,
             2,
             3,
@@ -528,7 +503,7 @@ mod tests {
     #[test]
     fn any_flipped_covered_byte_breaks_the_ipv6_checksum() {
         let mut buf = [0u8; REPLY_MAX];
-        let len = build_rst(&mut buf, &incoming_v6(ACK, 7, 9, 0), 64);
+        let len = build_rst(&mut buf, &segment_v6(ACK, 7, 9, 0), 64);
         assert!(checksum_ok(buf.get(..len).unwrap_or_default()));
         // IPv6 has no header checksum: version/class/flow (0..4) and hop limit (7) are not
         // covered by the TCP checksum; everything else is.
@@ -543,7 +518,7 @@ mod tests {
         assert!(!checksum_ok(&[]));
         assert!(!checksum_ok(&[0x45; 10]));
         let mut buf = [0u8; REPLY_MAX];
-        let len = build_ack(&mut buf, &incoming_v4(ACK, 7, 9, 0), 1, 2, 3, None, 64);
+        let len = build_ack(&mut buf, &segment_v4(ACK, 7, 9, 0), 1, 2, 3, None, 64);
         // Truncated copies of a valid packet never pass.
         for cut in 0..len {
             assert!(!checksum_ok(buf.get(..cut).unwrap_or_default()));

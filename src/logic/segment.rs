@@ -368,6 +368,7 @@ pub(crate) fn ipv6_mcast_or_unspecified(addr: &[u8; 16]) -> bool {
 #[cfg_attr(not(rtw_host), kernel::prelude::kunit_tests(rust_timewait_segment))]
 mod tests {
     use super::*;
+    use crate::logic::fixtures::{segment_v4, segment_v6};
 
     /// 10.0.0.1:40000 -> 10.0.0.2:80, ACK|PSH, NOP NOP TS(0x01020304, 0x05060708), 4 bytes data.
     const V4_PACKET: [u8; 56] = [
@@ -446,56 +447,30 @@ mod tests {
 
     #[test]
     fn ipv4_fields() {
-        let seg = parse_ipv4(&V4_PACKET, 56);
-        assert!(seg.is_ok());
-        if let Ok(seg) = seg {
-            assert_eq!(seg.family, Family::V4);
-            assert_eq!(
-                seg.src_addr,
-                [10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
-            );
-            assert_eq!(
-                seg.dst_addr,
-                [10, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
-            );
-            assert_eq!(seg.src_port, 40000);
-            assert_eq!(seg.dst_port, 80);
-            assert_eq!(seg.seq, 0xaabb_ccdd);
-            assert_eq!(seg.ack, 0x1122_3344);
-            assert_eq!(seg.flags, ACK | PSH);
-            assert_eq!(seg.window, 501);
-            assert_eq!(seg.payload_len, 4);
-            assert_eq!(
-                seg.ts,
-                Some(Timestamp {
-                    tsval: 0x0102_0304,
-                    tsecr: 0x0506_0708
-                })
-            );
-            assert!(!seg.mcast_or_bcast);
-            assert_eq!(seg.end_seq(), 0xaabb_cce1);
-        }
+        // The fixture's peer 10.0.0.1:40000 and our 10.0.0.2:80, unicast.
+        let want = TcpSegment {
+            window: 501,
+            ts: Some(Timestamp {
+                tsval: 0x0102_0304,
+                tsecr: 0x0506_0708,
+            }),
+            ..segment_v4(ACK | PSH, 0xaabb_ccdd, 0x1122_3344, 4)
+        };
+        assert_eq!(parse_ipv4(&V4_PACKET, 56), Ok(want));
+        assert_eq!(want.end_seq(), 0xaabb_cce1);
     }
 
     #[test]
     fn ipv6_fields() {
-        let seg = parse_ipv6(&V6_PACKET, 60);
-        assert!(seg.is_ok());
-        if let Ok(seg) = seg {
-            assert_eq!(seg.family, Family::V6);
-            assert_eq!(seg.src_addr[0], 0x20);
-            assert_eq!(seg.src_addr[15], 1);
-            assert_eq!(seg.dst_addr[15], 2);
-            assert_eq!(seg.src_port, 40000);
-            assert_eq!(seg.dst_port, 443);
-            assert_eq!(seg.flags, SYN);
-            assert_eq!(seg.window, 0xffff);
-            assert_eq!(seg.payload_len, 0);
-            assert_eq!(seg.ts, None);
-            assert!(!seg.mcast_or_bcast);
-            // SYN occupies one sequence number, and the end wraps past 2^32.
-            assert_eq!(seg.end_seq(), 0xffff_ffff);
-        }
+        // The fixture's 2001:db8::1 and 2001:db8::2, unicast, no timestamps.
+        let want = TcpSegment {
+            dst_port: 443,
+            window: 0xffff,
+            ..segment_v6(SYN, 0xffff_fffe, 0, 0)
+        };
+        assert_eq!(parse_ipv6(&V6_PACKET, 60), Ok(want));
+        // SYN occupies one sequence number, and the end wraps past 2^32.
+        assert_eq!(want.end_seq(), 0xffff_ffff);
     }
 
     #[test]

@@ -390,7 +390,8 @@ fn oow_reply_rate_limited(seg: &TcpSegment) -> bool {
 #[cfg_attr(not(rtw_host), kernel::prelude::kunit_tests(rust_timewait_twcheck))]
 mod tests {
     use super::*;
-    use crate::logic::segment::{Family, Timestamp, CWR, ECE, PSH, URG};
+    use crate::logic::fixtures::{segment_v4, with_tsval};
+    use crate::logic::segment::{CWR, ECE, PSH, URG};
 
     const RCV_NXT: u32 = 1000;
     const SND_NXT: u32 = 5000;
@@ -418,21 +419,9 @@ mod tests {
         }
     }
 
+    /// A segment from the peer; its addresses, ports and window play no part in a decision.
     fn seg(flags: u8, seq: u32, ack: u32, payload_len: u32, tsval: Option<u32>) -> TcpSegment {
-        TcpSegment {
-            family: Family::V4,
-            src_addr: [192, 0, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
-            dst_addr: [192, 0, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
-            src_port: 40000,
-            dst_port: 80,
-            seq,
-            ack,
-            flags,
-            window: 1000,
-            payload_len,
-            ts: tsval.map(|tsval| Timestamp { tsval, tsecr: 1 }),
-            mcast_or_bcast: false,
-        }
+        with_tsval(segment_v4(flags, seq, ack, payload_len), tsval)
     }
 
     fn row(state: &EntryState, s: &TcpSegment) -> (Verdict, Reason) {

@@ -27,8 +27,6 @@ const LOOPBACK_IFINDEX: u32 = 1;
 /// Entries freed per stripe lock hold by the reaper and a flush: a hold stays far below a
 /// millisecond even under emulation, and the worker reschedules between holds.
 const BATCH: usize = 32;
-/// TTL/hop limit placeholder: the glue sets the route's value before sending.
-const TTL_PLACEHOLDER: u8 = 64;
 
 /// One network namespace's state.
 pub(crate) struct NetState {
@@ -89,13 +87,20 @@ impl Timeouts {
     }
 }
 
+/// The reply a decision calls for, built once the stripe is unlocked and the route is known.
+enum Reply {
+    /// None.
+    None,
+    /// An ACK from the entry's state (as it was under the lock) with this TSval.
+    Ack(EntryState, u32),
+    /// A RST answering the segment.
+    Rst,
+}
+
 /// What the hook does once the stripe is unlocked.
 struct Outcome {
     action: Action,
-    reply: [u8; REPLY_MAX],
-    reply_len: usize,
-    /// The counter a successful send goes to.
-    reply_stat: Stat,
+    reply: Reply,
 }
 
 /// The counter an entry's death at its expiry goes to.
@@ -149,15 +154,27 @@ impl NetState {
             let mut guard = self.tables.lock(self.tables.stripe_of(&e.key));
             self.input_locked(seg, &mut guard, e, csum_ok)
         };
-        if let Some(bytes) = out.reply.get(..out.reply_len).filter(|b| !b.is_empty()) {
-            // Count what went out, not what was built.
-            self.bump(if pkt.send_reply(bytes).is_ok() { out.reply_stat } else { Stat::RepliesFailed });
-        }
+        let stat = match out.reply {
+            Reply::None => return out.action,
+            Reply::Ack(..) => Stat::AcksSent,
+            Reply::Rst => Stat::RstsSent,
+        };
+        // Routed first, so the reply is built whole, hop limit included, in one place.
+        let sent = pkt.route_reply().and_then(|route| {
+            let mut buf = [0u8; REPLY_MAX];
+            let len = match &out.reply {
+                Reply::Ack(state, tsval) => reply::build_entry_ack(&mut buf, seg, state, *tsval, route.hop_limit()),
+                _ => reply::build_rst(&mut buf, seg, route.hop_limit()),
+            };
+            route.send(buf.get(..len).filter(|b| !b.is_empty()).ok_or(EINVAL)?)
+        });
+        // Count what went out, not what was built.
+        self.bump(if sent.is_ok() { stat } else { Stat::RepliesFailed });
         out.action
     }
 
     fn input_locked<A: Addr>(&self, seg: &TcpSegment, guard: &mut StripeGuard<'_>, e: &Entry<A>, csum_ok: bool) -> Outcome {
-        let mut out = Outcome { action: Action::Accept, reply: [0; REPLY_MAX], reply_len: 0, reply_stat: Stat::AcksSent };
+        let mut out = Outcome { action: Action::Accept, reply: Reply::None };
         // Removed since the lookup: the tuple is no longer ours.
         let Some(mut occ) = guard.occupied(e) else { return out };
         let now64 = now();
@@ -203,7 +220,7 @@ impl NetState {
                 let interval = self.glue.invalid_ratelimit_jiffies();
                 if !d.rate_limited || policy::ratelimit_allows(last, now64, interval) {
                     let tsval = sys::tcp_clock_ms().wrapping_add(e.ts_offset);
-                    out.reply_len = reply::build_entry_ack(&mut out.reply, seg, &state, tsval, TTL_PLACEHOLDER);
+                    out.reply = Reply::Ack(state, tsval);
                     // Only the replies the limiter governs stamp it, as Linux's
                     // tcp_oow_rate_limited() (a re-armed FIN's ACK is never limited).
                     if d.rate_limited {
@@ -216,8 +233,10 @@ impl NetState {
             }
             Verdict::RstAndDelete => {
                 out.action = Action::Drop;
-                out.reply_len = reply::build_rst(&mut out.reply, seg, TTL_PLACEHOLDER);
-                out.reply_stat = Stat::RstsSent;
+                // Linux's tcp_v4_send_reset never answers a RST (F-rows do not either).
+                if !seg.has_flag(crate::logic::segment::RST) {
+                    out.reply = Reply::Rst;
+                }
                 self.bump(Stat::SegmentsDropped);
                 self.bump(Stat::Deleted);
                 occ.remove();

@@ -17,7 +17,9 @@ taskset 1 sh -c ". /tests/net.inc; HOST_MAC=$HOST_MAC;
 	peer -s $P4 -d $H4 -p 7777 -P 80 -q 1999 -a 1000 -f FA -n 300000 -W 0" >/tmp/hit.out 2>&1 & hit=$!
 taskset 2 sh -c ". /tests/net.inc; HOST_MAC=$HOST_MAC;
 	peer -s $P4 -d $H4 -p 7778 -P 81 -q 1 -a 1 -f A -n 300000 -W 0" >/tmp/miss.out 2>&1 & miss=$!
-echo 200 >$S/msl_ms
+# Entries live 3 s: long enough for each round's own add, del and list on a loaded emulator,
+# short enough that earlier rounds' entries expire and are reaped while later rounds run.
+echo 1500 >$S/msl_ms
 rounds=0 i=0
 while [ $i -lt 6 ]; do
 	entry_lines 500 $((20000 + i * 500)) 45000 >/tmp/batch
@@ -25,8 +27,8 @@ while [ $i -lt 6 ]; do
 	twctl del $H4:$((20000 + i * 500)) $P4:45000 >/dev/null 2>&1 &&
 	twctl list >/dev/null 2>&1 &&
 	rounds=$((rounds + 1))
-	# Let the 400 ms lifetime pass for some of them; re-guard the hit tuple if it expired.
-	sleep 0.3
+	# Re-guard the hit tuple if it expired.
+	sleep 0.5
 	guard
 	[ $i = 3 ] && twctl flush >/dev/null
 	i=$((i + 1))
@@ -35,6 +37,8 @@ check_eq "6 rounds of add/del/list/expire/flush under two floods" 6 "$rounds"
 check "the hit flood ran through the rounds" kill -0 $hit
 check "the miss flood ran through the rounds" kill -0 $miss
 check "FINs were answered on the hit path" [ "$(stat acks_sent)" -gt 0 ]
+sleep 3.5
+check "entries expired and were reaped under the floods" [ "$(stat expired)" -gt 0 ]
 echo 30000 >$S/msl_ms
 check "unload under both floods" rmmod rust_timewait
 check "reload under both floods" insmod /lib/modules/rust_timewait.ko

@@ -608,6 +608,19 @@ mod tests {
         Cli::try_parse_from(std::iter::once("twctl").chain(args.iter().copied()))
     }
 
+    /// A command line written as one string, split at white space.
+    fn words(line: &str) -> Vec<&str> {
+        line.split_whitespace().collect()
+    }
+
+    /// The arguments of an `add` command line that parses.
+    fn add_args(args: &[&str]) -> AddArgs {
+        match parse(args).unwrap().command {
+            Command::Add(a) => a,
+            c => panic!("{c:?}"),
+        }
+    }
+
     #[test]
     fn definition_is_consistent() {
         Cli::command().debug_assert();
@@ -615,7 +628,7 @@ mod tests {
 
     #[test]
     fn add_from_flags() {
-        let cli = parse(&[
+        let a = add_args(&[
             "add",
             "10.0.0.1:80",
             "10.0.0.2:40000",
@@ -631,11 +644,7 @@ mod tests {
             "-5",
             "--fw2",
             "--replace",
-        ])
-        .unwrap();
-        let Command::Add(a) = cli.command else {
-            panic!()
-        };
+        ]);
         assert!(a.replace);
         let e = entry_from_flags(&a).unwrap();
         assert_eq!(
@@ -651,64 +660,20 @@ mod tests {
 
     #[test]
     fn add_usage_errors_are_exit_2() {
-        let cases: &[&[&str]] = &[
-            &["add", "10.0.0.1:80", "10.0.0.2:1"], // no seqs
-            &[
-                "add",
-                "10.0.0.1:80",
-                "10.0.0.2:70000",
-                "--snd-nxt",
-                "1",
-                "--rcv-nxt",
-                "2",
-            ], // port
-            &[
-                "add",
-                "10.0.0.1:80",
-                "10.0.0.2:1",
-                "--snd-nxt",
-                "x",
-                "--rcv-nxt",
-                "2",
-            ],
-            &[
-                "add",
-                "10.0.0.1:80",
-                "10.0.0.2:1",
-                "--snd-nxt",
-                "1",
-                "--rcv-nxt",
-                "2",
-                "--wscale",
-                "15",
-            ],
-            &[
-                "add",
-                "10.0.0.1:80",
-                "10.0.0.2:1",
-                "--snd-nxt",
-                "1",
-                "--rcv-nxt",
-                "2",
-                "--win",
-                "65536",
-            ],
-            &["add", "-f", "x", "--snd-nxt", "1"],
-            &["add", "-f", "x", "10.0.0.1:80"],
-            &["add", "-f", "x", "--batch", "0"],
-            &[
-                "add",
-                "host:80",
-                "10.0.0.2:1",
-                "--snd-nxt",
-                "1",
-                "--rcv-nxt",
-                "2",
-            ],
-            &["frobnicate"],
+        let cases = [
+            "add 10.0.0.1:80 10.0.0.2:1",                             // no seqs
+            "add 10.0.0.1:80 10.0.0.2:70000 --snd-nxt 1 --rcv-nxt 2", // port
+            "add 10.0.0.1:80 10.0.0.2:1 --snd-nxt x --rcv-nxt 2",
+            "add 10.0.0.1:80 10.0.0.2:1 --snd-nxt 1 --rcv-nxt 2 --wscale 15",
+            "add 10.0.0.1:80 10.0.0.2:1 --snd-nxt 1 --rcv-nxt 2 --win 65536",
+            "add -f x --snd-nxt 1",
+            "add -f x 10.0.0.1:80",
+            "add -f x --batch 0",
+            "add host:80 10.0.0.2:1 --snd-nxt 1 --rcv-nxt 2",
+            "frobnicate",
         ];
-        for args in cases {
-            let err = parse(args).expect_err(&format!("{args:?}"));
+        for args in cases.map(words) {
+            let err = parse(&args).expect_err(&format!("{args:?}"));
             assert!(err.use_stderr(), "{args:?}");
             assert_eq!(err.exit_code(), 2, "{args:?}");
         }
@@ -716,15 +681,9 @@ mod tests {
 
     #[test]
     fn error_texts_name_the_problem() {
-        let err = parse(&[
-            "add",
-            "10.0.0.1:80",
-            "10.0.0.2:70000",
-            "--snd-nxt",
-            "1",
-            "--rcv-nxt",
-            "2",
-        ])
+        let err = parse(&words(
+            "add 10.0.0.1:80 10.0.0.2:70000 --snd-nxt 1 --rcv-nxt 2",
+        ))
         .unwrap_err()
         .to_string();
         assert!(err.contains("out of range (1-65535)"), "{err}");
@@ -736,36 +695,13 @@ mod tests {
 
     #[test]
     fn mixed_families_from_flags() {
-        let cli = parse(&[
-            "add",
-            "10.0.0.1:80",
-            "[::1]:1",
-            "--snd-nxt",
-            "1",
-            "--rcv-nxt",
-            "2",
-        ])
-        .unwrap();
-        let Command::Add(a) = cli.command else {
-            panic!()
-        };
+        let a = add_args(&words("add 10.0.0.1:80 [::1]:1 --snd-nxt 1 --rcv-nxt 2"));
         assert!(entry_from_flags(&a)
             .unwrap_err()
             .contains("different families"));
-        let cli = parse(&[
-            "add",
-            "10.0.0.1:80",
-            "10.0.0.2:1",
-            "--snd-nxt",
-            "1",
-            "--rcv-nxt",
-            "2",
-            "--ts",
-        ])
-        .unwrap();
-        let Command::Add(a) = cli.command else {
-            panic!()
-        };
+        let a = add_args(&words(
+            "add 10.0.0.1:80 10.0.0.2:1 --snd-nxt 1 --rcv-nxt 2 --ts",
+        ));
         assert!(entry_from_flags(&a)
             .unwrap_err()
             .contains("needs ts_recent"));
@@ -830,18 +766,14 @@ mod tests {
         let top = cmd.render_long_help().to_string();
         assert!(top.contains("EXIT CODES"));
         assert!(top.contains("3  the rust_timewait module is not loaded"));
-        let add = cmd
-            .find_subcommand_mut("add")
-            .unwrap()
-            .render_long_help()
-            .to_string();
+        let mut help_of = |name: &str| {
+            let sub = cmd.find_subcommand_mut(name).unwrap();
+            sub.render_long_help().to_string()
+        };
+        let add = help_of("add");
         assert!(add.contains("ENTRY FILE FORMAT"));
         assert!(add.contains("snd_nxt=N"));
-        let h = cmd
-            .find_subcommand_mut("handoff")
-            .unwrap()
-            .render_long_help()
-            .to_string();
+        let h = help_of("handoff");
         assert!(h.contains("TCP_REPAIR"));
         assert!(h.contains("CAP_NET_ADMIN"));
     }

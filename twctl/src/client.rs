@@ -2,10 +2,12 @@
 
 //! The netlink connection to the module (the only part that opens a netlink socket).
 
-use netlink_packet_core::{parse_u16, NlasIterator};
+use std::fmt;
+
+use netlink_packet_core::{parse_u16, DecodeError, NlasIterator, ParseableParametrized};
 use netlink_packet_generic::ctrl::nlas::GenlCtrlAttrs;
 use netlink_packet_generic::ctrl::{GenlCtrl, GenlCtrlCmd};
-use netlink_packet_generic::GenlMessage;
+use netlink_packet_generic::{GenlHeader, GenlMessage};
 use netlink_sys::{protocols::NETLINK_GENERIC, Socket, SocketAddr};
 
 use crate::entry::{Entry, Tuple};
@@ -177,40 +179,46 @@ impl Client {
         self.send(&req)?;
         let mut id = None;
         loop {
-            let (buf, _) = self.sock.recv_from_full().map_err(sock_err("receive"))?;
-            let replies = proto::parse_datagram::<RawGenl>(&buf)
-                .map_err(|e| Error::Protocol(format!("controller: {e}")))?;
-            for r in replies {
+            for r in self.recv_replies::<RawGenl>(seq, "controller")? {
                 match r {
-                    Reply::Message { seq: s, msg, .. } if s == seq => {
+                    Reply::Message { msg, .. } => {
                         for nla in NlasIterator::new(&msg.attrs[..]).flatten() {
                             if nla.kind() == CTRL_ATTR_FAMILY_ID {
                                 id = parse_u16(nla.value()).ok();
                             }
                         }
                     }
-                    Reply::Ack { seq: s, .. } if s == seq => {
+                    Reply::Ack { .. } => {
                         return id.ok_or_else(|| {
                             Error::Protocol("the controller's reply has no family id".into())
                         });
                     }
-                    Reply::Error { seq: s, errno, .. } if s == seq && errno == libc::ENOENT => {
-                        return Err(Error::ModuleNotLoaded);
-                    }
                     Reply::Error {
-                        seq: s,
-                        errno,
-                        extack,
-                    } if s == seq => {
+                        errno: libc::ENOENT,
+                        ..
+                    } => return Err(Error::ModuleNotLoaded),
+                    Reply::Error { errno, extack, .. } => {
                         return Err(Error::Refused {
                             op: "family lookup",
                             refusal: Box::new(Refusal::new(errno, &extack, &req)),
                         });
                     }
-                    _ => {}
+                    Reply::Done { .. } => {}
                 }
             }
         }
+    }
+
+    /// Receives one datagram and decodes its replies to request `seq`, skipping any other
+    /// (left over from an earlier request); `what` names the request in a decoding error.
+    fn recv_replies<M>(&self, seq: u32, what: &str) -> Result<Vec<Reply<M>>, Error>
+    where
+        M: ParseableParametrized<[u8], GenlHeader> + fmt::Debug,
+    {
+        let (buf, _) = self.sock.recv_from_full().map_err(sock_err("receive"))?;
+        let replies = proto::parse_datagram::<M>(&buf)
+            .map_err(|e| Error::Protocol(format!("{what}: {e}")))?;
+        Ok(replies.into_iter().filter(|r| r.seq() == seq).collect())
     }
 
     /// Sends one request and collects its reply messages until the ACK (do) or DONE (dump).
@@ -238,13 +246,10 @@ impl Client {
             }
         };
         loop {
-            let (buf, _) = self.sock.recv_from_full().map_err(sock_err("receive"))?;
-            let replies = proto::parse_datagram::<TwMessage>(&buf)
-                .map_err(|e| Error::Protocol(format!("{op}: {e}")))?;
-            for r in replies {
+            for r in self.recv_replies::<TwMessage>(seq, op)? {
                 match r {
-                    Reply::Message { seq: s, msg, .. } if s == seq => out.push(msg),
-                    Reply::Ack { seq: s, extack } if s == seq => {
+                    Reply::Message { msg, .. } => out.push(msg),
+                    Reply::Ack { extack, .. } => {
                         if let Some(m) = extack.msg {
                             self.warnings.push(m);
                         }
@@ -252,18 +257,8 @@ impl Client {
                             return Ok(out);
                         }
                     }
-                    Reply::Error {
-                        seq: s,
-                        errno,
-                        extack,
-                    } if s == seq => {
-                        return Err(refuse(errno, &extack));
-                    }
-                    Reply::Done {
-                        seq: s,
-                        errno,
-                        extack,
-                    } if s == seq => {
+                    Reply::Error { errno, extack, .. } => return Err(refuse(errno, &extack)),
+                    Reply::Done { errno, extack, .. } => {
                         if errno != 0 {
                             return Err(refuse(errno, &extack));
                         }
@@ -272,7 +267,6 @@ impl Client {
                         }
                         return Ok(out);
                     }
-                    _ => {}
                 }
             }
         }
@@ -346,20 +340,26 @@ impl Client {
 
     /// Deletes every entry of the netns; returns how many.
     pub fn flush(&mut self) -> Result<u32, Error> {
-        let replies = self.transact("flush", proto::flush_message(), false)?;
-        let r = replies
-            .first()
-            .ok_or_else(|| Error::Protocol("flush: no reply".into()))?;
-        proto::flushed_count(r).map_err(|e| Error::Protocol(format!("flush: {e}")))
+        self.transact_one("flush", proto::flush_message(), proto::flushed_count)
     }
 
     /// The netns's counters.
     pub fn stats(&mut self) -> Result<Stats, Error> {
-        let replies = self.transact("stats", proto::stats_message(), false)?;
+        self.transact_one("stats", proto::stats_message(), Stats::from_message)
+    }
+
+    /// A `do` request answered by one message, decoded by `decode`.
+    fn transact_one<T>(
+        &mut self,
+        op: &'static str,
+        msg: TwMessage,
+        decode: impl FnOnce(&TwMessage) -> Result<T, DecodeError>,
+    ) -> Result<T, Error> {
+        let replies = self.transact(op, msg, false)?;
         let r = replies
             .first()
-            .ok_or_else(|| Error::Protocol("stats: no reply".into()))?;
-        Stats::from_message(r).map_err(|e| Error::Protocol(format!("stats: {e}")))
+            .ok_or_else(|| Error::Protocol(format!("{op}: no reply")))?;
+        decode(r).map_err(|e| Error::Protocol(format!("{op}: {e}")))
     }
 }
 

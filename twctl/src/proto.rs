@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The `rust_timewait` generic netlink family (spec/rust_timewait.yaml): attribute types,
-//! message building and parsing, extended-ACK decoding. Pure: no sockets here.
+//! message building and parsing, extended-ACK decoding. Pure: no sockets here. The numbering
+//! below (family name and version, commands, attribute types and names, counter names) is
+//! written by hand; `tests/host/spec_check.py` checks every part of it against the spec.
 //!
 //! Built on the rust-netlink crates: `netlink-packet-core` (the `nlmsghdr`, `Nla`/`NlaBuffer`
 //! attribute types, `NLMSG_ERROR`/`NLMSG_DONE`) and `netlink-packet-generic` (the `genlmsghdr`
@@ -1028,6 +1030,18 @@ pub enum Reply<M> {
         errno: i32,
         extack: Extack,
     },
+}
+
+impl<M> Reply<M> {
+    /// The sequence number of the request this answers.
+    pub fn seq(&self) -> u32 {
+        match self {
+            Reply::Message { seq, .. }
+            | Reply::Ack { seq, .. }
+            | Reply::Error { seq, .. }
+            | Reply::Done { seq, .. } => *seq,
+        }
+    }
 }
 
 /// Splits a datagram into its netlink messages and decodes them.

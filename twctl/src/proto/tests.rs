@@ -9,6 +9,14 @@ fn tuple(l: &str, r: &str) -> Tuple {
     Tuple::new(l.parse().unwrap(), r.parse().unwrap()).unwrap()
 }
 
+/// The family message that opens a datagram.
+fn first_message(bytes: &[u8]) -> TwMessage {
+    match parse_datagram::<TwMessage>(bytes).unwrap().remove(0) {
+        Reply::Message { msg, .. } => msg,
+        r => panic!("{r:?}"),
+    }
+}
+
 fn v4_entry() -> Entry {
     Entry {
         tuple: tuple("10.0.0.1:80", "10.0.0.2:40000"),
@@ -90,24 +98,20 @@ fn add_request_ipv6_exact_bytes() {
 
 #[test]
 fn small_requests_exact_bytes() {
+    // Headers only: nlmsghdr (len 20, type 0x20, flags, seq, pid 0) and genlmsghdr.
     #[rustfmt::skip]
-    let dump = [0x14, 0, 0, 0,  0x20, 0,  0x01, 0x03,  9, 0, 0, 0,  0, 0, 0, 0,  3, 1, 0, 0];
-    assert_eq!(
-        serialize_request(dump_message(), 0x20, 9, DUMP_FLAGS),
-        dump.to_vec()
-    );
-    #[rustfmt::skip]
-    let flush = [0x14, 0, 0, 0,  0x20, 0,  0x05, 0,  2, 0, 0, 0,  0, 0, 0, 0,  4, 1, 0, 0];
-    assert_eq!(
-        serialize_request(flush_message(), 0x20, 2, DO_FLAGS),
-        flush.to_vec()
-    );
-    #[rustfmt::skip]
-    let stats = [0x14, 0, 0, 0,  0x20, 0,  0x05, 0,  3, 0, 0, 0,  0, 0, 0, 0,  5, 1, 0, 0];
-    assert_eq!(
-        serialize_request(stats_message(), 0x20, 3, DO_FLAGS),
-        stats.to_vec()
-    );
+    let bare = [
+        // REQUEST|DUMP (ROOT|MATCH), cmd get; the others REQUEST|ACK
+        (dump_message(), DUMP_FLAGS, 9,
+         [0x14, 0, 0, 0,  0x20, 0,  0x01, 0x03,  9, 0, 0, 0,  0, 0, 0, 0,  3, 1, 0, 0]),
+        (flush_message(), DO_FLAGS, 2,
+         [0x14, 0, 0, 0,  0x20, 0,  0x05, 0,  2, 0, 0, 0,  0, 0, 0, 0,  4, 1, 0, 0]),
+        (stats_message(), DO_FLAGS, 3,
+         [0x14, 0, 0, 0,  0x20, 0,  0x05, 0,  3, 0, 0, 0,  0, 0, 0, 0,  5, 1, 0, 0]),
+    ];
+    for (msg, flags, seq, bytes) in bare {
+        assert_eq!(serialize_request(msg, 0x20, seq, flags), bytes.to_vec());
+    }
     #[rustfmt::skip]
     let del = [
         0x48, 0, 0, 0,  0x20, 0,  0x05, 0,  4, 0, 0, 0,  0, 0, 0, 0,  2, 1, 0, 0,
@@ -179,10 +183,7 @@ fn parse_hand_made_add_reply() {
 
 #[test]
 fn add_results_refuses_mismatches() {
-    let replies = parse_datagram::<TwMessage>(&ADD_REPLY).unwrap();
-    let Reply::Message { msg, .. } = &replies[0] else {
-        panic!()
-    };
+    let msg = &first_message(&ADD_REPLY);
     // Count differs.
     let err = add_results(msg, &[v4_entry()]).unwrap_err().to_string();
     assert!(err.contains("2 results for 1 entries"), "{err}");
@@ -207,11 +208,8 @@ fn parse_hand_made_stats_reply() {
           8, 0, 21, 0,   3, 0, 0, 0,                  // replies-failed 3
           8, 0, 22, 0,   7, 0, 0, 0,                  // a counter this version lacks
     ];
-    let replies = parse_datagram::<TwMessage>(&bytes).unwrap();
-    let Reply::Message { seq: 7, msg, .. } = &replies[0] else {
-        panic!()
-    };
-    let stats = Stats::from_message(msg).unwrap();
+    assert_eq!(parse_datagram::<TwMessage>(&bytes).unwrap()[0].seq(), 7);
+    let stats = Stats::from_message(&first_message(&bytes)).unwrap();
     assert_eq!(stats.get("entries"), Some(5));
     assert_eq!(stats.get("added"), Some(0x1_0000_0002));
     assert_eq!(stats.get("capacity"), Some(64));
@@ -238,11 +236,7 @@ fn parse_hand_made_flush_reply() {
         0x1c, 0, 0, 0,  0x20, 0,  0, 0,  2, 0, 0, 0,  0, 0, 0, 0,  4, 1, 0, 0,
         8, 0, 4, 0,  42, 0, 0, 0,
     ];
-    let replies = parse_datagram::<TwMessage>(&bytes).unwrap();
-    let Reply::Message { msg, .. } = &replies[0] else {
-        panic!()
-    };
-    assert_eq!(flushed_count(msg).unwrap(), 42);
+    assert_eq!(flushed_count(&first_message(&bytes)).unwrap(), 42);
 }
 
 #[test]
@@ -257,11 +251,7 @@ fn dump_entry_round_trip_with_expiry() {
         attrs: vec![MainAttr::Entry(attrs)],
     };
     let bytes = serialize_request(msg, 0x20, 11, 0x02 /* NLM_F_MULTI */);
-    let replies = parse_datagram::<TwMessage>(&bytes).unwrap();
-    let Reply::Message { msg, .. } = &replies[0] else {
-        panic!()
-    };
-    let got = reply_entries(msg);
+    let got = reply_entries(&first_message(&bytes));
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].entry().unwrap(), e);
 }
@@ -458,12 +448,9 @@ fn unknown_attributes_are_kept_not_fatal() {
           8, 0, 40, 0,  1, 0, 0, 0,              // entry attribute 40
           8, 0, 17, 0,  0, 0, 0, 0,
     ];
-    let replies = parse_datagram::<TwMessage>(&bytes).unwrap();
-    let Reply::Message { msg, .. } = &replies[0] else {
-        panic!()
-    };
+    let msg = first_message(&bytes);
     assert_eq!(msg.attrs.len(), 2);
-    assert_eq!(reply_entries(msg)[0].result, Some(0));
+    assert_eq!(reply_entries(&msg)[0].result, Some(0));
 }
 
 #[test]
