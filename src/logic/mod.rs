@@ -14,3 +14,4 @@ pub(crate) mod segment;
 pub(crate) mod seq;
 pub(crate) mod time;
 pub(crate) mod twcheck;
+pub(crate) mod wire;

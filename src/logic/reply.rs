@@ -7,20 +7,13 @@
 //! valid IP and TCP checksums, written into a caller buffer of [`REPLY_MAX`] bytes. The caller
 //! routes and sends it in the incoming segment's netns.
 
-use crate::logic::segment::{Family, TcpSegment, ACK, IPPROTO_TCP, RST};
+use crate::logic::segment::{Family, TcpSegment};
+use crate::logic::wire::{ACK, IPPROTO_TCP, IPV4_DF, IPV4_HEADER_MIN, IPV6_HEADER_LEN, RST, TCP_HEADER_MIN, TS_BLOCK_HEAD, TS_BLOCK_LEN};
 use crate::logic::twcheck::EntryState;
 
 /// The largest reply: IPv6 header, TCP header, NOP NOP TS.
-pub(crate) const REPLY_MAX: usize = IPV6_HEADER_LEN + TCP_HEADER_LEN + TS_BLOCK_LEN;
+pub(crate) const REPLY_MAX: usize = IPV6_HEADER_LEN + TCP_HEADER_MIN + TS_BLOCK_LEN;
 
-const IPV4_HEADER_LEN: usize = 20;
-const IPV6_HEADER_LEN: usize = 40;
-const TCP_HEADER_LEN: usize = 20;
-/// NOP, NOP, kind 8, length 10, TSval, TSecr: the layout Linux and FreeBSD send (RFC 7323
-/// Appendix A), keeping the 32-bit fields aligned.
-const TS_BLOCK_LEN: usize = 12;
-/// Don't Fragment, with identification 0: RFC 6864 §4.1 allows any ID on an atomic datagram.
-const IPV4_DF: u16 = 0x4000;
 
 /// The TCP fields a reply carries.
 struct TcpReply {
@@ -109,10 +102,10 @@ pub(crate) fn build_rst(buf: &mut [u8; REPLY_MAX], incoming: &TcpSegment, ttl_or
 fn build(buf: &mut [u8; REPLY_MAX], incoming: &TcpSegment, reply: &TcpReply, ttl: u8) -> usize {
     buf.fill(0);
     let ip_len = match incoming.family {
-        Family::V4 => IPV4_HEADER_LEN,
+        Family::V4 => IPV4_HEADER_MIN,
         Family::V6 => IPV6_HEADER_LEN,
     };
-    let tcp_len = TCP_HEADER_LEN + if reply.ts.is_some() { TS_BLOCK_LEN } else { 0 };
+    let tcp_len = TCP_HEADER_MIN + if reply.ts.is_some() { TS_BLOCK_LEN } else { 0 };
     let total_len = ip_len + tcp_len;
     // The reply goes back where the segment came from.
     let (src, dst) = (&incoming.dst_addr, &incoming.src_addr);
@@ -126,7 +119,7 @@ fn build(buf: &mut [u8; REPLY_MAX], incoming: &TcpSegment, reply: &TcpReply, ttl
     put(buf, tcp + 12, &[((tcp_len / 4) << 4) as u8, reply.flags]);
     put(buf, tcp + 14, &reply.window.to_be_bytes());
     if let Some((tsval, tsecr)) = reply.ts {
-        put(buf, tcp + 20, &[1, 1, 8, 10]);
+        put(buf, tcp + TCP_HEADER_MIN, &TS_BLOCK_HEAD);
         put(buf, tcp + 24, &tsval.to_be_bytes());
         put(buf, tcp + 28, &tsecr.to_be_bytes());
     }
@@ -143,7 +136,7 @@ fn build(buf: &mut [u8; REPLY_MAX], incoming: &TcpSegment, reply: &TcpReply, ttl
             put(buf, 8, &[ttl, IPPROTO_TCP]);
             put(buf, 12, src.get(..4).unwrap_or_default());
             put(buf, 16, dst.get(..4).unwrap_or_default());
-            let header = buf.get(..IPV4_HEADER_LEN).unwrap_or_default();
+            let header = buf.get(..IPV4_HEADER_MIN).unwrap_or_default();
             let header_sum = !fold(sum16(header));
             put(buf, 10, &header_sum.to_be_bytes());
         }
@@ -170,12 +163,12 @@ pub(crate) fn checksum_ok(pkt: &[u8]) -> bool {
 }
 
 fn ipv4_checksums_ok(pkt: &[u8]) -> bool {
-    let Some(h) = pkt.first_chunk::<IPV4_HEADER_LEN>() else {
+    let Some(h) = pkt.first_chunk::<IPV4_HEADER_MIN>() else {
         return false;
     };
     let header_len = usize::from(h[0] & 0x0f) * 4;
     let total_len = usize::from(u16::from_be_bytes([h[2], h[3]]));
-    if header_len < IPV4_HEADER_LEN || total_len < header_len || h[9] != IPPROTO_TCP {
+    if header_len < IPV4_HEADER_MIN || total_len < header_len || h[9] != IPPROTO_TCP {
         return false;
     }
     let (Some(header), Some(segment)) = (pkt.get(..header_len), pkt.get(header_len..total_len))
@@ -266,7 +259,8 @@ fn put(buf: &mut [u8], at: usize, bytes: &[u8]) {
 mod tests {
     use super::*;
     use crate::logic::fixtures::{segment_v4, segment_v6};
-    use crate::logic::segment::{parse_ipv4, parse_ipv6, Timestamp, FIN, PSH, SYN};
+    use crate::logic::segment::{parse_ipv4, parse_ipv6, Timestamp};
+    use crate::logic::wire::{FIN, PSH, SYN};
     use crate::logic::twcheck::Substate;
 
     fn entry(has_ts: bool, ts_recent_valid: bool) -> EntryState {

@@ -12,39 +12,11 @@
 //! Not checked here: the TCP checksum. It covers the whole payload, which the caller did not
 //! copy; the caller must verify it (e.g. `nf_checksum()`) before acting on a segment.
 
-/// TCP flag bits as in byte 13 of the TCP header (RFC 9293 §3.1, RFC 3168 §6.1 for ECE/CWR).
-pub(crate) const FIN: u8 = 0x01;
-/// Synchronize sequence numbers.
-pub(crate) const SYN: u8 = 0x02;
-/// Reset the connection.
-pub(crate) const RST: u8 = 0x04;
-/// Push.
-pub(crate) const PSH: u8 = 0x08;
-/// The acknowledgment field is significant.
-pub(crate) const ACK: u8 = 0x10;
-/// The urgent pointer is significant.
-pub(crate) const URG: u8 = 0x20;
-/// ECN echo (RFC 3168).
-pub(crate) const ECE: u8 = 0x40;
-/// Congestion window reduced (RFC 3168).
-pub(crate) const CWR: u8 = 0x80;
-
-/// Length of an IPv4 header without options.
-pub(crate) const IPV4_HEADER_MIN: usize = 20;
-/// Length of the fixed IPv6 header.
-pub(crate) const IPV6_HEADER_LEN: usize = 40;
-/// Length of a TCP header without options.
-pub(crate) const TCP_HEADER_MIN: usize = 20;
-/// IP protocol number / IPv6 next header value of TCP.
-pub(crate) const IPPROTO_TCP: u8 = 6;
-
-const TCPOPT_EOL: u8 = 0;
-const TCPOPT_NOP: u8 = 1;
-const TCPOPT_TIMESTAMP: u8 = 8;
-const TCPOLEN_TIMESTAMP: usize = 10;
-
-/// IPv4 "more fragments" flag and fragment offset, in the 16-bit field at byte 6.
-const IPV4_MF_AND_OFFSET: u16 = 0x3fff;
+use crate::logic::wire::{
+    FIN, SYN,
+    IPPROTO_TCP, IPV4_HEADER_MIN, IPV4_MF_AND_OFFSET, IPV6_HEADER_LEN, TCPOLEN_TIMESTAMP, TCPOPT_EOL, TCPOPT_NOP,
+    TCPOPT_TIMESTAMP, TCP_HEADER_MIN,
+};
 
 /// Address family of a segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -369,6 +341,7 @@ pub(crate) fn ipv6_mcast_or_unspecified(addr: &[u8; 16]) -> bool {
 mod tests {
     use super::*;
     use crate::logic::fixtures::{segment_v4, segment_v6};
+    use crate::logic::wire::{ACK, PSH};
 
     /// 10.0.0.1:40000 -> 10.0.0.2:80, ACK|PSH, NOP NOP TS(0x01020304, 0x05060708), 4 bytes data.
     const V4_PACKET: [u8; 56] = [

@@ -9,7 +9,8 @@
 //! top to bottom; the first that fits wins. T12 (expiry) is the caller's timer, decided by
 //! [`crate::logic::policy::expired`]. T11 applies to FIN_WAIT_2 too and comes first in both.
 
-use crate::logic::segment::{TcpSegment, ACK, FIN, RST, SYN};
+use crate::logic::segment::TcpSegment;
+use crate::logic::wire::{ACK, FIN, RST, SYN};
 use crate::logic::seq::{seq_after, seq_before, ts_after, ts_before};
 
 /// Largest window shift a peer may apply (RFC 7323 §2.3: larger values are treated as 14).
@@ -391,7 +392,7 @@ fn oow_reply_rate_limited(seg: &TcpSegment) -> bool {
 mod tests {
     use super::*;
     use crate::logic::fixtures::{segment_v4, with_tsval};
-    use crate::logic::segment::{CWR, ECE, PSH, URG};
+    use crate::logic::wire::{CWR, ECE, PSH, URG};
 
     const RCV_NXT: u32 = 1000;
     const SND_NXT: u32 = 5000;

@@ -13,7 +13,8 @@ use crate::logic::time;
 use crate::state::entry::{Addr, Entry, Key, Mutable, V4, V6, AF_INET, AF_INET6};
 use crate::logic::policy;
 use crate::logic::reply::{self, REPLY_MAX};
-use crate::logic::segment::{TcpSegment, ACK, SYN};
+use crate::logic::segment::TcpSegment;
+use crate::logic::wire::{ACK, RST, SYN};
 use crate::state::stats::{Stat, STAT_COUNT};
 use crate::sys::{self, NetGlue, Packet, Sysctl};
 use crate::state::table::{SlabBox, StripeGuard, Tables, CLASSES};
@@ -234,7 +235,7 @@ impl NetState {
             Verdict::RstAndDelete => {
                 out.action = Action::Drop;
                 // Linux's tcp_v4_send_reset never answers a RST (F-rows do not either).
-                if !seg.has_flag(crate::logic::segment::RST) {
+                if !seg.has_flag(RST) {
                     out.reply = Reply::Rst;
                 }
                 self.bump(Stat::SegmentsDropped);
