@@ -27,7 +27,8 @@ mod sys;
 use crate::logic::policy;
 use crate::logic::segment;
 use crate::logic::twcheck::{EntryState, Substate};
-use crate::state::entry::{Addr, Entry, Key, V4, V6, AF_INET, AF_INET6};
+use crate::logic::family::Family;
+use crate::state::entry::{Addr, Entry, Key, V4, V6};
 use crate::state::netns::{Action, NetState, Snapshot};
 use crate::state::stats::STAT_COUNT;
 use crate::state::table::{self, Tables};
@@ -170,7 +171,7 @@ fn state_of(g: &ffi::rtw_glue_entry) -> EntryState {
 
 /// Fill a netlink entry from an entry's tuple and snapshot.
 fn fill<A: Addr>(key: &Key<A>, s: &Snapshot, g: &mut ffi::rtw_glue_entry) {
-    g.family = A::FAMILY;
+    g.family = A::FAMILY.af();
     let n = key.laddr.bytes().len();
     g.laddr[..n].copy_from_slice(key.laddr.bytes());
     g.raddr[..n].copy_from_slice(key.raddr.bytes());
@@ -226,10 +227,11 @@ pub unsafe extern "C" fn rtw_rs_hook(rs: *mut c_void, pkt: *const ffi::rtw_glue_
     // SAFETY: `head` has `head_len` readable bytes (the glue's stack copy), alive for the call.
     let head = unsafe { core::slice::from_raw_parts(pkt.head, pkt.head_len as usize) };
     let layout = segment::Layout { skb_len: pkt.skb_len, ext_len: pkt.ext_len, gso_tcp: pkt.gso_tcp };
-    let parsed = match pkt.family {
-        AF_INET => segment::parse_ipv4_in(head, layout),
-        AF_INET6 => segment::parse_ipv6_in(head, layout),
-        _ => return ffi::NF_ACCEPT,
+    let family = Family::from_af(pkt.family);
+    let parsed = match family {
+        Some(Family::V4) => segment::parse_ipv4_in(head, layout),
+        Some(Family::V6) => segment::parse_ipv6_in(head, layout),
+        None => return ffi::NF_ACCEPT,
     };
     // Not a well-formed TCP segment: the stack deals with it (docs/behaviour.md §3).
     let Ok(mut seg) = parsed else { return ffi::NF_ACCEPT };
@@ -243,10 +245,10 @@ pub unsafe extern "C" fn rtw_rs_hook(rs: *mut c_void, pkt: *const ffi::rtw_glue_
     let rcu = rcu::read_lock();
     // SAFETY: `rs` is live (caller's contract).
     let st = unsafe { state(rs) };
-    let action = match (pkt.family, pkt.output) {
+    let action = match (family, pkt.output) {
         // SAFETY: `entry` is an entry of the IPv4 table found under the RCU read lock that
         // `rcu` stands for (caller's contract).
-        (AF_INET, output) => unsafe { table::entry_from_glue::<V4>(entry, &rcu) }.map(|e| {
+        (Some(Family::V4), output) => unsafe { table::entry_from_glue::<V4>(entry, &rcu) }.map(|e| {
             if output {
                 st.local_connect(&seg, pkt.ifindex, e)
             } else {
@@ -285,10 +287,10 @@ pub unsafe extern "C" fn rtw_rs_reap(rs: *mut c_void) {
 pub unsafe extern "C" fn rtw_rs_add(rs: *mut c_void, e: *const ffi::rtw_glue_entry, replace: bool) -> c_int {
     // SAFETY: the caller guarantees both pointers.
     let (st, g) = unsafe { (state(rs), &*e) };
-    errno(match g.family {
-        AF_INET => st.add(key_of::<V4>(g), g.ifindex, &state_of(g), g.ts_offset, replace),
-        AF_INET6 => st.add(key_of::<V6>(g), g.ifindex, &state_of(g), g.ts_offset, replace),
-        _ => Err(EINVAL),
+    errno(match Family::from_af(g.family) {
+        Some(Family::V4) => st.add(key_of::<V4>(g), g.ifindex, &state_of(g), g.ts_offset, replace),
+        Some(Family::V6) => st.add(key_of::<V6>(g), g.ifindex, &state_of(g), g.ts_offset, replace),
+        None => Err(EINVAL),
     })
 }
 
@@ -301,10 +303,10 @@ pub unsafe extern "C" fn rtw_rs_add(rs: *mut c_void, e: *const ffi::rtw_glue_ent
 pub unsafe extern "C" fn rtw_rs_del(rs: *mut c_void, e: *const ffi::rtw_glue_entry) -> c_int {
     // SAFETY: the caller guarantees both pointers.
     let (st, g) = unsafe { (state(rs), &*e) };
-    errno(match g.family {
-        AF_INET => st.del(key_of::<V4>(g)),
-        AF_INET6 => st.del(key_of::<V6>(g)),
-        _ => Err(EINVAL),
+    errno(match Family::from_af(g.family) {
+        Some(Family::V4) => st.del(key_of::<V4>(g)),
+        Some(Family::V6) => st.del(key_of::<V6>(g)),
+        None => Err(EINVAL),
     })
 }
 
@@ -317,16 +319,16 @@ pub unsafe extern "C" fn rtw_rs_del(rs: *mut c_void, e: *const ffi::rtw_glue_ent
 pub unsafe extern "C" fn rtw_rs_get(rs: *mut c_void, e: *mut ffi::rtw_glue_entry) -> c_int {
     // SAFETY: the caller guarantees both pointers.
     let (st, g) = unsafe { (state(rs), &mut *e) };
-    errno(match g.family {
-        AF_INET => {
+    errno(match Family::from_af(g.family) {
+        Some(Family::V4) => {
             let key = key_of::<V4>(g);
             st.get(key).map(|s| fill(&key, &s, g))
         }
-        AF_INET6 => {
+        Some(Family::V6) => {
             let key = key_of::<V6>(g);
             st.get(key).map(|s| fill(&key, &s, g))
         }
-        _ => Err(EINVAL),
+        None => Err(EINVAL),
     })
 }
 
@@ -341,17 +343,17 @@ pub unsafe extern "C" fn rtw_rs_export(rs: *mut c_void, family: u8, entry: *mut 
     let rcu = rcu::read_lock();
     // SAFETY: the caller guarantees `rs` and `out`.
     let (st, g) = unsafe { (state(rs), &mut *out) };
-    errno(match family {
+    errno(match Family::from_af(family) {
         // SAFETY: `entry` is an entry of the IPv4 table found under the RCU read lock that
         // `rcu` stands for (caller's contract).
-        AF_INET => unsafe { table::entry_from_glue::<V4>(entry, &rcu) }
+        Some(Family::V4) => unsafe { table::entry_from_glue::<V4>(entry, &rcu) }
             .ok_or(ENOENT)
             .and_then(|e| st.snapshot(e).map(|s| fill(&e.key, &s, g))),
         // SAFETY: as above, for the IPv6 table.
-        AF_INET6 => unsafe { table::entry_from_glue::<V6>(entry, &rcu) }
+        Some(Family::V6) => unsafe { table::entry_from_glue::<V6>(entry, &rcu) }
             .ok_or(ENOENT)
             .and_then(|e| st.snapshot(e).map(|s| fill(&e.key, &s, g))),
-        _ => Err(EINVAL),
+        None => Err(EINVAL),
     })
 }
 

@@ -120,9 +120,9 @@ impl NetGlue {
     }
 
     /// Whether `addr` (4 or 16 bytes used, by family) is one of this netns's own addresses.
-    pub(crate) fn addr_is_local(&self, family: u8, addr: &[u8; 16]) -> bool {
+    pub(crate) fn addr_is_local(&self, family: crate::logic::family::Family, addr: &[u8; 16]) -> bool {
         // SAFETY: `gn` is valid (type invariant); `addr` is 16 readable bytes.
-        unsafe { ffi::rtw_glue_addr_is_local(self.ptr(), family, addr.as_ptr()) }
+        unsafe { ffi::rtw_glue_addr_is_local(self.ptr(), family.af(), addr.as_ptr()) }
     }
 
     /// Run the reaper at `expires` (jiffies) unless it is due earlier; ignored once the netns

@@ -8,6 +8,8 @@
 /// attribute keeps them for `CONFIG_KUNIT="y"`, the host harness (`rtw_host`) always.
 #[cfg(any(CONFIG_KUNIT = "y", rtw_host))]
 pub(crate) mod fixtures;
+
+pub(crate) mod family;
 pub(crate) mod policy;
 pub(crate) mod reply;
 pub(crate) mod segment;

@@ -210,10 +210,7 @@ fn ipv6_checksum_ok(pkt: &[u8]) -> bool {
 /// The pseudo-header's contribution to the TCP checksum: RFC 9293 §3.1 (IPv4: addresses, zero,
 /// protocol, TCP length) and RFC 8200 §8.1 (IPv6: addresses, 32-bit length, next header).
 fn pseudo_header_sum(family: Family, src: &[u8; 16], dst: &[u8; 16], tcp_len: usize) -> u64 {
-    let addr_len = match family {
-        Family::V4 => 4,
-        Family::V6 => 16,
-    };
+    let addr_len = family.addr_len();
     let addresses = sum16(src.get(..addr_len).unwrap_or_default())
         .wrapping_add(sum16(dst.get(..addr_len).unwrap_or_default()));
     // The 32-bit IPv6 length and the 16-bit IPv4 one add up the same for lengths below 2^16;

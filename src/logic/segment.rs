@@ -12,20 +12,13 @@
 //! Not checked here: the TCP checksum. It covers the whole payload, which the caller did not
 //! copy; the caller must verify it (e.g. `nf_checksum()`) before acting on a segment.
 
+pub(crate) use crate::logic::family::Family;
 use crate::logic::wire::{
     FIN, SYN,
     IPPROTO_TCP, IPV4_HEADER_MIN, IPV4_MF_AND_OFFSET, IPV6_HEADER_LEN, TCPOLEN_TIMESTAMP, TCPOPT_EOL, TCPOPT_NOP,
     TCPOPT_TIMESTAMP, TCP_HEADER_MIN,
 };
 
-/// Address family of a segment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Family {
-    /// IPv4; addresses use the first 4 bytes of the 16-byte arrays, the rest are zero.
-    V4,
-    /// IPv6.
-    V6,
-}
 
 /// The TCP timestamps option (RFC 7323 §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

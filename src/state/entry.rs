@@ -8,6 +8,7 @@
 //! Linux's `tw_sock_TCP`); IPv6 entries live in a second slab cache so they do not bloat IPv4.
 
 use crate::ffi;
+use crate::logic::family::Family;
 use crate::logic::time;
 use crate::logic::twcheck::{EntryState, Substate};
 use core::cell::UnsafeCell;
@@ -17,8 +18,8 @@ use kernel::types::Opaque;
 pub(crate) trait Addr: Copy + PartialEq + Default {
     /// Per-family extra state (the IPv6 scope), `()` for IPv4 so it costs nothing.
     type Scope: Copy + Default;
-    /// Address family (`AF_INET` or `AF_INET6`).
-    const FAMILY: u8;
+    /// Address family.
+    const FAMILY: Family;
     /// Address bytes as they go on the wire.
     fn bytes(&self) -> &[u8];
     /// Build from the first bytes of a 16-byte buffer (IPv4 uses the first four).
@@ -44,14 +45,10 @@ pub(crate) struct V4(pub(crate) [u8; 4]);
 #[repr(transparent)]
 pub(crate) struct V6(pub(crate) [u8; 16]);
 
-/// `AF_INET`.
-pub(crate) const AF_INET: u8 = 2;
-/// `AF_INET6`.
-pub(crate) const AF_INET6: u8 = 10;
 
 impl Addr for V4 {
     type Scope = ();
-    const FAMILY: u8 = AF_INET;
+    const FAMILY: Family = Family::V4;
     fn bytes(&self) -> &[u8] {
         &self.0
     }
@@ -72,7 +69,7 @@ impl Addr for V4 {
 
 impl Addr for V6 {
     type Scope = u32;
-    const FAMILY: u8 = AF_INET6;
+    const FAMILY: Family = Family::V6;
     fn bytes(&self) -> &[u8] {
         &self.0
     }

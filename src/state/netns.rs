@@ -10,7 +10,8 @@
 //! per-CPU. The reaper is a worker that frees expired FIFO heads a bounded batch per lock hold.
 
 use crate::logic::time;
-use crate::state::entry::{Addr, Entry, Key, Mutable, V4, V6, AF_INET, AF_INET6};
+use crate::logic::family::Family;
+use crate::state::entry::{Addr, Entry, Key, Mutable, V4, V6};
 use crate::logic::policy;
 use crate::logic::reply::{self, REPLY_MAX};
 use crate::logic::segment::TcpSegment;
@@ -406,13 +407,13 @@ impl NetState {
     fn recycle_one(&self, timeouts: &Timeouts) {
         let now32 = clock_us();
         // (remaining jiffies, stripe, family, class)
-        let mut best: Option<(u32, u32, u8, Substate)> = None;
+        let mut best: Option<(u32, u32, Family, Substate)> = None;
         for stripe in 0..self.tables.stripes() {
             let mut guard = self.tables.lock(stripe);
             for class in CLASSES {
                 for (family, left) in [
-                    (AF_INET, guard.head::<V4>(class).map(|o| o.get().expires(timeouts.of(class)).wrapping_sub(now32))),
-                    (AF_INET6, guard.head::<V6>(class).map(|o| o.get().expires(timeouts.of(class)).wrapping_sub(now32))),
+                    (Family::V4, guard.head::<V4>(class).map(|o| o.get().expires(timeouts.of(class)).wrapping_sub(now32))),
+                    (Family::V6, guard.head::<V6>(class).map(|o| o.get().expires(timeouts.of(class)).wrapping_sub(now32))),
                 ] {
                     if let Some(left) = left {
                         // Live heads only (a dead one was just reaped): `left` is small.
@@ -426,7 +427,7 @@ impl NetState {
         let Some((_, stripe, family, class)) = best else { return };
         let mut guard = self.tables.lock(stripe);
         let recycled = match family {
-            AF_INET => guard.head::<V4>(class).map(|o| o.remove()).is_some(),
+            Family::V4 => guard.head::<V4>(class).map(|o| o.remove()).is_some(),
             _ => guard.head::<V6>(class).map(|o| o.remove()).is_some(),
         };
         if recycled {
@@ -564,7 +565,7 @@ mod tests {
     #[test]
     fn key_of_swaps_for_incoming() {
         let mut seg = TcpSegment {
-            family: crate::logic::segment::Family::V4,
+            family: Family::V4,
             src_addr: [0; 16],
             dst_addr: [0; 16],
             src_port: 40000,

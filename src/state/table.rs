@@ -86,13 +86,13 @@ impl Tables {
     pub(crate) fn stripe_of<A: Addr>(&self, key: &Key<A>) -> u32 {
         // SAFETY: the table is live; `key` is the family's key, `size_of::<Key<A>>()` bytes,
         // as table.c reads it.
-        unsafe { ffi::rtw_glue_table_stripe(self.ptr(), A::FAMILY, (key as *const Key<A>).cast()) }
+        unsafe { ffi::rtw_glue_table_stripe(self.ptr(), A::FAMILY.af(), (key as *const Key<A>).cast()) }
     }
 
     /// The entry for `key`, if the table holds one. Takes no lock and writes nothing.
     pub(crate) fn lookup<'g, A: Addr>(&self, key: &Key<A>, _rcu: &'g rcu::Guard) -> Option<&'g Entry<A>> {
         // SAFETY: the table is live; `key` is the family's key (see `stripe_of`).
-        let p = unsafe { ffi::rtw_glue_table_lookup(self.ptr(), A::FAMILY, (key as *const Key<A>).cast()) };
+        let p = unsafe { ffi::rtw_glue_table_lookup(self.ptr(), A::FAMILY.af(), (key as *const Key<A>).cast()) };
         // SAFETY: a non-null result is an entry of the family's table (an `Entry<A>` allocated
         // from the family's cache); it is freed only after a grace period, and `_rcu` keeps the
         // caller in a read-side critical section for `'g`.
@@ -172,7 +172,7 @@ impl<'a> StripeGuard<'a> {
         // SAFETY: we hold the stripe lock; `b` is a fully initialised entry of the family's
         // cache with its key right after its link.
         let err = unsafe {
-            ffi::rtw_glue_table_insert(self.tables.ptr(), A::FAMILY, self.stripe, b.as_ptr().cast(), class)
+            ffi::rtw_glue_table_insert(self.tables.ptr(), A::FAMILY.af(), self.stripe, b.as_ptr().cast(), class)
         };
         if err != 0 {
             // SAFETY: still unpublished and ours.
@@ -187,7 +187,7 @@ impl<'a> StripeGuard<'a> {
     /// The oldest entry of a family's FIFO for a timeout class in this stripe.
     pub(crate) fn head<A: Addr>(&mut self, class: Substate) -> Option<Occupied<'_, 'a, A>> {
         // SAFETY: we hold the stripe lock.
-        let p = unsafe { ffi::rtw_glue_table_head(self.tables.ptr(), A::FAMILY, self.stripe, class_of(class)) };
+        let p = unsafe { ffi::rtw_glue_table_head(self.tables.ptr(), A::FAMILY.af(), self.stripe, class_of(class)) };
         // SAFETY: a FIFO holds entries of the family's table, which stay allocated while they
         // are linked, which they are until the lock we hold is dropped.
         let e = unsafe { from_table::<A>(p) }?;
@@ -232,7 +232,7 @@ impl<A: Addr> Occupied<'_, '_, A> {
         unsafe {
             ffi::rtw_glue_table_requeue(
                 self.guard.tables.ptr(),
-                A::FAMILY,
+                A::FAMILY.af(),
                 self.guard.stripe,
                 (self.entry as *const Entry<A>).cast_mut().cast(),
                 class,
@@ -248,7 +248,7 @@ impl<A: Addr> Occupied<'_, '_, A> {
         unsafe {
             ffi::rtw_glue_table_unlink(
                 self.guard.tables.ptr(),
-                A::FAMILY,
+                A::FAMILY.af(),
                 self.guard.stripe,
                 (self.entry as *const Entry<A>).cast_mut().cast(),
             )
@@ -269,7 +269,7 @@ impl<A: Addr> SlabBox<A> {
     /// Allocate (GFP_KERNEL) and initialise.
     pub(crate) fn new(e: Entry<A>) -> Result<Self> {
         // SAFETY: no preconditions; process context.
-        let p = NonNull::new(unsafe { ffi::rtw_glue_entry_alloc(A::FAMILY) }.cast::<Entry<A>>()).ok_or(ENOMEM)?;
+        let p = NonNull::new(unsafe { ffi::rtw_glue_entry_alloc(A::FAMILY.af()) }.cast::<Entry<A>>()).ok_or(ENOMEM)?;
         // SAFETY: a fresh object of the family's cache, created with `Entry<A>`'s size and
         // alignment (`entry_layouts`).
         unsafe { p.as_ptr().write(e) };
@@ -296,7 +296,7 @@ impl<A: Addr> SlabBox<A> {
 impl<A: Addr> Drop for SlabBox<A> {
     fn drop(&mut self) {
         // SAFETY: never published, so no reader can see it; an `Entry` has no destructor.
-        unsafe { ffi::rtw_glue_entry_free(A::FAMILY, self.ptr.as_ptr().cast()) };
+        unsafe { ffi::rtw_glue_entry_free(A::FAMILY.af(), self.ptr.as_ptr().cast()) };
     }
 }
 
