@@ -36,16 +36,5 @@ EOS
 }
 
 need_host_tools
-[ -f "$RTW_ROOT/.complete" ] && exit 0
-rtw_lock
-if [ ! -f "$RTW_ROOT/.complete" ]; then
-	tmp="$RTW_ROOT.tmp.$$"
-	rm -rf "$tmp"
-	trap 'rm -rf "$tmp"' EXIT
-	rtw_step "$RTW_CACHE/buildroot.log" "building the trixie build root" make_root "$tmp"
-	touch "$tmp/.complete"
-	rm -rf "$RTW_ROOT"
-	mv "$tmp" "$RTW_ROOT"
-	trap - EXIT
-fi
+rtw_cached "$RTW_ROOT" "$RTW_CACHE/buildroot.log" "building the trixie build root" make_root
 echo "$RTW_ROOT"

@@ -95,6 +95,27 @@ rtw_step() {
 rtw_lock() { exec 9>"$RTW_CACHE/.lock"; flock 9; }
 rtw_unlock() { flock -u 9; }
 
+# Make the cache entry DIR unless it is complete: `BUILDER TMP` builds it in DIR.tmp.PID under
+# the cache lock, and only a complete build is renamed into place, so an interrupted or
+# concurrent run never leaves a half-built entry that a later run trusts.
+#   rtw_cached DIR LOG "what" BUILDER
+rtw_cached() {
+	local dir=$1 log=$2 what=$3 builder=$4 tmp
+	[ -f "$dir/.complete" ] && return 0
+	rtw_lock
+	if [ ! -f "$dir/.complete" ]; then
+		tmp="$dir.tmp.$$"
+		rm -rf "$tmp"
+		trap "rm -rf '$tmp'" EXIT
+		rtw_step "$log" "$what" "$builder" "$tmp"
+		touch "$tmp/.complete"
+		rm -rf "$dir"
+		mv "$tmp" "$dir"
+		trap - EXIT
+	fi
+	rtw_unlock
+}
+
 # Build the module and the guest tools and pack an initramfs at $1 with all of them: the common
 # first step of `make test`, `make demo` and `make bench`.
 rtw_prepare_guest() {

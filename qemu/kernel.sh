@@ -37,16 +37,6 @@ build_kernel() {
 		test -f Module.symvers && test -f arch/x86/boot/bzImage'
 }
 
-[ -f "$RTW_KERNEL/.complete" ] && { echo "$RTW_KERNEL"; exit 0; }
-rtw_lock
-if [ ! -f "$RTW_KERNEL/.complete" ]; then
-	tmp="$RTW_KERNEL.tmp.$$"
-	rm -rf "$tmp"
-	trap 'rm -rf "$tmp"' EXIT
-	rtw_step "$RTW_CACHE/kernel-build.log" "building the test kernel $RTW_KVER (about 5-8 min on 2 cores)" build_kernel "$tmp"
-	touch "$tmp/.complete"
-	rm -rf "$RTW_KERNEL"
-	mv "$tmp" "$RTW_KERNEL"
-	trap - EXIT
-fi
+rtw_cached "$RTW_KERNEL" "$RTW_CACHE/kernel-$RTW_FLAVOR-build.log" \
+	"building the $RTW_FLAVOR kernel $RTW_KVER (about 8-10 min on 2 cores)" build_kernel
 echo "$RTW_KERNEL"
