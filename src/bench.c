@@ -261,14 +261,26 @@ struct rtw_bench_seg {
 	u32 calls;
 };
 
+enum rtw_bench_segkind {
+	/* An ACK for a tuple the table does not hold. */
+	RTW_SEG_MISS,
+	/* A retransmitted FIN for a guarded tuple (T6). */
+	RTW_SEG_FIN,
+	/* A duplicate ACK for a guarded tuple (T7: decided and dropped, no reply, no re-arm). */
+	RTW_SEG_DUPACK,
+};
+
 /*
- * An IPv4 ACK as ip_rcv_finish hands it to LOCAL_IN: network header set, linear, checksum
- * verified (CHECKSUM_UNNECESSARY, as a device with checksum offload reports it). For hits it is
- * a retransmitted FIN (T6): ACKed and re-armed every time, never rate-limited, so every call
- * takes the longest path: lookup, stripe lock, decision, re-arm, reply built (not sent).
+ * An IPv4 segment as ip_rcv_finish hands it to LOCAL_IN: network header set, linear, checksum
+ * verified (CHECKSUM_UNNECESSARY, as a device with checksum offload reports it). For the hit
+ * figures it is a retransmitted FIN (T6): ACKed and re-armed every time, never rate-limited, so
+ * every call takes the longest path: lookup, stripe lock, decision, re-arm, reply built (not
+ * sent).
  */
-static int rtw_bench_seg_init(struct rtw_bench_seg *s, u32 n, bool miss, u32 seed)
+static int rtw_bench_seg_init(struct rtw_bench_seg *s, u32 n, enum rtw_bench_segkind kind,
+			      u32 seed)
 {
+	bool miss = kind == RTW_SEG_MISS;
 	struct iphdr *iph;
 	struct tcphdr *th;
 
@@ -288,8 +300,8 @@ static int rtw_bench_seg_init(struct rtw_bench_seg *s, u32 n, bool miss, u32 see
 	th = skb_put_zero(s->skb, sizeof(*th));
 	th->doff = sizeof(*th) / 4;
 	th->ack = 1;
-	th->fin = !miss;
-	th->seq = htonl(miss ? RTW_BENCH_RCV : RTW_BENCH_RCV - 1);
+	th->fin = kind == RTW_SEG_FIN;
+	th->seq = htonl(kind == RTW_SEG_FIN ? RTW_BENCH_RCV - 1 : RTW_BENCH_RCV);
 	th->ack_seq = htonl(RTW_BENCH_SND);
 	th->window = htons(1000);
 	s->skb->protocol = htons(ETH_P_IP);
@@ -383,7 +395,7 @@ enum rtw_bench_kind {
 	RTW_BENCH_LINUX,
 	/* rtw_gn() + rtw_glue_table_lookup(): the miss path without the hook's header reads. */
 	RTW_BENCH_LOOKUP,
-	/* rtw_gn() alone: net_generic(), one checked rcu_dereference. */
+	/* rtw_gn() alone: net_generic(), its own rcu_read_lock() pair and rcu_dereference(). */
 	RTW_BENCH_GN,
 	/* What PROVE_RCU adds to every rcu_dereference() under it: one rcu_read_lock_held(). */
 	RTW_BENCH_RCU_HELD,
@@ -563,22 +575,55 @@ static void rtw_bench_parts(struct rtw_bench_seg *s, const char *name, bool miss
 }
 
 /*
+ * Per-call costs of the hook and of Linux's lookup for one kind of segment, harness taken off,
+ * medians of five samples: the variants the notes set beside a figure.
+ */
+static int rtw_bench_costs(u32 n, enum rtw_bench_segkind kind, u64 *hook_ns, u64 *lin_ns)
+{
+	u64 h[5], l[5];
+	struct rtw_bench_seg s;
+	u32 i;
+	int err = rtw_bench_seg_init(&s, n, kind, 0x7a1 + kind);
+
+	if (err)
+		return err;
+	rtw_bench_calibrate(&s);
+	for (i = 0; i < 5; i++) {
+		u64 e = rtw_bench_run(&s, RTW_BENCH_EMPTY, s.calls, NULL);
+		u64 x = rtw_bench_run(&s, RTW_BENCH_HOOK, s.calls, NULL);
+		u64 y = rtw_bench_run(&s, RTW_BENCH_LINUX, s.calls, NULL);
+
+		h[i] = div_u64(x > e ? x - e : 0, s.calls);
+		l[i] = div_u64(y > e ? y - e : 0, s.calls);
+	}
+	*hook_ns = rtw_bench_median(h, 5);
+	*lin_ns = rtw_bench_median(l, 5);
+	rtw_bench_seg_free(&s);
+	return 0;
+}
+
+/*
  * Per-call hook cost over per-call __inet_lookup_established cost, the harness's own cost taken
  * off both. The three kinds run back to back for every sample, so a slow patch of the host
- * slows all three and cancels in the ratio.
+ * slows all three and cancels in the ratio. The tuple changes every call, drawn from the whole
+ * table (hits) or from as many unguarded clients (misses): a table of 1M entries is mostly out of
+ * every cache, as on a busy server. The notes add the same with one tuple for every call (all
+ * of it cached: what the code alone costs) and, for hits, a duplicate ACK (T7: no reply, no
+ * re-arm).
  */
 static int rtw_bench_vs_linux(const char *name, u32 n, bool miss)
 {
 	struct rtw_bench_fig f = { .name = name, .unit = "x" };
 	u64 hook[RTW_BENCH_SAMPLES], lin[RTW_BENCH_SAMPLES], emp[RTW_BENCH_SAMPLES];
+	u64 hot_h = 0, hot_l = 0, dup_h = 0, dup_l = 0;
+	enum rtw_bench_segkind kind = miss ? RTW_SEG_MISS : RTW_SEG_FIN;
 	struct rtw_bench_seg s;
 	u32 i, drops, bad = 0;
 	int err;
 
-	err = rtw_bench_seg_init(&s, n, miss, 0x5eed1 + miss);
+	err = rtw_bench_seg_init(&s, n, kind, 0x5eed1 + miss);
 	if (err)
 		return err;
-	/* One untimed pass: the first calls fault the entries and the code into the caches. */
 	rtw_bench_calibrate(&s);
 	for (i = 0; i < RTW_BENCH_SAMPLES; i++) {
 		u64 e = rtw_bench_run(&s, RTW_BENCH_EMPTY, s.calls, NULL);
@@ -598,13 +643,24 @@ static int rtw_bench_vs_linux(const char *name, u32 n, bool miss)
 		return -EIO;
 	}
 	rtw_bench_report(&f);
-	pr_info("rtw-bench-note: %s entries=%u hook_ns=%llu linux_lookup_ns=%llu harness_ns=%llu (per call, medians)\n",
+	pr_info("rtw-bench-note: %s entries=%u hook_ns=%llu linux_lookup_ns=%llu harness_ns=%llu calls_per_sample=%u (per call, medians)\n",
 		name, rtw_glue_table_len(rtw_bench_gn()->tables),
 		div_u64(rtw_bench_median(hook, RTW_BENCH_SAMPLES), s.calls),
 		div_u64(rtw_bench_median(lin, RTW_BENCH_SAMPLES), s.calls),
-		div_u64(rtw_bench_median(emp, RTW_BENCH_SAMPLES), s.calls));
+		div_u64(rtw_bench_median(emp, RTW_BENCH_SAMPLES), s.calls), s.calls);
 	rtw_bench_parts(&s, name, miss);
 	rtw_bench_seg_free(&s);
+
+	err = rtw_bench_costs(1, kind, &hot_h, &hot_l);
+	if (!err && !miss)
+		err = rtw_bench_costs(n, RTW_SEG_DUPACK, &dup_h, &dup_l);
+	if (err)
+		return err;
+	pr_info("rtw-bench-note: %s one_tuple: hook_ns=%llu linux_lookup_ns=%llu ratio=" RTW_BENCH_FMT "\n",
+		name, hot_h, hot_l, RTW_BENCH_ARG(rtw_bench_ratio(hot_h, hot_l)));
+	if (!miss)
+		pr_info("rtw-bench-note: %s dup_ack_t7: hook_ns=%llu (random guarded tuples)\n", name,
+			dup_h);
 	return 0;
 }
 
@@ -618,6 +674,53 @@ static u64 rtw_bench_hit_cost(struct rtw_bench_seg *s)
 	if (drops != s->calls)
 		return 0;
 	return div_u64((h > e ? h - e : 0) * 1000, s->calls);
+}
+
+/*
+ * Durations by powers of two of a microsecond: [0, 1), [1, 2), [2, 4) ... [16384, inf) us. A
+ * maximum alone cannot tell a stall that comes back from a single hiccup of the host; the shape
+ * of the tail, set beside the control's, can.
+ */
+#define RTW_BENCH_HIST 16
+
+struct rtw_bench_hist {
+	u64 n[RTW_BENCH_HIST];
+	u64 ns;
+};
+
+static void rtw_bench_hist_add(struct rtw_bench_hist *h, u64 ns)
+{
+	u64 us = div_u64(ns, NSEC_PER_USEC);
+
+	h->n[us ? min_t(u32, ilog2(us) + 1, RTW_BENCH_HIST - 1) : 0]++;
+	h->ns += ns;
+}
+
+static void rtw_bench_hist_merge(struct rtw_bench_hist *to, const struct rtw_bench_hist *from)
+{
+	u32 i;
+
+	for (i = 0; i < RTW_BENCH_HIST; i++)
+		to->n[i] += from->n[i];
+	to->ns += from->ns;
+}
+
+/* "from_us:count ..." for the non-empty buckets, and the sections' total time. */
+static void rtw_bench_hist_print(const char *what, const struct rtw_bench_hist *h)
+{
+	char buf[320];
+	u32 i, len = 0;
+	u64 n = 0;
+
+	for (i = 0; i < RTW_BENCH_HIST; i++) {
+		n += h->n[i];
+		if (h->n[i])
+			len += scnprintf(buf + len, sizeof(buf) - len, " %u:%llu",
+					 i ? 1U << (i - 1) : 0, h->n[i]);
+	}
+	buf[len] = '\0';
+	pr_info("rtw-bench-note: %s sections=%llu total_ms=%llu histogram_us(from:count):%s\n", what,
+		n, div_u64(h->ns, NSEC_PER_MSEC), buf);
 }
 
 /* ---- kthreads on chosen CPUs ---- */
@@ -637,6 +740,9 @@ struct rtw_bench_worker {
 	u64 ctl_max_ns;
 	u64 over_100us;
 	u64 ctl_over_100us;
+	/* The probed sections and their controls (overruns). */
+	struct rtw_bench_hist hist;
+	struct rtw_bench_hist ctl_hist;
 	int err;
 	/* The adder's range. */
 	u32 from, to;
@@ -739,7 +845,7 @@ static int rtw_bench_scaling(u32 n)
 	if (!w)
 		return -ENOMEM;
 	for (c = 0; c < 2 && !err; c++)
-		err = rtw_bench_seg_init(&w[c].seg, n, true, 0xc0ffee + c);
+		err = rtw_bench_seg_init(&w[c].seg, n, RTW_SEG_MISS, 0xc0ffee + c);
 	for (i = 0; i < RTW_BENCH_SAMPLES && !err; i++) {
 		struct completion start;
 		u32 lone = i & 1;
@@ -805,6 +911,8 @@ static void rtw_bench_probe(struct rtw_bench_worker *w)
 	w->ctl_max_ns = 0;
 	w->over_100us = 0;
 	w->ctl_over_100us = 0;
+	memset(&w->hist, 0, sizeof(w->hist));
+	memset(&w->ctl_hist, 0, sizeof(w->ctl_hist));
 	w->seg.rnd = w->seg.seed;
 	w->seg2.rnd = w->seg2.seed;
 	while (!READ_ONCE(*w->stop)) {
@@ -829,6 +937,8 @@ static void rtw_bench_probe(struct rtw_bench_worker *w)
 
 		w->max_ns = max(w->max_ns, t);
 		w->ctl_max_ns = max(w->ctl_max_ns, c);
+		rtw_bench_hist_add(&w->hist, t);
+		rtw_bench_hist_add(&w->ctl_hist, c);
 		w->over_100us += t > 100 * NSEC_PER_USEC;
 		w->ctl_over_100us += c > 100 * NSEC_PER_USEC;
 		calls++;
@@ -862,9 +972,9 @@ static int rtw_bench_grow(u32 from, u32 to, struct rtw_bench_worker *probe)
 	w = kcalloc(2, sizeof(*w), GFP_KERNEL);
 	if (!w)
 		return -ENOMEM;
-	err = rtw_bench_seg_init(&w[1].seg, RTW_BENCH_1K, false, 0xab1);
+	err = rtw_bench_seg_init(&w[1].seg, RTW_BENCH_1K, RTW_SEG_FIN, 0xab1);
 	if (!err)
-		err = rtw_bench_seg_init(&w[1].seg2, RTW_BENCH_1K, true, 0xab2);
+		err = rtw_bench_seg_init(&w[1].seg2, RTW_BENCH_1K, RTW_SEG_MISS, 0xab2);
 	if (err)
 		goto out;
 	w[0].stop = &stop;
@@ -888,6 +998,8 @@ static int rtw_bench_grow(u32 from, u32 to, struct rtw_bench_worker *probe)
 	probe->calls = w[1].calls;
 	probe->over_100us = w[1].over_100us;
 	probe->ctl_over_100us = w[1].ctl_over_100us;
+	probe->hist = w[1].hist;
+	probe->ctl_hist = w[1].ctl_hist;
 out:
 	if (w[1].seg.skb)
 		rtw_bench_seg_free(&w[1].seg);
@@ -909,6 +1021,7 @@ static int rtw_bench_growth(void)
 	struct rtw_glue_net *gn = rtw_bench_gn();
 	u64 c1k[RTW_BENCH_REPS], c4m[RTW_BENCH_REPS], ctl[RTW_BENCH_REPS];
 	u64 calls = 0, over = 0, ctl_over = 0;
+	struct rtw_bench_hist hist = {}, ctl_hist = {};
 	u32 big = rtw_bench_n(RTW_BENCH_4M), i;
 	struct rtw_bench_seg s;
 	int err = 0;
@@ -921,7 +1034,7 @@ static int rtw_bench_growth(void)
 		err = rtw_bench_fill_settled(gn, RTW_BENCH_1K, NULL, NULL);
 		if (err)
 			break;
-		err = rtw_bench_seg_init(&s, RTW_BENCH_1K, false, 0x1e1 + i);
+		err = rtw_bench_seg_init(&s, RTW_BENCH_1K, RTW_SEG_FIN, 0x1e1 + i);
 		if (err)
 			break;
 		rtw_bench_calibrate(&s);
@@ -938,8 +1051,10 @@ static int rtw_bench_growth(void)
 		calls += probe.calls;
 		over += probe.over_100us;
 		ctl_over += probe.ctl_over_100us;
+		rtw_bench_hist_merge(&hist, &probe.hist);
+		rtw_bench_hist_merge(&ctl_hist, &probe.ctl_hist);
 
-		err = rtw_bench_seg_init(&s, big, false, 0x4e4 + i);
+		err = rtw_bench_seg_init(&s, big, RTW_SEG_FIN, 0x4e4 + i);
 		if (err)
 			break;
 		rtw_bench_calibrate(&s);
@@ -963,6 +1078,8 @@ static int rtw_bench_growth(void)
 	rtw_bench_report(&look);
 	pr_info("rtw-bench-note: resize_max_stall_us control_max_overrun_ns=%llu (median) probe_calls=%llu calls_over_100us=%llu controls_over_100us=%llu\n",
 		rtw_bench_median(ctl, RTW_BENCH_REPS), calls, over, ctl_over);
+	rtw_bench_hist_print("resize_max_stall_us hook calls", &hist);
+	rtw_bench_hist_print("resize_max_stall_us control overruns", &ctl_hist);
 	pr_info("rtw-bench-note: lookup_4m_vs_1k hit_1k_ns=%llu hit_4m_ns=%llu (medians)\n",
 		div_u64(rtw_bench_median(c1k, RTW_BENCH_REPS), 1000),
 		div_u64(rtw_bench_median(c4m, RTW_BENCH_REPS), 1000));
@@ -989,6 +1106,8 @@ static void rtw_bench_lock_probe(struct rtw_bench_worker *w)
 
 	w->max_ns = 0;
 	w->ctl_max_ns = 0;
+	memset(&w->hist, 0, sizeof(w->hist));
+	memset(&w->ctl_hist, 0, sizeof(w->ctl_hist));
 	while (!READ_ONCE(*w->stop)) {
 		u64 t0, d, c;
 
@@ -1006,6 +1125,8 @@ static void rtw_bench_lock_probe(struct rtw_bench_worker *w)
 
 		w->max_ns = max(w->max_ns, d);
 		w->ctl_max_ns = max(w->ctl_max_ns, c);
+		rtw_bench_hist_add(&w->hist, d);
+		rtw_bench_hist_add(&w->ctl_hist, c);
 		st = (st + 1) % stripes;
 		calls++;
 		if (!(calls & 255))
@@ -1054,6 +1175,7 @@ static int rtw_bench_reap(void)
 	struct rtw_bench_fig ratio = { .name = "reap_1m_vs_flush", .unit = "x" };
 	struct rtw_glue_net *gn = rtw_bench_gn();
 	u64 reap[RTW_BENCH_REPS], flush[RTW_BENCH_REPS], ctl[RTW_BENCH_REPS], calls = 0;
+	struct rtw_bench_hist hist = {}, ctl_hist = {};
 	u32 n = rtw_bench_n(RTW_BENCH_1M), i;
 	struct rtw_bench_worker *w;
 	int err = 0, c;
@@ -1101,6 +1223,10 @@ static int rtw_bench_reap(void)
 		rtw_bench_add(&ratio, rtw_bench_ratio(reap[i], flush[i]));
 		ctl[i] = max(w[0].ctl_max_ns, w[1].ctl_max_ns);
 		calls += w[0].calls + w[1].calls;
+		for (c = 0; c < 2; c++) {
+			rtw_bench_hist_merge(&hist, &w[c].hist);
+			rtw_bench_hist_merge(&ctl_hist, &w[c].ctl_hist);
+		}
 		pr_info("rtw-bench-note: reap %u: entries=%u reap_ms=%llu flush_ms=%llu reap_with_probes_ms=%llu stripe_lock_max_wait_ns=%llu control_max_overrun_ns=%llu probe_attempts=%llu\n",
 			i, n, div_u64(reap[i], NSEC_PER_MSEC), div_u64(flush[i], NSEC_PER_MSEC),
 			div_u64(probed, NSEC_PER_MSEC), max(w[0].max_ns, w[1].max_ns), ctl[i],
@@ -1117,6 +1243,8 @@ static int rtw_bench_reap(void)
 		n, div_u64(rtw_bench_median(reap, RTW_BENCH_REPS), NSEC_PER_MSEC),
 		div_u64(rtw_bench_median(flush, RTW_BENCH_REPS), NSEC_PER_MSEC),
 		rtw_bench_median(ctl, RTW_BENCH_REPS), calls);
+	rtw_bench_hist_print("reap_max_stall_us stripe lock waits", &hist);
+	rtw_bench_hist_print("reap_max_stall_us control overruns", &ctl_hist);
 	return 0;
 }
 

@@ -19,8 +19,9 @@ N=$((1000000 / scale))
 [ $N -ge 1000 ] || N=1000
 FLOOD=$((10000 / (scale > 10 ? 10 : scale)))
 RR=$((5000 / (scale > 10 ? 10 : scale)))
-# Five loaded samples, each between two unloaded ones (see ratios below).
-CYCLES=5
+# Nine loaded samples, each between two unloaded ones (see ratios below): at least five, and
+# enough for a median to stand against the host's slow stretches.
+CYCLES=9
 ECHO_PORT=7000
 
 grep -q ' /sys/kernel/debug ' /proc/mounts || mount -t debugfs debugfs /sys/kernel/debug
