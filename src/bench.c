@@ -146,7 +146,7 @@ static int rtw_bench_fill(struct rtw_glue_net *gn, u32 from, u32 to)
 	while (i < to) {
 		u32 end = min(to, i + 1024);
 
-		genl_lock();
+		mutex_lock(&gn->nl_lock);
 		for (; i < end; i++) {
 			__be32 l, r;
 
@@ -157,7 +157,7 @@ static int rtw_bench_fill(struct rtw_glue_net *gn, u32 from, u32 to)
 			if (err)
 				break;
 		}
-		genl_unlock();
+		mutex_unlock(&gn->nl_lock);
 		if (err == -EBUSY || err == -ENOMEM || err == -EAGAIN) {
 			if (++retries > 1000)
 				break;
@@ -220,9 +220,9 @@ static u32 rtw_bench_flush(struct rtw_glue_net *gn)
 {
 	u32 n;
 
-	genl_lock();
+	mutex_lock(&gn->nl_lock);
 	n = rtw_rs_flush(gn->rs);
-	genl_unlock();
+	mutex_unlock(&gn->nl_lock);
 	/* Flushed entries are freed after a grace period: wait for them, so the next figure starts
 	 * with their memory back and no freeing going on behind it. */
 	rcu_barrier();
@@ -1021,11 +1021,14 @@ static int rtw_bench_growth(void)
 	struct rtw_glue_net *gn = rtw_bench_gn();
 	u64 c1k[RTW_BENCH_REPS], c4m[RTW_BENCH_REPS], ctl[RTW_BENCH_REPS];
 	u64 calls = 0, over = 0, ctl_over = 0;
-	struct rtw_bench_hist hist = {}, ctl_hist = {};
+	/* Off the stack (the kernel's frame limit); runs are serialised by rtw_bench_mutex. */
+	static struct rtw_bench_hist hist, ctl_hist;
 	u32 big = rtw_bench_n(RTW_BENCH_4M), i;
 	struct rtw_bench_seg s;
 	int err = 0;
 
+	memset(&hist, 0, sizeof(hist));
+	memset(&ctl_hist, 0, sizeof(ctl_hist));
 	for (i = 0; i < RTW_BENCH_REPS && !err; i++) {
 		struct rtw_bench_worker probe = {};
 		u64 t0;
@@ -1198,9 +1201,9 @@ static int rtw_bench_reap(void)
 		if (err)
 			break;
 		t0 = ktime_get_ns();
-		genl_lock();
+		mutex_lock(&gn->nl_lock);
 		rtw_rs_flush(gn->rs);
-		genl_unlock();
+		mutex_unlock(&gn->nl_lock);
 		flush[i] = ktime_get_ns() - t0;
 		rtw_bench_drain(gn);
 

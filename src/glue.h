@@ -100,6 +100,11 @@ struct rtw_glue_pkt {
 	__u8 family;
 	/* LOCAL_OUT (a local connect()) rather than LOCAL_IN. */
 	bool output;
+	/*
+	 * LOCAL_OUT: the connecting socket chose its port itself (bind() with a port), so Linux
+	 * checked the tuple without a TIME_WAIT to take over (tcp_twsk_unique with twp NULL).
+	 */
+	bool bound_port;
 	/* The interface the segment came in on (LOCAL_IN) or goes out of (LOCAL_OUT). */
 	__u32 ifindex;
 	/* Link-layer broadcast or multicast (directed broadcasts included): never answered. */

@@ -152,6 +152,9 @@ int rtw_glue_reply_send(void *vctx, void *vdst, const __u8 *data, __u32 len)
 	skb_set_transport_header(nskb, v4 ? sizeof(struct iphdr) : sizeof(struct ipv6hdr));
 	nskb->ip_summed = CHECKSUM_NONE;
 	skb_dst_set(nskb, dst);
+	/* The segment's conntrack entry, as nf_send_reset() attaches it: OUTPUT rules see the reply
+	 * as part of the connection Linux's own reply would belong to. */
+	nf_ct_attach(nskb, ctx->skb);
 	nskb->mark = v4 ? IP4_REPLY_MARK(net, ctx->skb->mark) : IP6_REPLY_MARK(net, ctx->skb->mark);
 	nskb->protocol = htons(v4 ? ETH_P_IP : ETH_P_IPV6);
 	/* net_xmit_eval() evaluates its argument twice: the skb is sent once, here. */
@@ -206,7 +209,12 @@ unsigned int rtw_hook(void *priv, struct sk_buff *skb, const struct nf_hook_stat
 		thoff = off + sizeof(*ip6h);
 		if (unlikely(ip6h->nexthdr != IPPROTO_TCP)) {
 			unsigned int t = 0;
-			int frag_flags = 0;
+			/*
+			 * Stop at AH: IPv6 processes it after LOCAL_IN (ip6_input_finish) and hands
+			 * the verified packet back through the hooks with its secpath; what is behind
+			 * an unverified AH is not ours to act on yet.
+			 */
+			int frag_flags = IP6_FH_F_AUTH;
 
 			/*
 			 * Extension headers before TCP: walked as the stack walks them, so a SYN with
@@ -273,6 +281,8 @@ unsigned int rtw_hook(void *priv, struct sk_buff *skb, const struct nf_hook_stat
 	pkt.gso_tcp = skb_is_gso(skb) && skb_is_gso_tcp(skb);
 	pkt.family = family;
 	pkt.output = output;
+	pkt.bound_port = output && skb->sk && sk_fullsock(skb->sk) &&
+			 (skb->sk->sk_userlocks & SOCK_BINDPORT_LOCK);
 	pkt.ifindex = state->in ? state->in->ifindex : state->out ? state->out->ifindex : 0;
 	pkt.link_bcast = skb->pkt_type == PACKET_BROADCAST || skb->pkt_type == PACKET_MULTICAST;
 	if (family == AF_INET && skb_rtable(skb) &&
@@ -283,21 +293,22 @@ unsigned int rtw_hook(void *priv, struct sk_buff *skb, const struct nf_hook_stat
 }
 
 /*
- * LOCAL_IN: only segments addressed to this host can belong to one of our connections.
- * LOCAL_OUT: a local connect() onto a guarded tuple (docs/behaviour.md §7).
- * Last but for conntrack's confirmation: Linux's own TIME_WAIT processing runs in tcp_v4_rcv,
- * after the whole chain, so the filter, security and NAT tables (and whatever a firewall drops
- * there) see every segment before we answer it or let it change an entry (D33).
+ * LOCAL_IN: only segments addressed to this host can belong to one of our connections. Last but
+ * for conntrack's confirmation: Linux's own TIME_WAIT processing runs in tcp_v4_rcv, after the
+ * whole chain, so the filter, security and NAT tables (and whatever a firewall drops there) see
+ * every segment before we answer it or let it change an entry (D33).
+ * LOCAL_OUT: a local connect() onto a guarded tuple (docs/behaviour.md §7). Linux checks the
+ * socket's own tuple at connect(), before any netfilter table: we look before NAT rewrites it.
  */
 static const struct nf_hook_ops rtw_hook_ops[] = {
 	{ .hook = rtw_hook, .pf = NFPROTO_IPV4, .hooknum = NF_INET_LOCAL_IN,
 	  .priority = NF_IP_PRI_LAST - 1 },
 	{ .hook = rtw_hook, .pf = NFPROTO_IPV4, .hooknum = NF_INET_LOCAL_OUT,
-	  .priority = NF_IP_PRI_LAST - 1 },
+	  .priority = NF_IP_PRI_NAT_DST - 1 },
 	{ .hook = rtw_hook, .pf = NFPROTO_IPV6, .hooknum = NF_INET_LOCAL_IN,
 	  .priority = NF_IP6_PRI_LAST - 1 },
 	{ .hook = rtw_hook, .pf = NFPROTO_IPV6, .hooknum = NF_INET_LOCAL_OUT,
-	  .priority = NF_IP6_PRI_LAST - 1 },
+	  .priority = NF_IP6_PRI_NAT_DST - 1 },
 };
 
 /*

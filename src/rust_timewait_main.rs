@@ -250,7 +250,7 @@ pub unsafe extern "C" fn rtw_rs_hook(rs: *mut c_void, pkt: *const ffi::rtw_glue_
         // `rcu` stands for (caller's contract).
         (Some(Family::V4), output) => unsafe { table::entry_from_glue::<V4>(entry, &rcu) }.map(|e| {
             if output {
-                st.local_connect(&seg, pkt.ifindex, e)
+                st.local_connect(&seg, pkt.ifindex, pkt.bound_port, e)
             } else {
                 st.input(&seg, pkt.ifindex, &packet, e)
             }
@@ -258,7 +258,7 @@ pub unsafe extern "C" fn rtw_rs_hook(rs: *mut c_void, pkt: *const ffi::rtw_glue_
         // SAFETY: as above, for the IPv6 table (the parse accepted only these two families).
         (_, output) => unsafe { table::entry_from_glue::<V6>(entry, &rcu) }.map(|e| {
             if output {
-                st.local_connect(&seg, pkt.ifindex, e)
+                st.local_connect(&seg, pkt.ifindex, pkt.bound_port, e)
             } else {
                 st.input(&seg, pkt.ifindex, &packet, e)
             }

@@ -217,14 +217,30 @@ pub(crate) struct TwReuse {
     pub(crate) delay_ms: u32,
 }
 
+/// What a local connect() onto a guarded tuple brings to [`local_reuse_allowed`].
+#[derive(Clone, Copy)]
+pub(crate) struct ReuseAsk {
+    /// Either end is a loopback address, or the entry is bound to `lo`.
+    pub(crate) loopback: bool,
+    /// The socket chose its port itself (bind() with a port): Linux then asks without a
+    /// TIME_WAIT to take over (`tcp_twsk_unique` with `twp` NULL).
+    pub(crate) bound_port: bool,
+    /// The entry is in FIN_WAIT_2.
+    pub(crate) fin_wait2: bool,
+    /// A timestamp was seen from the peer.
+    pub(crate) ts_recent_valid: bool,
+    /// Milliseconds since the entry's timeout started.
+    pub(crate) age_ms: u32,
+}
+
 /// docs/behaviour.md §7: whether a local connect() may take over a guarded tuple, by Linux's
-/// `tcp_twsk_unique()`: never from FIN_WAIT_2; `tcp_tw_reuse` 1 always, 2 only when either end
-/// is a loopback address (or the entry is bound to `lo`); and only when a timestamp was seen
-/// from the peer (PAWS then tells old duplicates apart, RFC 7323 §5) and the entry is older than
-/// `tcp_tw_reuse_delay` (timestamps have advanced).
-pub(crate) fn local_reuse_allowed(r: TwReuse, loopback: bool, fin_wait2: bool, ts_recent_valid: bool, age_ms: u32) -> bool {
-    let reuse = !fin_wait2 && (r.mode == 1 || (r.mode == 2 && loopback));
-    reuse && ts_recent_valid && age_ms > r.delay_ms
+/// `tcp_twsk_unique()`: only when a timestamp was seen from the peer (PAWS then tells old
+/// duplicates apart, RFC 7323 §5); for a socket that bound its port, that is all; otherwise
+/// never from FIN_WAIT_2, `tcp_tw_reuse` 1 always, 2 only when either end is a loopback address
+/// (or the entry is bound to `lo`), and only once the entry is older than `tcp_tw_reuse_delay`.
+pub(crate) fn local_reuse_allowed(r: TwReuse, a: ReuseAsk) -> bool {
+    let reuse = !a.fin_wait2 && (r.mode == 1 || (r.mode == 2 && a.loopback));
+    a.ts_recent_valid && (a.bound_port || (reuse && a.age_ms > r.delay_ms))
 }
 
 #[cfg_attr(not(rtw_host), kernel::prelude::kunit_tests(rust_timewait_policy_reuse))]
@@ -233,28 +249,41 @@ mod reuse_tests {
 
     const DEFAULT: TwReuse = TwReuse { mode: 2, delay_ms: 1000 };
 
+    fn ask(loopback: bool, ts: bool, age_ms: u32) -> ReuseAsk {
+        ReuseAsk { loopback, bound_port: false, fin_wait2: false, ts_recent_valid: ts, age_ms }
+    }
+
     #[test]
     fn local_reuse_needs_a_timestamp_and_the_delay() {
-        assert!(local_reuse_allowed(DEFAULT, true, false, true, 1001));
+        assert!(local_reuse_allowed(DEFAULT, ask(true, true, 1001)));
         // Linux's time_after32: strictly later than the delay.
-        assert!(!local_reuse_allowed(DEFAULT, true, false, true, 1000));
-        assert!(!local_reuse_allowed(DEFAULT, true, false, false, 5000));
+        assert!(!local_reuse_allowed(DEFAULT, ask(true, true, 1000)));
+        assert!(!local_reuse_allowed(DEFAULT, ask(true, false, 5000)));
         let short = TwReuse { mode: 2, delay_ms: 10 };
-        assert!(local_reuse_allowed(short, true, false, true, 11));
+        assert!(local_reuse_allowed(short, ask(true, true, 11)));
     }
 
     #[test]
     fn tcp_tw_reuse_modes() {
         // 2 (default): loopback only.
-        assert!(!local_reuse_allowed(DEFAULT, false, false, true, 5000));
+        assert!(!local_reuse_allowed(DEFAULT, ask(false, true, 5000)));
         // 1: any address.
-        assert!(local_reuse_allowed(TwReuse { mode: 1, delay_ms: 1000 }, false, false, true, 5000));
+        assert!(local_reuse_allowed(TwReuse { mode: 1, delay_ms: 1000 }, ask(false, true, 5000)));
         // 0: never.
-        assert!(!local_reuse_allowed(TwReuse { mode: 0, delay_ms: 1000 }, true, false, true, 5000));
+        assert!(!local_reuse_allowed(TwReuse { mode: 0, delay_ms: 1000 }, ask(true, true, 5000)));
     }
 
     #[test]
     fn never_from_fin_wait2() {
-        assert!(!local_reuse_allowed(TwReuse { mode: 1, delay_ms: 0 }, true, true, true, 5000));
+        let a = ReuseAsk { fin_wait2: true, ..ask(true, true, 5000) };
+        assert!(!local_reuse_allowed(TwReuse { mode: 1, delay_ms: 0 }, a));
+    }
+
+    #[test]
+    fn a_bound_port_needs_only_a_timestamp() {
+        // tcp_twsk_unique with twp NULL: mode and delay do not matter, the timestamp does.
+        let bound = ReuseAsk { bound_port: true, ..ask(false, true, 0) };
+        assert!(local_reuse_allowed(TwReuse { mode: 0, delay_ms: 1000 }, bound));
+        assert!(!local_reuse_allowed(DEFAULT, ReuseAsk { ts_recent_valid: false, ..bound }));
     }
 }

@@ -270,7 +270,7 @@ impl NetState {
     }
 
     /// LOCAL_OUT, docs/behaviour.md §7: a local connect() onto the tuple of `e`.
-    pub(crate) fn local_connect<A: Addr>(&self, seg: &TcpSegment, ifindex: u32, e: &Entry<A>) -> Action {
+    pub(crate) fn local_connect<A: Addr>(&self, seg: &TcpSegment, ifindex: u32, bound_port: bool, e: &Entry<A>) -> Action {
         if !(seg.has_flag(SYN) && !seg.has_flag(ACK)) {
             return Action::Accept;
         }
@@ -292,10 +292,7 @@ impl NetState {
         if timeouts.expired(m, now_us)
             || policy::local_reuse_allowed(
                 self.glue.tw_reuse(),
-                loopback,
-                state.substate == Substate::FinWait2,
-                state.ts_recent_valid,
-                age_ms,
+                policy::ReuseAsk { loopback, bound_port, fin_wait2: state.substate == Substate::FinWait2, ts_recent_valid: state.ts_recent_valid, age_ms },
             )
         {
             self.bump(Stat::LocalConnectReuse);

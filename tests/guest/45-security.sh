@@ -31,8 +31,9 @@ nft delete table inet rtwtest
 fresh
 check_eq "rule removed: answered again" A "$(fin | field flags)"
 
-# conntrack's view: a segment it calls invalid, dropped by a `ct state invalid` rule. With
-# nf_conntrack_tcp_loose=0 an ACK for a connection conntrack never saw is invalid.
+# conntrack's view: a segment it calls invalid, dropped by a `ct state invalid` rule. A FIN for
+# a connection conntrack never saw is invalid (whatever nf_conntrack_tcp_loose says; it is set
+# to 0 so a plain ACK would be too).
 echo 0 >/proc/sys/net/netfilter/nf_conntrack_tcp_loose 2>/dev/null
 fresh
 nft add table inet rtwtest

@@ -11,7 +11,7 @@
  *
  *   rtw-peer -C -s SRC -d DST -p SPORT -P DPORT [-W WAIT_MS]
  *            connect() from SRC:SPORT to DST:DPORT (a local connect onto a tuple) and print
- *            "connect=ok|refused|timeout|error".
+ *            "connect=ok|refused|timeout|error". SPORT 0: connect() picks the port.
  *
  *   rtw-peer -L -s ADDR -p PORT [-W WAIT_MS]
  *            a server that closes late: accept one connection, read until the client's FIN,
@@ -136,6 +136,9 @@ static int do_connect(const char *src, const char *dst, unsigned long sport, uns
 	if (fd < 0)
 		die("socket");
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* Port 0: bind the address only, so connect() picks the port (as an unbound client). */
+	if (!sport)
+		setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
 	if (bind(fd, (struct sockaddr *)&sa, len) < 0)
 		die("bind");
 	fcntl(fd, F_SETFL, O_NONBLOCK);
@@ -325,7 +328,7 @@ int main(int argc, char **argv)
 		return do_request(dst, dport, wait);
 	if (listen_mode && src && sport)
 		return do_listen(src, sport, wait);
-	if (connect_mode && src && dst && sport && dport)
+	if (connect_mode && src && dst && dport)
 		return do_connect(src, dst, sport, dport, wait);
 	if (!ifname || !mac || !src || !dst || !sport || !dport || plen > 1000) {
 		fprintf(stderr, "rtw-peer: -i -m -s -d -p -P are required (payload <= 1000)\n");
