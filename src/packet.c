@@ -187,6 +187,9 @@ unsigned int rtw_hook(void *priv, struct sk_buff *skb, const struct nf_hook_stat
 	struct tcphdr _th;
 	u8 head[RTW_HEAD_COPY];
 	struct rtw_glue_pkt pkt;
+	const void *saddr, *daddr;
+	__u8 *local, *remote;
+	unsigned int alen;
 	void *entry;
 	u8 family;
 
@@ -197,11 +200,11 @@ unsigned int rtw_hook(void *priv, struct sk_buff *skb, const struct nf_hook_stat
 		if (iph->protocol != IPPROTO_TCP)
 			return NF_ACCEPT;
 		thoff = off + iph->ihl * 4;
-		th = skb_header_pointer(skb, thoff, sizeof(_th), &_th);
-		if (!th)
-			return NF_ACCEPT;
-		memcpy(output ? key.v4.laddr : key.v4.raddr, &iph->saddr, 4);
-		memcpy(output ? key.v4.raddr : key.v4.laddr, &iph->daddr, 4);
+		saddr = &iph->saddr;
+		daddr = &iph->daddr;
+		local = key.v4.laddr;
+		remote = key.v4.raddr;
+		alen = 4;
 		family = AF_INET;
 	} else {
 		const struct ipv6hdr *ip6h = ipv6_hdr(skb);
@@ -228,13 +231,19 @@ unsigned int rtw_hook(void *priv, struct sk_buff *skb, const struct nf_hook_stat
 			ext_len = t - thoff;
 			thoff = t;
 		}
-		th = skb_header_pointer(skb, thoff, sizeof(_th), &_th);
-		if (!th)
-			return NF_ACCEPT;
-		memcpy(output ? key.v6.laddr : key.v6.raddr, &ip6h->saddr, 16);
-		memcpy(output ? key.v6.raddr : key.v6.laddr, &ip6h->daddr, 16);
+		saddr = &ip6h->saddr;
+		daddr = &ip6h->daddr;
+		local = key.v6.laddr;
+		remote = key.v6.raddr;
+		alen = 16;
 		family = AF_INET6;
 	}
+	th = skb_header_pointer(skb, thoff, sizeof(_th), &_th);
+	if (!th)
+		return NF_ACCEPT;
+	/* Our side first: the destination of what comes in, the source of what goes out. */
+	memcpy(output ? local : remote, saddr, alen);
+	memcpy(output ? remote : local, daddr, alen);
 	/* LOCAL_OUT only cares about a local connect(): a SYN without ACK (docs/behaviour.md §7). */
 	if (output && !(th->syn && !th->ack))
 		return NF_ACCEPT;
