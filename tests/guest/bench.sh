@@ -85,6 +85,20 @@ while [ $i -le $CYCLES ]; do
 	rmmod rust_timewait || exit 1
 	i=$((i + 1))
 done
+# Where a flood's extra cost comes from: the hooks on the path (module loaded, one entry) or the
+# table's size (N entries), each against the module not loaded, three rounds.
+du="" d1="" dn=""
+for r in 1 2 3; do
+	du="$du $(median3 flood)"
+	insmod $KO || exit 1
+	kbench "fill 1" >/dev/null
+	d1="$d1 $(median3 flood)"
+	kbench "fill $N" >/dev/null
+	dn="$dn $(median3 flood)"
+	kbench flush >/dev/null
+	rmmod rust_timewait || exit 1
+done
+echo "rtw-bench-note: flood_parts ns_per_segment unloaded:$du hooks_1_entry:$d1 hooks_${N}_entries:$dn"
 kill $echo_pid
 echo "rtw-bench-note: flood ns_per_segment unloaded:$uf loaded:$lf"
 echo "rtw-bench-note: rr ns_per_transaction unloaded:$ur loaded:$lr"

@@ -256,6 +256,8 @@ pub enum HandoffErrorKind {
     WrongState(TcpState),
     /// The connection counts its timestamps in microseconds; the module's clock is ms.
     UsecTimestamps,
+    /// Data received and not read (SIOCINQ): handing off would discard it silently.
+    UnreadData(u32),
     /// `TCP_REPAIR` was refused: no CAP_NET_ADMIN.
     Permission,
     /// Our FIN was not acknowledged in time.
@@ -334,6 +336,12 @@ impl fmt::Display for HandoffErrorKind {
                 }
                 s => write!(f, "{}: cannot be handed off", s.name()),
             },
+            UnreadData(n) => write!(
+                f,
+                "{n} bytes received and not read: a handoff would discard them while the module \
+                 acknowledged the peer's FIN as if they had been delivered; read them first, or \
+                 close() the socket (Linux then resets the connection, RFC 2525 §2.17)"
+            ),
             UsecTimestamps => write!(
                 f,
                 "the connection uses microsecond TCP timestamps (tcp_usec_ts); the module's \
@@ -460,6 +468,14 @@ fn setsockopt_int(fd: RawFd, level: i32, name: i32, val: libc::c_int) -> io::Res
 /// `TCP_INFO`.
 pub fn tcp_info(fd: RawFd) -> io::Result<TcpInfo> {
     getsockopt(fd, libc::IPPROTO_TCP, libc::TCP_INFO)
+}
+
+/// Bytes received and not read (SIOCINQ).
+fn inq(fd: RawFd) -> Option<u32> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: SIOCINQ (FIONREAD) writes one int.
+    let r = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) };
+    (r == 0).then_some(n as u32)
 }
 
 fn outq(fd: RawFd) -> Option<u32> {
@@ -607,6 +623,13 @@ fn repair_and_close(
     tuple: Tuple,
 ) -> Result<Outcome, HandoffError> {
     let fd = stream.as_raw_fd();
+    // Unread data would be lost without a trace (Linux's close() would reset instead).
+    if let Some(n) = inq(fd).filter(|n| *n > 0) {
+        return Err(HandoffError {
+            kind: HandoffErrorKind::UnreadData(n),
+            socket: Some(stream.into()),
+        });
+    }
     if let Err(e) = setsockopt_int(fd, libc::IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_ON) {
         let kind = if e.raw_os_error() == Some(libc::EPERM) {
             HandoffErrorKind::Permission
@@ -648,6 +671,18 @@ fn repair_and_close(
             return fail(HandoffErrorKind::EntryRefused(r), stream);
         }
         Err(e) => return fail(HandoffErrorKind::Module(e), stream),
+    }
+    // Data that arrived between the first check and the entry: give the socket back, unread
+    // data and all, rather than close it under the module.
+    if let Some(n) = inq(fd).filter(|n| *n > 0) {
+        if let Err(e) = client.del(&tuple) {
+            return fail(HandoffErrorKind::Cleanup(tuple, e), stream);
+        }
+        let _ = setsockopt_int(fd, libc::IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_OFF_NO_WP);
+        return Err(HandoffError {
+            kind: HandoffErrorKind::UnreadData(n),
+            socket: Some(stream.into()),
+        });
     }
     // The module now sees the peer's segments first. Did the peer's FIN get in before?
     match tcp_info(fd) {
