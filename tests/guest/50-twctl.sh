@@ -72,10 +72,12 @@ if [ "$r" = 5 ]; then check_eq "no entry left" 0 "$(twctl list | grep -c :5001)"
 # Data received and not read: a handoff would lose it silently (the module would acknowledge
 # the peer's FIN as if the data had been delivered). twctl refuses, and the socket is closed as
 # close() closes it (a reset, RFC 2525 §2.17).
-(printf 'unread data'; sleep 3) | nc -l -p 5002 >/dev/null & sleep 0.3
+rtw-peer -L -s 127.0.0.1 -p 5002 -W 3000 -l 11 >/dev/null & srv=$!
+sleep 0.3
 check_eq "handoff with unread data: refused (exit 1)" 1 "$(rc twctl handoff --connect 127.0.0.1:5002 --send hi)"; show
 check "... and says why" grep -q "received and not read" /tmp/out
 check_eq "... and leaves no entry" 0 "$(twctl list | grep -c :5002)"
+wait $srv
 check "ifname scope" twctl add '[fe80::1%lo]:80' '[fe80::2]:1' --snd-nxt 1 --rcv-nxt 2
 twctl list -6 | sed 's/^/# /'
 twctl flush >/dev/null

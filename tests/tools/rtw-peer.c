@@ -13,9 +13,10 @@
  *            connect() from SRC:SPORT to DST:DPORT (a local connect onto a tuple) and print
  *            "connect=ok|refused|timeout|error". SPORT 0: connect() picks the port.
  *
- *   rtw-peer -L -s ADDR -p PORT [-W WAIT_MS]
- *            a server that closes late: accept one connection, read until the client's FIN,
- *            wait WAIT_MS, then close (our FIN). Prints "served bytes=N".
+ *   rtw-peer -L -s ADDR -p PORT [-W WAIT_MS] [-l N]
+ *            a server that closes late: accept one connection, send N bytes (default none),
+ *            read until the client's FIN, wait WAIT_MS, then close (our FIN). Prints
+ *            "served bytes=N".
  *
  *   rtw-peer -R -d DST -P DPORT [-W WAIT_MS]
  *            a client that closes late: connect, send one request line, read the reply until
@@ -162,7 +163,7 @@ static int do_connect(const char *src, const char *dst, unsigned long sport, uns
 	return 0;
 }
 
-static int do_listen(const char *addr, unsigned long port, unsigned long wait)
+static int do_listen(const char *addr, unsigned long port, unsigned long wait, unsigned long plen)
 {
 	int v6 = strchr(addr, ':') != NULL, one = 1;
 	struct sockaddr_storage sa;
@@ -179,6 +180,10 @@ static int do_listen(const char *addr, unsigned long port, unsigned long wait)
 	int fd = accept(lfd, NULL, NULL);
 	if (fd < 0)
 		die("accept");
+	/* -l N: first send N bytes the client may leave unread. */
+	for (unsigned long i = 0; i < plen; i++)
+		if (write(fd, "x", 1) != 1)
+			die("write");
 	long total = drain_wait_close(fd, wait);
 	close(lfd);
 	printf("served bytes=%ld\n", total);
@@ -327,7 +332,7 @@ int main(int argc, char **argv)
 	if (request_mode && dst && dport)
 		return do_request(dst, dport, wait);
 	if (listen_mode && src && sport)
-		return do_listen(src, sport, wait);
+		return do_listen(src, sport, wait, plen);
 	if (connect_mode && src && dst && dport)
 		return do_connect(src, dst, sport, dport, wait);
 	if (!ifname || !mac || !src || !dst || !sport || !dport || plen > 1000) {
