@@ -39,7 +39,8 @@
 #define RTW_BENCH_CALLS 20000
 #define RTW_BENCH_SAMPLE_MS 100
 /* Calls per section with bottom halves off: a softirq pending at the end of a section runs
- * outside the timed part, and a section never keeps softirqs waiting for long. */
+ * outside the timed part, and a section never keeps softirqs waiting for long. Also the unit
+ * whose median time a run reports (rtw_bench_run). */
 #define RTW_BENCH_CHUNK 500
 /* Fixed-time runs of the two-vCPU figure. */
 #define RTW_BENCH_SCALING_MS 2000
@@ -388,6 +389,19 @@ static noinline unsigned int rtw_bench_lookup(const struct rtw_bench_seg *s)
 
 static DEFINE_SPINLOCK(rtw_bench_lock);
 
+/*
+ * A function with 256 bytes of locals, about what the hook keeps on its stack (the 128-byte
+ * header copy, the packet descriptor, the key): with CONFIG_INIT_STACK_ALL_ZERO the compiler
+ * zeroes them on every call, whichever way the call returns.
+ */
+static noinline unsigned int rtw_bench_stack(void)
+{
+	u8 locals[256];
+
+	barrier_data(locals);
+	return NF_ACCEPT;
+}
+
 enum rtw_bench_kind {
 	/* Only the harness (tuple choice, loop): subtracted from all of the others. */
 	RTW_BENCH_EMPTY,
@@ -399,6 +413,8 @@ enum rtw_bench_kind {
 	RTW_BENCH_GN,
 	/* What PROVE_RCU adds to every rcu_dereference() under it: one rcu_read_lock_held(). */
 	RTW_BENCH_RCU_HELD,
+	/* What a call pays for its locals: rtw_bench_stack(). */
+	RTW_BENCH_STACK,
 	/* What lockdep adds to the hit path: an rcu_read_lock() pair, a spin_lock_bh() pair. */
 	RTW_BENCH_RCU_PAIR,
 	RTW_BENCH_LOCK_PAIR,
@@ -407,7 +423,7 @@ enum rtw_bench_kind {
 
 static const char *const rtw_bench_kind_names[RTW_BENCH_KINDS] = {
 	"harness", "hook", "linux_lookup", "gn_plus_table_lookup", "rtw_gn", "rcu_read_lock_held",
-	"rcu_read_lock_pair", "spin_lock_bh_pair",
+	"stack_256_bytes", "rcu_read_lock_pair", "spin_lock_bh_pair",
 };
 
 static __always_inline unsigned int rtw_bench_call(struct rtw_bench_seg *s,
@@ -424,6 +440,8 @@ static __always_inline unsigned int rtw_bench_call(struct rtw_bench_seg *s,
 		return rtw_gn(s->state.net) ? NF_ACCEPT : NF_DROP;
 	case RTW_BENCH_RCU_HELD:
 		return rcu_read_lock_held() ? NF_ACCEPT : NF_DROP;
+	case RTW_BENCH_STACK:
+		return rtw_bench_stack();
 	case RTW_BENCH_RCU_PAIR:
 		rcu_read_lock();
 		rcu_read_unlock();
@@ -438,21 +456,35 @@ static __always_inline unsigned int rtw_bench_call(struct rtw_bench_seg *s,
 	}
 }
 
+/* Most chunks a run can have (rtw_bench_calibrate caps a run at 100 x RTW_BENCH_CALLS). */
+#define RTW_BENCH_MAX_CHUNKS (100 * RTW_BENCH_CALLS / RTW_BENCH_CHUNK)
+/* The chunks' times of the run in progress; runs are serialised by rtw_bench_mutex. */
+static u32 rtw_bench_chunk_ns[RTW_BENCH_MAX_CHUNKS];
+
+static int rtw_bench_cmp32(const void *a, const void *b)
+{
+	u32 x = *(const u32 *)a, y = *(const u32 *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 /*
- * `calls` calls of one kind; returns the nanoseconds they took, timed inside the sections where
- * bottom halves are off and the RCU read lock is held (the context netfilter calls hooks in), so
- * softirqs that run when a section ends are not counted. `drops` counts NF_DROP verdicts: a hit
- * must be dropped every time, a miss never.
+ * `calls` calls of one kind (a multiple of RTW_BENCH_CHUNK), each chunk timed inside a section
+ * where bottom halves are off and the RCU read lock is held (the context netfilter calls hooks
+ * in), so softirqs that run when a section ends are not counted. Returns the median chunk's time
+ * times the number of chunks: the emulator's vCPUs are threads of a host that sometimes does not
+ * run them for milliseconds, and a chunk it stalls must not count; on a settled table every
+ * chunk does the same work. `drops` counts NF_DROP verdicts: a hit must be dropped every time,
+ * a miss never.
  */
 static u64 rtw_bench_run(struct rtw_bench_seg *s, enum rtw_bench_kind kind, u32 calls, u32 *drops)
 {
-	u32 done = 0, dropped = 0;
-	u64 ns = 0;
+	u32 done = 0, dropped = 0, n = 0;
 
 	s->rnd = s->seed;
 	while (done < calls) {
 		u32 k = min_t(u32, calls - done, RTW_BENCH_CHUNK), j;
-		u64 t0;
+		u64 t0, t;
 
 		local_bh_disable();
 		rcu_read_lock();
@@ -461,15 +493,20 @@ static u64 rtw_bench_run(struct rtw_bench_seg *s, enum rtw_bench_kind kind, u32 
 			rtw_bench_aim(s);
 			dropped += rtw_bench_call(s, kind) == NF_DROP;
 		}
-		ns += ktime_get_ns() - t0;
+		t = ktime_get_ns() - t0;
 		rcu_read_unlock();
 		local_bh_enable();
+		if (n < RTW_BENCH_MAX_CHUNKS)
+			rtw_bench_chunk_ns[n++] = min_t(u64, t, U32_MAX);
 		done += k;
 		cond_resched();
 	}
 	if (drops)
 		*drops = dropped;
-	return ns;
+	if (!n)
+		return 0;
+	sort(rtw_bench_chunk_ns, n, sizeof(rtw_bench_chunk_ns[0]), rtw_bench_cmp32, NULL);
+	return div_u64((u64)rtw_bench_chunk_ns[n / 2] * calls, RTW_BENCH_CHUNK);
 }
 
 /*
@@ -481,7 +518,8 @@ static void rtw_bench_calibrate(struct rtw_bench_seg *s)
 	u64 ns = rtw_bench_run(s, RTW_BENCH_HOOK, RTW_BENCH_CALLS, NULL);
 	u64 calls = div64_u64((u64)RTW_BENCH_SAMPLE_MS * NSEC_PER_MSEC * RTW_BENCH_CALLS, ns ?: 1);
 
-	s->calls = clamp_t(u64, calls, RTW_BENCH_CALLS, 100 * RTW_BENCH_CALLS);
+	calls = clamp_t(u64, calls, RTW_BENCH_CALLS, 100 * RTW_BENCH_CALLS);
+	s->calls = rounddown(calls, RTW_BENCH_CHUNK);
 }
 
 /* ---- results ---- */
@@ -549,7 +587,7 @@ static u64 rtw_bench_median(u64 *v, u32 n)
 static void rtw_bench_parts(struct rtw_bench_seg *s, const char *name, bool miss)
 {
 	static const enum rtw_bench_kind miss_kinds[] = {
-		RTW_BENCH_LOOKUP, RTW_BENCH_GN, RTW_BENCH_RCU_HELD, RTW_BENCH_RCU_PAIR,
+		RTW_BENCH_LOOKUP, RTW_BENCH_GN, RTW_BENCH_STACK, RTW_BENCH_RCU_PAIR,
 	};
 	static const enum rtw_bench_kind hit_kinds[] = {
 		RTW_BENCH_LOOKUP, RTW_BENCH_RCU_HELD, RTW_BENCH_RCU_PAIR, RTW_BENCH_LOCK_PAIR,
@@ -574,30 +612,43 @@ static void rtw_bench_parts(struct rtw_bench_seg *s, const char *name, bool miss
 		rtw_bench_kind_names[kinds[3]], rtw_bench_median(v[3], 5));
 }
 
+/* Per-call costs of one variant, harness taken off, medians of five samples. */
+struct rtw_bench_costs {
+	u64 hook;
+	u64 linux_lookup;
+	/* rtw_gn() + rtw_glue_table_lookup() alone. */
+	u64 table_lookup;
+};
+
 /*
- * Per-call costs of the hook and of Linux's lookup for one kind of segment, harness taken off,
- * medians of five samples: the variants the notes set beside a figure.
+ * The variants the notes set beside a figure: one kind of segment, `n` tuples, seen on `hook`
+ * (LOCAL_IN, or LOCAL_OUT for what the host sends).
  */
-static int rtw_bench_costs(u32 n, enum rtw_bench_segkind kind, u64 *hook_ns, u64 *lin_ns)
+static int rtw_bench_costs(u32 n, enum rtw_bench_segkind kind, unsigned int hook,
+			   struct rtw_bench_costs *c)
 {
-	u64 h[5], l[5];
+	u64 h[5], l[5], t[5];
 	struct rtw_bench_seg s;
 	u32 i;
 	int err = rtw_bench_seg_init(&s, n, kind, 0x7a1 + kind);
 
 	if (err)
 		return err;
+	s.state.hook = hook;
 	rtw_bench_calibrate(&s);
 	for (i = 0; i < 5; i++) {
 		u64 e = rtw_bench_run(&s, RTW_BENCH_EMPTY, s.calls, NULL);
 		u64 x = rtw_bench_run(&s, RTW_BENCH_HOOK, s.calls, NULL);
 		u64 y = rtw_bench_run(&s, RTW_BENCH_LINUX, s.calls, NULL);
+		u64 z = rtw_bench_run(&s, RTW_BENCH_LOOKUP, s.calls, NULL);
 
 		h[i] = div_u64(x > e ? x - e : 0, s.calls);
 		l[i] = div_u64(y > e ? y - e : 0, s.calls);
+		t[i] = div_u64(z > e ? z - e : 0, s.calls);
 	}
-	*hook_ns = rtw_bench_median(h, 5);
-	*lin_ns = rtw_bench_median(l, 5);
+	c->hook = rtw_bench_median(h, 5);
+	c->linux_lookup = rtw_bench_median(l, 5);
+	c->table_lookup = rtw_bench_median(t, 5);
 	rtw_bench_seg_free(&s);
 	return 0;
 }
@@ -615,7 +666,7 @@ static int rtw_bench_vs_linux(const char *name, u32 n, bool miss)
 {
 	struct rtw_bench_fig f = { .name = name, .unit = "x" };
 	u64 hook[RTW_BENCH_SAMPLES], lin[RTW_BENCH_SAMPLES], emp[RTW_BENCH_SAMPLES];
-	u64 hot_h = 0, hot_l = 0, dup_h = 0, dup_l = 0;
+	struct rtw_bench_costs hot, other;
 	enum rtw_bench_segkind kind = miss ? RTW_SEG_MISS : RTW_SEG_FIN;
 	struct rtw_bench_seg s;
 	u32 i, drops, bad = 0;
@@ -651,17 +702,25 @@ static int rtw_bench_vs_linux(const char *name, u32 n, bool miss)
 	rtw_bench_parts(&s, name, miss);
 	rtw_bench_seg_free(&s);
 
-	err = rtw_bench_costs(1, kind, &hot_h, &hot_l);
-	if (!err && !miss)
-		err = rtw_bench_costs(n, RTW_SEG_DUPACK, &dup_h, &dup_l);
+	err = rtw_bench_costs(1, kind, NF_INET_LOCAL_IN, &hot);
 	if (err)
 		return err;
-	pr_info("rtw-bench-note: %s one_tuple: hook_ns=%llu linux_lookup_ns=%llu ratio=" RTW_BENCH_FMT "\n",
-		name, hot_h, hot_l, RTW_BENCH_ARG(rtw_bench_ratio(hot_h, hot_l)));
-	if (!miss)
-		pr_info("rtw-bench-note: %s dup_ack_t7: hook_ns=%llu (random guarded tuples)\n", name,
-			dup_h);
-	return 0;
+	pr_info("rtw-bench-note: %s one_tuple: hook_ns=%llu linux_lookup_ns=%llu table_lookup_ns=%llu ratio=" RTW_BENCH_FMT "\n",
+		name, hot.hook, hot.linux_lookup, hot.table_lookup,
+		RTW_BENCH_ARG(rtw_bench_ratio(hot.hook, hot.linux_lookup)));
+	if (miss) {
+		/* What every segment the host sends pays: the LOCAL_OUT hook looks for SYNs only. */
+		err = rtw_bench_costs(1, RTW_SEG_MISS, NF_INET_LOCAL_OUT, &other);
+		if (!err)
+			pr_info("rtw-bench-note: %s local_out_ack: hook_ns=%llu (one tuple)\n", name,
+				other.hook);
+	} else {
+		err = rtw_bench_costs(n, RTW_SEG_DUPACK, NF_INET_LOCAL_IN, &other);
+		if (!err)
+			pr_info("rtw-bench-note: %s dup_ack_t7: hook_ns=%llu (random guarded tuples)\n",
+				name, other.hook);
+	}
+	return err;
 }
 
 /* Per-call hit cost (harness taken off) of one sample, in ns * 1000 / call. */
@@ -737,6 +796,8 @@ struct rtw_bench_worker {
 	u64 run_ns;
 	u64 calls;
 	u64 max_ns;
+	/* The growth probe's longest hit (max_ns covers hits and misses). */
+	u64 max_hit_ns;
 	u64 ctl_max_ns;
 	u64 over_100us;
 	u64 ctl_over_100us;
@@ -908,6 +969,7 @@ static void rtw_bench_probe(struct rtw_bench_worker *w)
 	u64 calls = 0;
 
 	w->max_ns = 0;
+	w->max_hit_ns = 0;
 	w->ctl_max_ns = 0;
 	w->over_100us = 0;
 	w->ctl_over_100us = 0;
@@ -936,6 +998,8 @@ static void rtw_bench_probe(struct rtw_bench_worker *w)
 		c = c > RTW_BENCH_CONTROL_NS ? c - RTW_BENCH_CONTROL_NS : 0;
 
 		w->max_ns = max(w->max_ns, t);
+		if (s == &w->seg)
+			w->max_hit_ns = max(w->max_hit_ns, t);
 		w->ctl_max_ns = max(w->ctl_max_ns, c);
 		rtw_bench_hist_add(&w->hist, t);
 		rtw_bench_hist_add(&w->ctl_hist, c);
@@ -994,6 +1058,7 @@ static int rtw_bench_grow(u32 from, u32 to, struct rtw_bench_worker *probe)
 	rtw_bench_join(&w[1]);
 	err = w[0].err;
 	probe->max_ns = w[1].max_ns;
+	probe->max_hit_ns = w[1].max_hit_ns;
 	probe->ctl_max_ns = w[1].ctl_max_ns;
 	probe->calls = w[1].calls;
 	probe->over_100us = w[1].over_100us;
@@ -1069,9 +1134,10 @@ static int rtw_bench_growth(void)
 			break;
 		}
 		rtw_bench_add(&look, rtw_bench_ratio(c4m[i], c1k[i]));
-		pr_info("rtw-bench-note: growth %u: entries=%u buckets4=%u growth_ms=%llu probe_max_ns=%llu control_max_overrun_ns=%llu probe_calls=%llu hit_1k_ns=%llu hit_4m_ns=%llu\n",
+		pr_info("rtw-bench-note: growth %u: entries=%u buckets4=%u growth_ms=%llu probe_max_ns=%llu probe_max_hit_ns=%llu control_max_overrun_ns=%llu probe_calls=%llu hit_1k_ns=%llu hit_4m_ns=%llu\n",
 			i, rtw_glue_table_len(gn->tables), rtw_glue_table_buckets(gn->tables, AF_INET),
-			div_u64(t0, NSEC_PER_MSEC), probe.max_ns, probe.ctl_max_ns, probe.calls,
+			div_u64(t0, NSEC_PER_MSEC), probe.max_ns, probe.max_hit_ns, probe.ctl_max_ns,
+			probe.calls,
 			div_u64(c1k[i], 1000), div_u64(c4m[i], 1000));
 	}
 	rtw_bench_flush(gn);
