@@ -7,16 +7,20 @@
 #   make KDIR=/path   build it against your own Rust-enabled kernel tree
 #   make demo         build what is missing, boot the test kernel in QEMU, show the module working
 #   make test         run every test: host-side, KUnit (in the guest) and guest scenarios
+#   make test-debug   the same on the debug kernel (KASAN, UBSAN, debug objects; built by
+#                     clang), with the fuzzers and the churn at full size (about N min)
 #   make bench        table size against add rate and per-segment hook cost (in the guest)
 #   make clean        remove build products from this directory
 #
 # RTW_CACHE (default /var/cache/rust_timewait) holds the build root and the test kernel.
 
 ifdef KDIR
+# A kernel built by clang builds its modules with clang too (LLVM=1, as it was configured).
+KBUILD_LLVM := $(if $(shell grep -sx 'CONFIG_CC_IS_CLANG=y' $(KDIR)/.config),LLVM=1)
 all:
-	$(MAKE) -C $(KDIR) M=$(CURDIR) modules
+	$(MAKE) -C $(KDIR) M=$(CURDIR) $(KBUILD_LLVM) modules
 clean:
-	$(MAKE) -C $(KDIR) M=$(CURDIR) clean
+	$(MAKE) -C $(KDIR) M=$(CURDIR) $(KBUILD_LLVM) clean
 else
 all:
 	bash qemu/module.sh
@@ -31,7 +35,10 @@ demo:
 test:
 	bash tests/run.sh
 
+test-debug:
+	RTW_FLAVOR=debug RTW_FUZZ=full bash tests/run.sh
+
 bench:
 	bash qemu/bench.sh
 
-.PHONY: all clean demo test bench
+.PHONY: all clean demo test test-debug bench

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 # Boot the test kernel with an initramfs under QEMU (TCG), collect the serial console into a
-# log, and fail on a timeout, a panic, an Oops, a WARNING, a BUG, or a guest that never said
-# it was done.  qemu/boot.sh INITRAMFS LOG TIMEOUT_S [kernel args...]
+# log, and fail on a timeout, a panic, an Oops, a WARNING, a BUG, a KASAN, UBSAN, debug-objects,
+# lockdep, RCU or kmemleak report, a Rust panic, or a guest that never said it was done.  qemu/boot.sh INITRAMFS LOG TIMEOUT_S [kernel args...]
 # Our slab caches run with SLUB debugging (red zones, poisoning, sanity checks): a use after
 # free or an entry left behind at unload ("Objects remaining") prints a BUG and fails the run.
 . "$(dirname "$0")/env.sh"
@@ -23,7 +23,8 @@ tr -d '\r' <"$log" >"$log.tmp" && mv "$log.tmp" "$log"
 fail=""
 [ $rc = 124 ] || [ $rc = 137 ] && fail="timed out after ${limit} s"
 grep -q 'Kernel panic' "$log" && fail="${fail:+$fail; }kernel panic"
-grep -qE 'Oops|BUG:|BUG [a-z0-9_-]+ \(|Objects remaining|WARNING:|general protection fault|UBSAN:' "$log" && fail="${fail:+$fail; }kernel Oops/BUG/WARNING"
+grep -qE 'Oops|BUG:|BUG [a-z0-9_-]+ \(|Objects remaining|WARNING:|general protection fault|UBSAN:|KASAN:|ODEBUG:|panicked at|kmemleak: [0-9]+ new suspected|rcu: INFO:|detected stall|inconsistent lock state|possible recursive locking|circular locking|suspicious RCU usage' "$log" &&
+	fail="${fail:+$fail; }kernel Oops/BUG/WARNING/KASAN/UBSAN/lockdep/RCU/kmemleak report"
 grep -q '^rtw-guest: done' "$log" || fail="${fail:+$fail; }guest did not finish"
 if [ -n "$fail" ]; then
 	echo "---- last 40 console lines ($log) ----" >&2

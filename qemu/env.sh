@@ -15,7 +15,7 @@ RTW_KVER=${RTW_KVER:-7.3}
 # What goes into the build root. Changing this list changes the root's key.
 RTW_PACKAGES="rustc rust-src bindgen libclang-dev gcc libc6-dev make bc flex bison libelf-dev
 libssl-dev python3 python3-yaml cpio kmod busybox-static xz-utils iproute2 ca-certificates
-nftables"
+nftables clang lld llvm"
 
 mkdir -p "$RTW_CACHE"
 
@@ -33,9 +33,11 @@ rtw_root_key() {
 }
 RTW_ROOT="$RTW_CACHE/root-$(rtw_root_key)"
 
-# Which kernel: "test" (qemu/kernel.config: lockdep, PROVE_RCU, kmemleak, for every test) or
+# Which kernel: "test" (qemu/kernel.config: lockdep, PROVE_RCU, kmemleak, for every test),
 # "bench" (the same with qemu/kernel-bench.config on top: no debugging instrumentation, for
-# `make bench`, whose figures lockdep's per-lookup checks would otherwise dominate).
+# `make bench`, whose figures lockdep's per-lookup checks would otherwise dominate) or "debug"
+# (qemu/kernel-debug.config on top: KASAN, UBSAN, debug objects, Rust debug assertions, built
+# by clang; for `make test-debug`).
 RTW_FLAVOR=${RTW_FLAVOR:-test}
 # The config fragment of the flavor, one line per option, the last setting of each winning.
 rtw_fragment() {

@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# Ensure the kernel of $RTW_FLAVOR (tinyconfig + qemu/kernel.config [+ qemu/kernel-bench.config],
+# Ensure the kernel of $RTW_FLAVOR (tinyconfig + qemu/kernel.config [+ qemu/kernel-$RTW_FLAVOR.config],
 # with Rust and KUnit) is built in the cache. Builds into a temporary directory and renames it into place only when complete, so an
 # interrupted run never leaves a tree that later runs trust. Inside the build root the tree is
 # always /kernel/src, whatever its path in the cache, so the rename does not break its paths.
 . "$(dirname "$0")/env.sh"
 
 "$RTW_TOP/qemu/buildroot.sh" >/dev/null
+
+# The debug flavor's KASAN needs clang with Rust (see qemu/kernel-debug.config); the others
+# keep GCC, the compiler most distribution kernels are built with.
+toolchain=""
+[ "$RTW_FLAVOR" != debug ] || toolchain="LLVM=1"
 
 build_kernel() {
 	local tmp=$1 jobs
@@ -18,9 +23,9 @@ build_kernel() {
 		tar xf /usr/src/linux-source-'"$RTW_KVER"'.tar.xz
 		mv linux-source-'"$RTW_KVER"' src
 		cd src
-		make -s tinyconfig
+		make -s '"$toolchain"' tinyconfig
 		scripts/kconfig/merge_config.sh -m .config /kernel/fragment.config
-		make -s olddefconfig
+		make -s '"$toolchain"' olddefconfig
 		# Fail loudly when an option asked for did not survive (a missing dependency).
 		bad=0
 		while IFS= read -r line; do
@@ -31,8 +36,8 @@ build_kernel() {
 			esac
 		done </kernel/fragment.config
 		[ $bad = 0 ] || exit 1
-		make rustavailable
-		make -j'"$jobs"' bzImage modules
+		make '"$toolchain"' rustavailable
+		make '"$toolchain"' -j'"$jobs"' bzImage modules
 		# Module.symvers exists only after `make modules`; external modules need it for modpost.
 		test -f Module.symvers && test -f arch/x86/boot/bzImage'
 }

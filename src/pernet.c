@@ -162,6 +162,12 @@ static int rtw_proc_int(const struct ctl_table *table, int write, void *buffer, 
 		    (u32)val > rtw_glue_capacity_ceiling(table->extra2))
 			return -EPERM;
 		WRITE_ONCE(*data, val);
+		/*
+		 * A shorter timeout makes live entries due now (D30) and a lower bound leaves the
+		 * table over it: the reaper frees and trims at once rather than at its old time.
+		 */
+		if (which != RTW_GLUE_SYSCTL_NOLOCALTIMEWAIT)
+			rtw_glue_reaper_arm(table->extra2, get_jiffies_64());
 	}
 	return ret;
 }

@@ -3,6 +3,10 @@
 # The test command (`make test`): host-side tests, then the module built against the cached
 # test kernel, booted in QEMU with every guest scenario; KUnit's KTAP and the scenarios' TAP
 # are parsed from the console log. Ends with one line: "N passed, N failed[, N skipped]".
+#
+# `make test-debug` runs the same on the debug kernel (RTW_FLAVOR=debug: KASAN, UBSAN, debug
+# objects) with the fuzzers and the churn at full size (RTW_FUZZ=full) and a new seed each run.
+#   RTW_SEED=N   the fuzzers' seed (make test: 1, so its runs repeat): a failure replays with it
 . "$(dirname "$0")/../qemu/env.sh"
 
 work="$RTW_TOP/build/test"
@@ -44,10 +48,15 @@ f=$(grep -cE '^not ok [0-9]+' "$work/host-spec.log" || true)
 rtw_log "host tests spec_check: $((p - s)) passed, $f failed, $s skipped"
 count "$((p - s))" "$f" "$s"
 rtw_prepare_guest "$work/initramfs.cpio"
-rtw_log "booting the test kernel with every guest scenario (log: $work/console.log)"
+fuzz=${RTW_FUZZ:-quick}
+if [ "$fuzz" = full ]; then seed=${RTW_SEED:-$(date +%s)} limit=${RTW_BOOT_TIMEOUT:-5400}
+else seed=${RTW_SEED:-1} limit=${RTW_BOOT_TIMEOUT:-900}; fi
+replay="make test RTW_SEED=$seed"
+[ "$RTW_FLAVOR" != debug ] || replay="make test-debug RTW_SEED=$seed"
+rtw_log "booting the $RTW_FLAVOR kernel with every guest scenario, fuzz seed $seed ($fuzz) (log: $work/console.log)"
 boot_ok=1
-bash "$RTW_TOP/qemu/boot.sh" "$work/initramfs.cpio" "$work/console.log" "${RTW_BOOT_TIMEOUT:-600}" \
-	rtw.scenarios=all || boot_ok=0
+bash "$RTW_TOP/qemu/boot.sh" "$work/initramfs.cpio" "$work/console.log" "$limit" \
+	rtw.scenarios=all rtw.seed="$seed" rtw.fuzz="$fuzz" || boot_ok=0
 
 # 3. KUnit: the KTAP printed while 00-kunit loaded the module, parsed by the kernel's kunit.py.
 sed -n '/^rtw-scenario-begin: 00-kunit/,/^rtw-scenario-end: 00-kunit/p' "$work/console.log" >"$work/kunit.log"
@@ -77,6 +86,12 @@ count "$((sp - ss))" "$sf" "$ss"
 
 # The figure the issue asks for, measured in the guest.
 grep -o 'entry_size: .*' "$work/console.log" | head -n1 || true
+# What the fuzzers and the churn put the module through, and how to replay it.
+sed -n 's/^rtw-tap: rtw-survived: //p' "$work/console.log" | tr ' ' '\n' | awk -F= -v flavor="$RTW_FLAVOR" '
+	NF == 2 { v[$1] += $2; if (!($1 in seen)) { seen[$1] = 1; order[n++] = $1 } }
+	END { if (n) { printf "survived on the %s kernel:", flavor;
+		for (i = 0; i < n; i++) printf " %s %d%s", order[i], v[order[i]], i + 1 < n ? "," : "\n" } }' | tr '_' ' '
+[ "$failed" = 0 ] || echo "fuzz seed $seed: replay with '$replay'"
 
 line="$passed passed, $failed failed"
 [ "$skipped" = 0 ] || line="$line, $skipped skipped"

@@ -308,8 +308,11 @@ impl NetState {
 
     /// Free every expired entry, a bounded batch per stripe lock hold, rescheduling between
     /// holds (process context: the reaper is a worker). Then arm for the earliest expiry left.
+    /// A table over its capacity (the bound was lowered) is trimmed to it afterwards.
     pub(crate) fn reap(&self) {
-        if let Some(left_us) = self.reap_expired() {
+        let next = self.reap_expired();
+        self.trim_to_capacity();
+        if let Some(left_us) = next {
             self.glue.arm_reaper(jiffies_after_us(left_us));
         }
     }
@@ -403,32 +406,47 @@ impl NetState {
     /// Remove the entry closest to its expiry (the oldest FIFO head of any stripe).
     fn recycle_one(&self, timeouts: &Timeouts) {
         let now32 = clock_us();
-        // (remaining jiffies, stripe, family, class)
-        let mut best: Option<(u32, u32, Family, Substate)> = None;
+        // (remaining µs, stripe)
+        let mut best: Option<(u32, u32)> = None;
         for stripe in 0..self.tables.stripes() {
             let mut guard = self.tables.lock(stripe);
-            for class in CLASSES {
-                for (family, left) in [
-                    (Family::V4, guard.head::<V4>(class).map(|o| o.get().expires(timeouts.of(class)).wrapping_sub(now32))),
-                    (Family::V6, guard.head::<V6>(class).map(|o| o.get().expires(timeouts.of(class)).wrapping_sub(now32))),
-                ] {
-                    if let Some(left) = left {
-                        // Live heads only (a dead one was just reaped): `left` is small.
-                        if best.is_none_or(|b| (left as i32) < (b.0 as i32)) {
-                            best = Some((left, stripe, family, class));
-                        }
-                    }
+            if let Some((left, ..)) = nearest_head(&mut guard, timeouts, now32) {
+                // Live heads only (a dead one was just reaped): `left` is small.
+                if best.is_none_or(|b| (left as i32) < (b.0 as i32)) {
+                    best = Some((left, stripe));
                 }
             }
         }
-        let Some((_, stripe, family, class)) = best else { return };
+        let Some((_, stripe)) = best else { return };
         let mut guard = self.tables.lock(stripe);
-        let recycled = match family {
-            Family::V4 => guard.head::<V4>(class).map(|o| o.remove()).is_some(),
-            _ => guard.head::<V6>(class).map(|o| o.remove()).is_some(),
-        };
-        if recycled {
+        if remove_nearest(&mut guard, timeouts, clock_us()) {
             self.bump(Stat::Recycled);
+        }
+    }
+
+    /// Bring a table over its capacity (`maxtcptw` lowered below the live count, D37) back to
+    /// it: each pass takes from every stripe its entry closest to expiry, a stripe lock at a
+    /// time, so trimming k entries costs O(k) and never holds a lock for long.
+    fn trim_to_capacity(&self) {
+        let capacity = self.capacity() as usize;
+        let timeouts = self.timeouts();
+        while self.tables.len() > capacity {
+            let mut removed = 0u64;
+            for stripe in 0..self.tables.stripes() {
+                if self.tables.len() <= capacity {
+                    break;
+                }
+                let mut guard = self.tables.lock(stripe);
+                if remove_nearest(&mut guard, &timeouts, clock_us()) {
+                    removed += 1;
+                }
+            }
+            self.tables.count(Stat::Recycled as u32, removed);
+            // Process context (the reaper's worker), no lock held.
+            sys::cond_resched();
+            if removed == 0 {
+                break;
+            }
         }
     }
 
@@ -531,6 +549,33 @@ impl NetState {
 
 /// Free a family's expired FIFO heads in the locked stripe, within `budget`; record in `heads`
 /// (one per class) the expiry of each FIFO's first live entry.
+/// The FIFO head of `guard`'s stripe closest to its expiry: (µs left, family, class).
+fn nearest_head(guard: &mut StripeGuard<'_>, timeouts: &Timeouts, now32: u32) -> Option<(u32, Family, Substate)> {
+    let mut best: Option<(u32, Family, Substate)> = None;
+    for class in CLASSES {
+        for (family, left) in [
+            (Family::V4, guard.head::<V4>(class).map(|o| o.get().expires(timeouts.of(class)).wrapping_sub(now32))),
+            (Family::V6, guard.head::<V6>(class).map(|o| o.get().expires(timeouts.of(class)).wrapping_sub(now32))),
+        ] {
+            if let Some(left) = left {
+                if best.is_none_or(|b| (left as i32) < (b.0 as i32)) {
+                    best = Some((left, family, class));
+                }
+            }
+        }
+    }
+    best
+}
+
+/// Remove the entry of `guard`'s stripe closest to its expiry; false if the stripe is empty.
+fn remove_nearest(guard: &mut StripeGuard<'_>, timeouts: &Timeouts, now32: u32) -> bool {
+    match nearest_head(guard, timeouts, now32) {
+        Some((_, Family::V4, class)) => guard.head::<V4>(class).map(|o| o.remove()).is_some(),
+        Some((_, _, class)) => guard.head::<V6>(class).map(|o| o.remove()).is_some(),
+        None => false,
+    }
+}
+
 fn reap_fifos<A: Addr>(
     st: &NetState,
     guard: &mut StripeGuard<'_>,

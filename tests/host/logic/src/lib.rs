@@ -13,3 +13,7 @@
 /// The kernel module's `logic/` folder, whole: the folder is the rule (no kernel bindings).
 #[path = "../../../../src/logic/mod.rs"]
 pub mod logic;
+
+/// Seeded fuzzing of parse, decide and the reply builders (host only).
+#[cfg(test)]
+mod fuzz;
