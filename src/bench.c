@@ -1079,7 +1079,7 @@ out:
  * the growth to 4M with the probe, then the hit cost at 4M, then a flush. Hits are drawn from
  * the whole table, so at 4M they reach memory no cache holds, as a busy server's segments do.
  */
-static int rtw_bench_growth(void)
+static noinline_for_stack int rtw_bench_growth(void)
 {
 	struct rtw_bench_fig stall = { .name = "resize_max_stall_us", .unit = "us" };
 	struct rtw_bench_fig look = { .name = "lookup_4m_vs_1k", .unit = "x" };
@@ -1238,7 +1238,7 @@ static void rtw_bench_drain(struct rtw_glue_net *gn)
  * reaped again with the lock probes on both CPUs. Both times stop when the table is empty:
  * entries unlinked, their memory following after a grace period in both cases.
  */
-static int rtw_bench_reap(void)
+static noinline_for_stack int rtw_bench_reap(void)
 {
 	struct rtw_bench_fig stall = { .name = "reap_max_stall_us", .unit = "us" };
 	struct rtw_bench_fig ratio = { .name = "reap_1m_vs_flush", .unit = "x" };
@@ -1320,7 +1320,7 @@ static int rtw_bench_reap(void)
 /* ---- commands ---- */
 
 /* The figures measured at 1M entries share one fill. */
-static int rtw_bench_at_1m(bool miss, bool hit, bool scaling)
+static noinline_for_stack int rtw_bench_at_1m(bool miss, bool hit, bool scaling)
 {
 	struct rtw_glue_net *gn = rtw_bench_gn();
 	u32 n = rtw_bench_n(RTW_BENCH_1M);

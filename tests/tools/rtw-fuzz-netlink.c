@@ -30,6 +30,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "rtw-wire.h"
+
 /* The family's numbering: spec/rust_timewait.yaml (tests/host/spec_check.py keeps it true). */
 enum { CMD_ADD = 1, CMD_DEL, CMD_GET, CMD_FLUSH, CMD_GET_STATS, CMD_LAST = CMD_GET_STATS };
 enum { A_ENTRY = 1, A_REPLACE, A_STATS, A_FLUSHED, A_MAX = A_FLUSHED };
@@ -41,19 +43,6 @@ enum {
 #define BATCH_MAX 4096
 #define BUF_SIZE (1 << 20)
 
-/* splitmix64: the whole run is a function of the seed. */
-static uint64_t rng_state;
-static uint64_t rnd(void)
-{
-	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-static uint32_t below(uint32_t n) { return n ? (uint32_t)(rnd() % n) : 0; }
-static int chance(unsigned pct) { return below(100) < pct; }
-
 static uint8_t *msg;
 static size_t len;
 static uint16_t family_id;
@@ -64,8 +53,6 @@ static struct {
 	unsigned long messages, sends, acks, errors, eperm, einval, other_err, data, dumps,
 		dumps_abandoned, batches_over, multi, no_reply, violations;
 } st;
-
-static void die(const char *m) { perror(m); exit(2); }
 
 static void put(const void *p, size_t n)
 {

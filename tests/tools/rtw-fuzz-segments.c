@@ -31,46 +31,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-static uint64_t rng_state;
-static uint64_t rnd(void)
-{
-	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-static uint32_t below(uint32_t n) { return n ? (uint32_t)(rnd() % n) : 0; }
-static int chance(unsigned pct) { return below(100) < pct; }
-
-static void die(const char *m) { perror(m); exit(2); }
-
-static uint32_t sum16(const uint8_t *p, size_t n, uint32_t s)
-{
-	for (size_t i = 0; i + 1 < n; i += 2)
-		s += (uint32_t)p[i] << 8 | p[i + 1];
-	if (n & 1)
-		s += (uint32_t)p[n - 1] << 8;
-	return s;
-}
-static uint16_t fold(uint32_t s)
-{
-	while (s >> 16)
-		s = (s & 0xffff) + (s >> 16);
-	return (uint16_t)~s;
-}
-static void put32(uint8_t *p, uint32_t v) { p[0] = v >> 24; p[1] = v >> 16; p[2] = v >> 8; p[3] = v; }
-static void put16(uint8_t *p, uint16_t v) { p[0] = v >> 8; p[1] = v; }
-static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-
-/* The TCP checksum's pseudo-header part (RFC 9293 §3.1, RFC 8200 §8.1). */
-static uint32_t pseudo(int v6, const uint8_t *src, const uint8_t *dst, size_t tcplen)
-{
-	uint32_t s = sum16(src, v6 ? 16 : 4, 0);
-
-	s = sum16(dst, v6 ? 16 : 4, s);
-	return s + 6 + (uint32_t)tcplen;
-}
+#include "rtw-wire.h"
 
 static uint8_t local4[4], peer4[4], other4[4], local6[16], peer6[16], other6[16];
 static uint16_t lport, rport, nports;
@@ -185,6 +146,25 @@ static size_t tcp_segment(uint8_t *t, int guarded, int *flags_out)
 
 static uint8_t pkt[8192];
 
+/* The TCP checksum of the segment at `t` (`at` bytes into the packet): right; wrong; or left
+ * partial, only the pseudo-header summed, for the "device" to finish (CHECKSUM_PARTIAL). */
+static void tcp_checksum(uint8_t *t, size_t tlen, uint32_t pseudo, struct virtio_net_hdr *vh, size_t at)
+{
+	if (chance(5)) {
+		st.partial++;
+		put16(t + 16, (uint16_t)~fold(pseudo));
+		vh->flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+		vh->csum_start = (uint16_t)at;
+		vh->csum_offset = 16;
+		return;
+	}
+	put16(t + 16, fold(sum16(t, tlen, pseudo)));
+	if (chance(8)) {
+		t[16] ^= (uint8_t)(1 + below(255));
+		st.bad_csum++;
+	}
+}
+
 /* One IPv4 datagram at `p` (after the virtio-net header). Returns its length. */
 static size_t ipv4(uint8_t *p, struct virtio_net_hdr *vh)
 {
@@ -214,21 +194,7 @@ static size_t ipv4(uint8_t *p, struct virtio_net_hdr *vh)
 
 	put16(p + 2, (uint16_t)total);
 	/* The TCP checksum: right, wrong, or left partial for the device to "offload". */
-	uint32_t ph = pseudo(0, src, dst, tlen);
-
-	if (chance(5)) {
-		st.partial++;
-		put16(t + 16, (uint16_t)~fold(ph));
-		vh->flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
-		vh->csum_start = (uint16_t)ihl;
-		vh->csum_offset = 16;
-	} else {
-		put16(t + 16, fold(sum16(t, tlen, ph)));
-		if (chance(8)) {
-			t[16] ^= (uint8_t)(1 + below(255));
-			st.bad_csum++;
-		}
-	}
+	tcp_checksum(t, tlen, tcp_pseudo(0, src, dst, tlen), vh, ihl);
 	if (tlen > 60 && chance(3)) { /* a GSO super-packet of a data segment */
 		vh->gso_type = VIRTIO_NET_HDR_GSO_TCPV4;
 		vh->gso_size = (uint16_t)(8 + below((uint32_t)tlen / 2));
@@ -306,21 +272,7 @@ static size_t ipv6(uint8_t *p, struct virtio_net_hdr *vh)
 	*prev_next = chance(99) ? 6 : (uint8_t)rnd();
 	uint8_t *t = e + ext;
 	size_t tlen = tcp_segment(t, guarded, &flags);
-	uint32_t ph = pseudo(1, p + 8, p + 24, tlen);
-
-	if (chance(5)) {
-		st.partial++;
-		put16(t + 16, (uint16_t)~fold(ph));
-		vh->flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
-		vh->csum_start = (uint16_t)(40 + ext);
-		vh->csum_offset = 16;
-	} else {
-		put16(t + 16, fold(sum16(t, tlen, ph)));
-		if (chance(8)) {
-			t[16] ^= (uint8_t)(1 + below(255));
-			st.bad_csum++;
-		}
-	}
+	tcp_checksum(t, tlen, tcp_pseudo(1, p + 8, p + 24, tlen), vh, 40 + ext);
 	if (!ext && tlen > 60 && chance(3)) {
 		vh->gso_type = VIRTIO_NET_HDR_GSO_TCPV6;
 		vh->gso_size = (uint16_t)(8 + below((uint32_t)tlen / 2));
@@ -363,7 +315,7 @@ static int reply_ok(const uint8_t *b, size_t n)
 
 	if (!v6 && fold(sum16(p, hl, 0)) != 0)
 		return 0;
-	return fold(sum16(p + hl, tlen, pseudo(v6, src, dst, tlen))) == 0;
+	return fold(sum16(p + hl, tlen, tcp_pseudo(v6, src, dst, tlen))) == 0;
 }
 
 int main(int argc, char **argv)

@@ -53,42 +53,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static void die(const char *m) { perror(m); exit(2); }
-
-static uint32_t sum16(const uint8_t *p, size_t n, uint32_t s)
-{
-	for (size_t i = 0; i + 1 < n; i += 2)
-		s += (uint32_t)p[i] << 8 | p[i + 1];
-	if (n & 1)
-		s += (uint32_t)p[n - 1] << 8;
-	return s;
-}
-
-static uint16_t fold(uint32_t s)
-{
-	while (s >> 16)
-		s = (s & 0xffff) + (s >> 16);
-	return (uint16_t)~s;
-}
-
-/* Internet checksum of the TCP segment with its pseudo-header (RFC 9293 §3.1, RFC 8200 §8.1). */
-static uint16_t tcp_csum(int v6, const uint8_t *src, const uint8_t *dst, const uint8_t *tcp, size_t len)
-{
-	uint32_t s = 0;
-	int alen = v6 ? 16 : 4;
-
-	s = sum16(src, alen, s);
-	s = sum16(dst, alen, s);
-	s += 6;
-	s += (uint32_t)len;
-	s = sum16(tcp, len, s);
-	return fold(s);
-}
-
-static void put32(uint8_t *p, uint32_t v) { p[0] = v >> 24; p[1] = v >> 16; p[2] = v >> 8; p[3] = v; }
-static void put16(uint8_t *p, uint16_t v) { p[0] = v >> 8; p[1] = v; }
-static uint32_t get32(const uint8_t *p) { return (uint32_t)p[0] << 24 | p[1] << 16 | p[2] << 8 | p[3]; }
-static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+#include "rtw-wire.h"
 
 /* Fill `ss` with ADDR:PORT (IPv6 when ADDR has a colon); the sockaddr's length, 0 if bad. */
 static socklen_t make_sockaddr(const char *addr, unsigned long port, struct sockaddr_storage *ss)
