@@ -8,15 +8,18 @@
 #   make demo         build what is missing, boot the test kernel in QEMU, show the module working
 #   make test         run every test: host-side, KUnit (in the guest) and guest scenarios
 #   make test-debug   the same on the debug kernel (KASAN, UBSAN, debug objects; built by
-#                     clang), with the fuzzers and the churn at full size (about N min)
+#                     clang), with the fuzzers and the churn at full size (about 35 min)
 #   make bench        table size against add rate and per-segment hook cost (in the guest)
 #   make clean        remove build products from this directory
 #
 # RTW_CACHE (default /var/cache/rust_timewait) holds the build root and the test kernel.
 
 ifdef KDIR
-# A kernel built by clang builds its modules with clang too (LLVM=1, as it was configured).
-KBUILD_LLVM := $(if $(shell grep -sx 'CONFIG_CC_IS_CLANG=y' $(KDIR)/.config),LLVM=1)
+# A kernel built by clang builds its modules with clang too (LLVM=1, as it was configured),
+# unless the caller names its own LLVM (LLVM=-19, LLVM=/path/).
+ifeq ($(origin LLVM),undefined)
+KBUILD_LLVM := $(if $(shell grep -sx 'CONFIG_CC_IS_CLANG=y' $(KDIR)/.config $(KDIR)/include/config/auto.conf),LLVM=1)
+endif
 all:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) $(KBUILD_LLVM) modules
 clean:

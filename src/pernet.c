@@ -262,23 +262,25 @@ static void __net_exit rtw_net_pre_exit(struct net *net)
 
 	rtw_hooks_disable(gn);
 	/*
-	 * Sysctls go here too (unregistering waits for writers in flight): at module unload every
-	 * netns's pre_exit runs before any exit, so no write in another netns can still be reading
-	 * the initial netns's state (rtw_glue_capacity_ceiling) when its exit frees it.
+	 * Sysctls and the reaper go here too: at module unload every netns's pre_exit runs before
+	 * any exit, and both read the initial netns's state (rtw_glue_capacity_ceiling: a sysctl
+	 * write, the reaper trimming to capacity), which the initial netns's exit frees first.
+	 * Unregistering the sysctls waits for writers in flight; `dying` keeps a hook still running
+	 * (until the grace period before exit) or a last write from arming the reaper again.
 	 */
 	rtw_sysctl_unregister(gn);
+	spin_lock_bh(&gn->reaper_lock);
+	gn->dying = true;
+	spin_unlock_bh(&gn->reaper_lock);
+	cancel_delayed_work_sync(&gn->reaper);
 }
 
 static void __net_exit rtw_net_exit(struct net *net)
 {
 	struct rtw_glue_net *gn = rtw_gn(net);
 
-	/* No hook runs any more (pre_exit + grace period) and no netlink command can reach this
-	 * netns; stop the reaper for good before the entries and the table go. */
-	spin_lock_bh(&gn->reaper_lock);
-	gn->dying = true;
-	spin_unlock_bh(&gn->reaper_lock);
-	cancel_delayed_work_sync(&gn->reaper);
+	/* No hook runs any more (pre_exit + grace period), no netlink command can reach this
+	 * netns and the reaper is stopped: the entries and the table go. */
 	rtw_rs_net_exit(gn->rs);
 	gn->rs = NULL;
 	/* Unlinked entries wait for a grace period; the table itself has no reader left. */

@@ -52,6 +52,7 @@ fuzz=${RTW_FUZZ:-quick}
 if [ "$fuzz" = full ]; then seed=${RTW_SEED:-$(date +%s)} limit=${RTW_BOOT_TIMEOUT:-5400}
 else seed=${RTW_SEED:-1} limit=${RTW_BOOT_TIMEOUT:-900}; fi
 replay="make test RTW_SEED=$seed"
+[ "$fuzz" = quick ] || replay="RTW_FUZZ=$fuzz $replay"
 [ "$RTW_FLAVOR" != debug ] || replay="make test-debug RTW_SEED=$seed"
 rtw_log "booting the $RTW_FLAVOR kernel with every guest scenario, fuzz seed $seed ($fuzz) (log: $work/console.log)"
 boot_ok=1

@@ -183,6 +183,8 @@ pub(crate) struct Decision {
     /// F5: apply with [`EntryState::complete_fin_wait2`] before building the ACK, and set the
     /// expiry to now + 2·MSL.
     pub(crate) transition: Option<FinWait2Completion>,
+    /// T7–T9: the new `ts_recent`, the TSval of an acceptable segment (RFC 7323 §4.3).
+    pub(crate) ts_recent: Option<u32>,
     /// The row that decided.
     pub(crate) reason: Reason,
 }
@@ -194,6 +196,7 @@ impl Decision {
             rate_limited: false,
             rearm_2msl: false,
             transition: None,
+            ts_recent: None,
             reason,
         }
     }
@@ -272,16 +275,24 @@ fn decide_time_wait(state: &EntryState, seg: &TcpSegment) -> Decision {
     // `thflags != TH_ACK` would answer them, inviting ACK loops).
     let bare_ack = seg.payload_len == 0 && !seg.has_flag(SYN) && !seg.has_flag(FIN);
     if bare_ack && seg.seq == state.rcv_nxt {
+        // RFC 7323 §4.3 (3): a segment that passed PAWS and starts at rcv_nxt is acceptable, and
+        // its TSval becomes TS.Recent, as Linux's TIME_WAIT takes it (tcp_timewait_state_process).
+        // Later replies echo it, and PAWS and T4 judge the next SYN by it.
+        let ts_recent = match (state.has_ts, seg.ts) {
+            (true, Some(ts)) => Some(ts.tsval),
+            _ => None,
+        };
         // T7: an exact duplicate ACK says nothing new; answering it makes ACK loops.
-        if seg.ack == state.snd_nxt {
-            return Decision::new(Verdict::Drop, Reason::DupAck);
-        }
         // T8: RFC 9293 §3.10.7.4 (fifth check): an ACK of something not yet sent gets an ACK.
-        if seq_after(seg.ack, state.snd_nxt) {
-            return Decision::ack(Reason::AckOfUnsent, true);
-        }
         // T9: RFC 9293 §3.10.7.4: an old (duplicate) ACK is ignored.
-        return Decision::new(Verdict::Drop, Reason::OldAck);
+        let d = if seg.ack == state.snd_nxt {
+            Decision::new(Verdict::Drop, Reason::DupAck)
+        } else if seq_after(seg.ack, state.snd_nxt) {
+            Decision::ack(Reason::AckOfUnsent, true)
+        } else {
+            Decision::new(Verdict::Drop, Reason::OldAck)
+        };
+        return Decision { ts_recent, ..d };
     }
 
     // T10: RFC 9293 §3.10.7.4 (first check): an unacceptable segment gets an ACK. Never re-arm
@@ -663,6 +674,27 @@ mod tests {
             let d = decide(&tw, &seg(flags, RCV_NXT, SND_NXT, 0, Some(TS_RECENT + 1)));
             assert_eq!((d.verdict, d.reason), (Verdict::Drop, Reason::DupAck));
         }
+    }
+
+    #[test]
+    fn t7_to_t9_take_the_tsval_as_ts_recent() {
+        let tw = time_wait();
+        // An acceptable ACK at rcv_nxt with a newer TSval: T7, T8 and T9 alike.
+        for ack in [SND_NXT, SND_NXT + 1, SND_NXT - 1] {
+            let d = decide(&tw, &seg(ACK, RCV_NXT, ack, 0, Some(TS_RECENT + 50)));
+            assert_eq!(d.ts_recent, Some(TS_RECENT + 50));
+        }
+        // Rejected by PAWS (T2), not at rcv_nxt (T10), with data, or without timestamps: no.
+        assert_eq!(decide(&tw, &seg(ACK, RCV_NXT, SND_NXT, 0, Some(TS_RECENT - 1))).ts_recent, None);
+        assert_eq!(decide(&tw, &seg(ACK, RCV_NXT + 1, SND_NXT, 0, Some(TS_RECENT + 50))).ts_recent, None);
+        assert_eq!(decide(&tw, &seg(ACK, RCV_NXT, SND_NXT, 5, Some(TS_RECENT + 50))).ts_recent, None);
+        let no_ts = EntryState { has_ts: false, ts_recent_valid: false, ..time_wait() };
+        assert_eq!(decide(&no_ts, &seg(ACK, RCV_NXT, SND_NXT, 0, Some(TS_RECENT + 50))).ts_recent, None);
+        // Once taken, a SYN whose TSval lies between the old and the new TS.Recent is old (T2),
+        // not a newer incarnation (T4).
+        let updated = EntryState { ts_recent: TS_RECENT + 50, ..time_wait() };
+        assert_eq!(row(&updated, &seg(SYN, RCV_NXT - 10, 0, 0, Some(TS_RECENT + 10))).1, Reason::PawsRejected);
+        assert_eq!(row(&tw, &seg(SYN, RCV_NXT - 10, 0, 0, Some(TS_RECENT + 10))).1, Reason::SynReuseByTimestamp);
     }
 
     #[test]

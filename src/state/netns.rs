@@ -204,6 +204,10 @@ impl NetState {
             occ.get_mut().set_state(&state);
             self.bump(Stat::FinWait2Completed);
         }
+        if let Some(ts) = d.ts_recent {
+            state.ts_recent = ts;
+            occ.get_mut().set_state(&state);
+        }
 
         match d.verdict {
             Verdict::Drop => {
@@ -430,13 +434,18 @@ impl NetState {
     fn trim_to_capacity(&self) {
         let capacity = self.capacity() as usize;
         let timeouts = self.timeouts();
+        // Never 0 (`max`), which also spares the divisions below a divide-by-zero check.
+        let stripes = self.tables.stripes().max(1);
+        // Each pass starts one stripe further on, so a last partial pass does not always take
+        // from the same few stripes.
+        let mut first = clock_us() % stripes;
         while self.tables.len() > capacity {
             let mut removed = 0u64;
-            for stripe in 0..self.tables.stripes() {
+            for i in 0..stripes {
                 if self.tables.len() <= capacity {
                     break;
                 }
-                let mut guard = self.tables.lock(stripe);
+                let mut guard = self.tables.lock(first.wrapping_add(i) % stripes);
                 if remove_nearest(&mut guard, &timeouts, clock_us()) {
                     removed += 1;
                 }
@@ -447,6 +456,7 @@ impl NetState {
             if removed == 0 {
                 break;
             }
+            first = first.wrapping_add(1) % stripes;
         }
     }
 
@@ -547,8 +557,6 @@ impl NetState {
     }
 }
 
-/// Free a family's expired FIFO heads in the locked stripe, within `budget`; record in `heads`
-/// (one per class) the expiry of each FIFO's first live entry.
 /// The FIFO head of `guard`'s stripe closest to its expiry: (µs left, family, class).
 fn nearest_head(guard: &mut StripeGuard<'_>, timeouts: &Timeouts, now32: u32) -> Option<(u32, Family, Substate)> {
     let mut best: Option<(u32, Family, Substate)> = None;
@@ -576,6 +584,8 @@ fn remove_nearest(guard: &mut StripeGuard<'_>, timeouts: &Timeouts, now32: u32) 
     }
 }
 
+/// Free a family's expired FIFO heads in the locked stripe, within `budget`; record in `heads`
+/// (one per class) the expiry of each FIFO's first live entry.
 fn reap_fifos<A: Addr>(
     st: &NetState,
     guard: &mut StripeGuard<'_>,

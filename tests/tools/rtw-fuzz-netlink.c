@@ -86,7 +86,8 @@ static void attr(uint16_t type, const void *p, size_t n)
 {
 	size_t at = attr_begin(type);
 
-	put(p, n);
+	if (n)
+		put(p, n);
 	attr_end(at);
 }
 static void attr_u32(uint16_t type, uint32_t v) { attr(type, &v, 4); }
@@ -172,6 +173,9 @@ static uint32_t seq;
 /* What each sequence number asked for, so a reply is judged by its own request (several
  * messages may go in one send): whether it was a privileged operation of the family. */
 static uint8_t privileged_seq[256];
+/* Privileged requests sent and not yet answered: each must get its EPERM (errors are always
+ * acked), so an unprivileged sender's silence is judged too. */
+static int unanswered;
 /* The request behind each sequence number, for the report of a violation. */
 static struct nlmsghdr sent_hdr[256];
 static uint8_t sent_cmd[256];
@@ -227,6 +231,7 @@ static void classify(void)
 			h->nlmsg_type == family_id && (h->nlmsg_flags & NLM_F_REQUEST) &&
 			h->nlmsg_len >= NLMSG_HDRLEN + GENL_HDRLEN && g->cmd >= CMD_ADD && g->cmd <= CMD_FLUSH &&
 			!g->reserved && !(flags & ~(NLM_F_REQUEST | NLM_F_ACK | NLM_F_ECHO));
+		unanswered += privileged_seq[h->nlmsg_seq % 256];
 		off += NLMSG_ALIGN(h->nlmsg_len);
 	}
 }
@@ -341,8 +346,12 @@ static int judge(const struct nlmsghdr *h)
 {
 	int privileged = privileged_seq[h->nlmsg_seq % 256];
 
-	if (h->nlmsg_type == NLMSG_DONE)
+	if (h->nlmsg_type == NLMSG_DONE) {
+		/* The end of a dump: without the capability there must not have been one. */
+		if (unpriv && privileged)
+			violation(h, 0);
 		return 1;
+	}
 	if (h->nlmsg_type != NLMSG_ERROR) {
 		st.data++;
 		/* An entry, or any answer to an add, del, get or flush, without the capability. */
@@ -359,6 +368,10 @@ static int judge(const struct nlmsghdr *h)
 		return 1;
 	}
 	st.errors++;
+	if (privileged) {
+		unanswered--;
+		privileged_seq[h->nlmsg_seq % 256] = 0;
+	}
 	if (e->error == -EPERM)
 		st.eperm++;
 	else if (e->error == -EINVAL)
@@ -459,6 +472,7 @@ int main(int argc, char **argv)
 		uint8_t cmd;
 		int dump;
 
+		unanswered = 0;
 		build(&cmd, &dump);
 		st.messages++;
 		if (send(fd, msg, len, 0) < 0) {
@@ -469,8 +483,15 @@ int main(int argc, char **argv)
 			continue;
 		}
 		st.sends++;
-		if (!dump) {
+		if (!dump || unpriv) {
 			drain(fd, 64);
+			/* Unprivileged: every privileged request was refused inside send(). */
+			if (unpriv && unanswered > 0) {
+				st.violations++;
+				fprintf(stderr, "violation: %d privileged request(s) of seq %u went unanswered\n",
+					unanswered, seq);
+			}
+			unanswered = 0;
 			continue;
 		}
 		st.dumps++;

@@ -165,6 +165,15 @@ static void tcp_checksum(uint8_t *t, size_t tlen, uint32_t pseudo, struct virtio
 	}
 }
 
+/* Whether the datagram ipv4() built goes out as two fragments. */
+static int split;
+
+static void ipv4_csum(uint8_t *p)
+{
+	put16(p + 10, 0);
+	put16(p + 10, fold(sum16(p, (size_t)(p[0] & 15) * 4, 0)));
+}
+
 /* One IPv4 datagram at `p` (after the virtio-net header). Returns its length. */
 static size_t ipv4(uint8_t *p, struct virtio_net_hdr *vh)
 {
@@ -180,11 +189,14 @@ static size_t ipv4(uint8_t *p, struct virtio_net_hdr *vh)
 		p[i] = chance(70) ? 1 : (uint8_t)rnd();
 	p[1] = chance(90) ? 0 : (uint8_t)rnd(); /* TOS / ECN */
 	put16(p + 4, (uint16_t)rnd());
-	if (chance(4)) { /* a fragment: more-fragments, or an offset */
+	split = 0;
+	if (chance(1)) { /* a lone fragment: more-fragments, or an offset; defrag keeps it */
 		put16(p + 6, chance(50) ? 0x2000 : (uint16_t)(1 + below(0x1fff)));
 		st.frag++;
 	} else {
 		put16(p + 6, chance(80) ? 0x4000 : 0);
+		/* Sent as two fragments that defrag puts back together before LOCAL_IN. */
+		split = chance(3);
 	}
 	p[8] = 64;
 	p[9] = chance(99) ? 6 : (uint8_t)rnd();
@@ -195,15 +207,17 @@ static size_t ipv4(uint8_t *p, struct virtio_net_hdr *vh)
 	put16(p + 2, (uint16_t)total);
 	/* The TCP checksum: right, wrong, or left partial for the device to "offload". */
 	tcp_checksum(t, tlen, tcp_pseudo(0, src, dst, tlen), vh, ihl);
-	if (tlen > 60 && chance(3)) { /* a GSO super-packet of a data segment */
+	if (vh->flags)
+		split = 0; /* a partial checksum is for a whole packet */
+	if (!split && tlen > 60 && chance(3)) { /* a GSO super-packet of a data segment */
 		vh->gso_type = VIRTIO_NET_HDR_GSO_TCPV4;
 		vh->gso_size = (uint16_t)(8 + below((uint32_t)tlen / 2));
 		vh->hdr_len = (uint16_t)(ihl + ((t[12] >> 4) * 4));
 		st.gso++;
 	}
-	put16(p + 10, fold(sum16(p, ihl, 0)));
-	if (chance(2)) /* a total length that lies */
+	if (!split && chance(2)) /* a total length that lies (under a right header checksum) */
 		put16(p + 2, chance(30) ? 0 : (uint16_t)below((uint32_t)total + 40));
+	ipv4_csum(p);
 	return total;
 }
 
@@ -318,6 +332,17 @@ static int reply_ok(const uint8_t *b, size_t n)
 	return fold(sum16(p + hl, tlen, tcp_pseudo(v6, src, dst, tlen))) == 0;
 }
 
+static void fuzz_write(int fd, const uint8_t *b, size_t n)
+{
+	if (write(fd, b, n) < 0) {
+		if (errno != EINVAL && errno != EAGAIN && errno != ENOMEM && errno != EIO && errno != EFAULT)
+			die("write");
+		st.refused++;
+	} else {
+		st.written++;
+	}
+}
+
 int main(int argc, char **argv)
 {
 	unsigned long seed = 1, count = 1000;
@@ -366,19 +391,54 @@ int main(int argc, char **argv)
 		uint8_t *p = pkt + sizeof(*vh);
 
 		memset(vh, 0, sizeof(*vh));
-		size_t n = chance(50) ? ipv6(p, vh) : ipv4(p, vh);
+		split = 0;
+		int v6 = chance(50);
+		size_t n = v6 ? ipv6(p, vh) : ipv4(p, vh);
+		size_t ihl = v6 ? 40 : (size_t)(p[0] & 15) * 4;
 
-		if (chance(3) && n > 21) { /* cut short, anywhere */
-			n = 1 + below((uint32_t)n - 1);
+		if (chance(3) && n > ihl + 1 && !vh->gso_type) {
 			st.truncated++;
+			if (chance(50)) {
+				/* Cut anywhere, lengths left as they were: the IP layer drops it. */
+				n = 1 + below((uint32_t)n - 1);
+			} else {
+				/* Cut inside TCP with the IP length agreeing, so it reaches the hook with
+				 * a TCP header (or its options) shorter than it says. */
+				n = ihl + 1 + below((uint32_t)(n - ihl - 1 < 40 ? n - ihl - 1 : 40));
+				put16(p + (v6 ? 4 : 2), (uint16_t)(v6 ? n - 40 : n));
+				if (!v6)
+					ipv4_csum(p);
+				vh->flags = 0;
+			}
+			split = 0;
 		}
 		st.segments++;
-		if (write(fd, pkt, sizeof(*vh) + n) < 0) {
-			if (errno != EINVAL && errno != EAGAIN && errno != ENOMEM && errno != EIO && errno != EFAULT)
-				die("write");
-			st.refused++;
+		if (split && n - ihl >= 16) {
+			/* Two fragments: the first 8·k bytes of the transport, then the rest. */
+			size_t k = 8 * (1 + below((uint32_t)((n - ihl) / 8 - 1)));
+			static uint8_t second[8192];
+			struct virtio_net_hdr *vh2 = (void *)second;
+			uint8_t *q = second + sizeof(*vh2);
+
+			memset(vh2, 0, sizeof(*vh2));
+			memcpy(q, p, ihl);
+			memcpy(q + ihl, p + ihl + k, n - ihl - k);
+			put16(q + 2, (uint16_t)(n - k));
+			put16(q + 6, (uint16_t)(k / 8));
+			ipv4_csum(q);
+			put16(p + 2, (uint16_t)(ihl + k));
+			put16(p + 6, 0x2000);
+			ipv4_csum(p);
+			st.frag++;
+			int second_first = chance(50);
+
+			if (second_first)
+				fuzz_write(fd, second, sizeof(*vh2) + n - k);
+			fuzz_write(fd, pkt, sizeof(*vh) + ihl + k);
+			if (!second_first)
+				fuzz_write(fd, second, sizeof(*vh2) + n - k);
 		} else {
-			st.written++;
+			fuzz_write(fd, pkt, sizeof(*vh) + n);
 		}
 		if (i % 16 == 15 || i + 1 == count) {
 			ssize_t r;

@@ -7,10 +7,10 @@
 //! ```
 //! For each of COUNT connections to a server on ADDR (127.0.0.1 or ::1; the server is a
 //! thread of this program), the client sends a byte and hands its end off with
-//! `close_with_handoff` while the server closes its own end a varying moment later: at once,
-//! or up to 2 ms after our FIN, sweeping the window in which the handoff adds its entry and
+//! `close_with_handoff` while the server closes its own end a varying moment later: after our
+//! byte, or 0-100 ms after our FIN, sweeping the window in which the handoff adds its entry and
 //! closes the socket in repair mode. Then it checks the tuple has exactly one guard:
-//! - handed off: the module holds the entry, and no socket of ours is left for the tuple;
+//! - handed off: the module holds the entry, and Linux keeps no socket of the tuple;
 //! - the peer's FIN first (during our close, or before it: then the handoff refuses and gives
 //!   the socket back, and we close it): the module holds nothing, and Linux keeps a TIME_WAIT
 //!   socket for the tuple (ours or the server's, whichever end closed first).
@@ -131,47 +131,60 @@ fn main() -> ExitCode {
         };
         let res = close_with_handoff_with(&mut client, OwnedFd::from(stream), Duration::from_secs(5));
         let _ = peer.join();
-        match res {
-            Ok(Outcome::HandedOff(_)) => handed += 1,
-            Ok(Outcome::PeerFinFirst(_)) => first += 1,
+        // What the outcome promises: handed off, the module guards the tuple and Linux keeps
+        // nothing of it; the peer's FIN first, Linux's TIME_WAIT guards it and the module not.
+        let handed_off = match res {
+            Ok(Outcome::HandedOff(_)) => true,
+            Ok(Outcome::PeerFinFirst(_)) => false,
             Ok(Outcome::DryRun(_)) => unreachable!("not a dry run"),
             // The peer's FIN came before our shutdown: the handoff refuses and gives the
             // socket back (the peer, not us, closed first); closing it is ours to do.
             Err(HandoffError { kind: HandoffErrorKind::WrongState(TcpState::CloseWait), socket: Some(s) }) => {
                 drop(s);
-                first += 1;
+                false
             }
             Err(e) => {
                 eprintln!("handoff_race: race {i}: {e}");
                 failed += 1;
                 continue;
             }
-        }
-        // Let the last segments of the close land (the server's FIN and its answer).
+        };
+        if handed_off { handed += 1 } else { first += 1 }
+        // Let the last segments of the close land (the server's FIN and its answer), then
+        // judge once nothing is in a transient state.
         let deadline = Instant::now() + Duration::from_secs(2);
-        let verdict = loop {
-            let entry = client.get(&tuple).is_ok();
-            let socks = linux_sockets(&tuple);
-            let ours_left = socks.iter().any(|&(_, ours)| ours);
-            let linux_tw = socks.iter().any(|&(st, _)| st == TCP_TIME_WAIT);
-            let settled = socks.iter().all(|&(st, _)| st == TCP_TIME_WAIT);
-            let v = match (entry, linux_tw) {
-                (true, _) if ours_left => Some("doubled"),
-                (true, _) => None,
-                (false, true) => None,
-                (false, false) => Some("lost"),
+        let (entry, socks) = loop {
+            let entry = match client.get(&tuple) {
+                Ok(_) => Some(true),
+                Err(e) if e.errno() == Some(libc::ENOENT) => Some(false),
+                Err(e) => {
+                    eprintln!("handoff_race: race {i}: get: {e}");
+                    None
+                }
             };
+            let socks = linux_sockets(&tuple);
+            let settled = socks.iter().all(|&(st, _)| st == TCP_TIME_WAIT);
             if settled || Instant::now() > deadline {
-                break (v, entry, socks);
+                break (entry, socks);
             }
             thread::sleep(Duration::from_millis(2));
         };
-        match verdict {
-            (None, _, _) => {}
-            (Some(what), entry, socks) => {
-                eprintln!("handoff_race: race {i} {what}: {tuple:?} entry={entry} linux sockets (state, ours)={socks:?}");
-                if what == "lost" { lost += 1 } else { doubled += 1 }
-            }
+        let Some(entry) = entry else {
+            failed += 1;
+            continue;
+        };
+        let linux_tw = socks.iter().any(|&(st, _)| st == TCP_TIME_WAIT);
+        let ours_left = socks.iter().any(|&(_, ours)| ours);
+        let verdict = match (handed_off, entry, linux_tw || ours_left) {
+            (true, true, false) | (false, false, true) => None,
+            (true, true, true) | (false, true, _) => Some("doubled"),
+            (_, false, _) => Some("lost"),
+        };
+        if let Some(what) = verdict {
+            eprintln!(
+                "handoff_race: race {i} {what}: handed_off={handed_off} {tuple:?} entry={entry} linux sockets (state, ours)={socks:?}"
+            );
+            if what == "lost" { lost += 1 } else { doubled += 1 }
         }
     }
     println!("handoff races={count} handed_off={handed} peer_fin_first={first} lost={lost} doubled={doubled} failed={failed}");
