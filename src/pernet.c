@@ -62,10 +62,13 @@ void rtw_glue_port_range(const struct rtw_glue_net *gn, int *lo, int *hi)
 	inet_get_local_port_range(gn->net, lo, hi);
 }
 
-/* Linux's own limit on out-of-window replies (net.ipv4.tcp_invalid_ratelimit, ms). */
+/*
+ * Linux's own limit on out-of-window replies (net.ipv4.tcp_invalid_ratelimit): written in ms,
+ * kept in jiffies (proc_dointvec_ms_jiffies), compared in jiffies by __tcp_oow_rate_limited().
+ */
 __u32 rtw_glue_invalid_ratelimit_jiffies(const struct rtw_glue_net *gn)
 {
-	return msecs_to_jiffies(READ_ONCE(gn->net->ipv4.sysctl_tcp_invalid_ratelimit));
+	return READ_ONCE(gn->net->ipv4.sysctl_tcp_invalid_ratelimit);
 }
 
 /*

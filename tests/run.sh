@@ -85,6 +85,14 @@ grep -E '^rtw-(tap: not ok|scenario-begin)' "$work/console.log" || true
 rtw_log "guest scenarios: $((sp - ss)) passed, $sf failed, $ss skipped"
 count "$((sp - ss))" "$sf" "$ss"
 
+# docs/conformance.md from the differential run (75-conformance): every case, Linux's answer,
+# ours and the verdict. Its cases are counted above; this counts whether the log held a whole,
+# consistent run (at least 40 cases, verdicts that follow from the transcripts, decisions that
+# exist) with no MISMATCH.
+rtw_log "host: docs/conformance.md from the differential run"
+if python3 "$RTW_TOP/tests/host/conformance.py" "$work/console.log" "$RTW_TOP/docs/conformance.md" \
+	>"$work/conformance.log" 2>&1; then count 1 0; else tail -n 5 "$work/conformance.log" >&2; count 0 1; fi
+
 # The figure the issue asks for, measured in the guest.
 grep -o 'entry_size: .*' "$work/console.log" | head -n1 || true
 # What the fuzzers and the churn put the module through, and how to replay it.

@@ -183,7 +183,7 @@ pub(crate) struct Decision {
     /// F5: apply with [`EntryState::complete_fin_wait2`] before building the ACK, and set the
     /// expiry to now + 2·MSL.
     pub(crate) transition: Option<FinWait2Completion>,
-    /// T7–T9: the new `ts_recent`, the TSval of an acceptable segment (RFC 7323 §4.3).
+    /// T1, T5, T7–T9: the new `ts_recent`, the TSval of an acceptable segment (RFC 7323 §4.3).
     pub(crate) ts_recent: Option<u32>,
     /// The row that decided.
     pub(crate) reason: Reason,
@@ -228,7 +228,10 @@ fn decide_time_wait(state: &EntryState, seg: &TcpSegment) -> Decision {
     // T1: RFC 1337 (TIME-WAIT assassination hazards), Stevens vol. 2 p. 964: an RST must not
     // cut TIME_WAIT short, whatever its sequence number.
     if seg.has_flag(RST) {
-        return Decision::new(Verdict::Drop, Reason::RstDropped);
+        return Decision {
+            ts_recent: in_order_tsval(state, seg),
+            ..Decision::new(Verdict::Drop, Reason::RstDropped)
+        };
     }
 
     // T2: RFC 7323 §5.3 R1: an old TSval makes the segment unacceptable; send an ACK (keeps
@@ -257,7 +260,10 @@ fn decide_time_wait(state: &EntryState, seg: &TcpSegment) -> Decision {
 
     // T5: RFC 9293 §3.10.7.4, fifth check: "if the ACK bit is off drop the segment".
     if !seg.has_flag(ACK) {
-        return Decision::new(Verdict::Drop, Reason::NoAck);
+        return Decision {
+            ts_recent: in_order_tsval(state, seg),
+            ..Decision::new(Verdict::Drop, Reason::NoAck)
+        };
     }
 
     // T6: RFC 9293 §3.10.7.4 (TIME-WAIT, FIN bit): a retransmitted FIN means our last ACK was
@@ -275,13 +281,7 @@ fn decide_time_wait(state: &EntryState, seg: &TcpSegment) -> Decision {
     // `thflags != TH_ACK` would answer them, inviting ACK loops).
     let bare_ack = seg.payload_len == 0 && !seg.has_flag(SYN) && !seg.has_flag(FIN);
     if bare_ack && seg.seq == state.rcv_nxt {
-        // RFC 7323 §4.3 (3): a segment that passed PAWS and starts at rcv_nxt is acceptable, and
-        // its TSval becomes TS.Recent, as Linux's TIME_WAIT takes it (tcp_timewait_state_process).
-        // Later replies echo it, and PAWS and T4 judge the next SYN by it.
-        let ts_recent = match (state.has_ts, seg.ts) {
-            (true, Some(ts)) => Some(ts.tsval),
-            _ => None,
-        };
+        let ts_recent = in_order_tsval(state, seg);
         // T7: an exact duplicate ACK says nothing new; answering it makes ACK loops.
         // T8: RFC 9293 §3.10.7.4 (fifth check): an ACK of something not yet sent gets an ACK.
         // T9: RFC 9293 §3.10.7.4: an old (duplicate) ACK is ignored.
@@ -390,6 +390,18 @@ fn paws_rejects(state: &EntryState, seg: &TcpSegment) -> bool {
         Some(ts) => ts_before(ts.tsval, state.ts_recent),
         None => false,
     }
+}
+
+/// RFC 7323 §4.3 (3): a segment that starts at `rcv_nxt`, takes no sequence space (or is a
+/// RST) and passes PAWS is acceptable, and its TSval becomes TS.Recent: Linux's TIME_WAIT takes
+/// it so (the in-window branch of `tcp_timewait_state_process`), for T1, T5 and T7–T9 alike.
+/// Later replies echo it, and T2 and T4 judge the next SYN by it (D38).
+fn in_order_tsval(state: &EntryState, seg: &TcpSegment) -> Option<u32> {
+    let ts = seg.ts?;
+    let in_order = seg.seq == state.rcv_nxt && (seg.end_seq() == seg.seq || seg.has_flag(RST));
+    // The PAWS test applies here to a RST too (D2 only keeps PAWS from answering one).
+    let old = ts_recent_known(state) && ts_before(ts.tsval, state.ts_recent);
+    (state.has_ts && in_order && !old).then_some(ts.tsval)
 }
 
 /// Linux's `tcp_oow_rate_limited()`: "Data packets without SYNs are not likely part of an ACK
@@ -677,13 +689,19 @@ mod tests {
     }
 
     #[test]
-    fn t7_to_t9_take_the_tsval_as_ts_recent() {
+    fn in_order_segments_take_the_tsval_as_ts_recent() {
         let tw = time_wait();
         // An acceptable ACK at rcv_nxt with a newer TSval: T7, T8 and T9 alike.
         for ack in [SND_NXT, SND_NXT + 1, SND_NXT - 1] {
             let d = decide(&tw, &seg(ACK, RCV_NXT, ack, 0, Some(TS_RECENT + 50)));
             assert_eq!(d.ts_recent, Some(TS_RECENT + 50));
         }
+        // T1 (an in-order RST) and T5 (an in-order segment without ACK) too.
+        assert_eq!(decide(&tw, &seg(RST, RCV_NXT, 0, 0, Some(TS_RECENT + 60))).ts_recent, Some(TS_RECENT + 60));
+        assert_eq!(decide(&tw, &seg(0, RCV_NXT, 0, 0, Some(TS_RECENT + 70))).ts_recent, Some(TS_RECENT + 70));
+        assert_eq!(decide(&tw, &seg(RST, RCV_NXT, 0, 0, Some(TS_RECENT - 1))).ts_recent, None);
+        assert_eq!(decide(&tw, &seg(RST, RCV_NXT + 9, 0, 0, Some(TS_RECENT + 60))).ts_recent, None);
+        assert_eq!(decide(&tw, &seg(FIN, RCV_NXT - 1, 0, 0, Some(TS_RECENT + 60))).ts_recent, None);
         // Rejected by PAWS (T2), not at rcv_nxt (T10), with data, or without timestamps: no.
         assert_eq!(decide(&tw, &seg(ACK, RCV_NXT, SND_NXT, 0, Some(TS_RECENT - 1))).ts_recent, None);
         assert_eq!(decide(&tw, &seg(ACK, RCV_NXT + 1, SND_NXT, 0, Some(TS_RECENT + 50))).ts_recent, None);
