@@ -11,6 +11,7 @@
 #                       With RTW_FLAVOR=test, kmemleak stays on and checks that the benchmark
 #                       frees everything it allocates.
 #   RTW_BENCH_TIMEOUT   the boot's time limit in seconds (default 5400).
+#   RTW_BENCH_ARGS      more kernel arguments, e.g. rtw.bench_only=handoff_vs_close to run one figure.
 export RTW_FLAVOR=${RTW_FLAVOR:-bench}
 . "$(dirname "$0")/env.sh"
 
@@ -30,7 +31,7 @@ cfg="$RTW_KERNEL/src/.config"
 # - kmemleak=off, when the kernel has kmemleak (the test flavor) and the run is a full one:
 #   kmemleak tracks every slab object with a ~250-byte record of its own, which 4M entries would
 #   need a GiB for, and its scans would run in the middle of timed sections.
-args="rtw.scenarios=bench kunit.enable=0 slub_debug=-,rust_timewait4,rust_timewait6"
+args="rtw.scenarios=bench kunit.enable=0 slub_debug=-,rust_timewait4,rust_timewait6 ${RTW_BENCH_ARGS:-}"
 if grep -q '^CONFIG_DEBUG_KMEMLEAK=y' "$cfg" && [ "$scale" = 1 ]; then
 	args="$args kmemleak=off"
 fi
@@ -69,6 +70,7 @@ figures=(
 
 "bytes_per_entry_ipv4|≤ 64 (goal 48)|m <= 64|at 1M entries: (rust_timewait4 slabs × PAGE_SIZE << order, partial slabs included, from /sys/kernel/slab) + rtw_glue_table_buckets(AF_INET) × 8, over the entries; slab debugging off for the cache"
 "rr_1m_vs_unloaded|report|1|one-byte request/response on one TCP connection over veth (rtw-peer -T in the peer netns to an echo server here, both pinned to CPU0, TCP_NODELAY), time per transaction with 1M entries over module not loaded, paired as miss_flood_1m_vs_unloaded"
+"handoff_vs_close|≥ 1.0|m >= 1.0|connections/s a server closes with the non-blocking handoff over the same server closing with close(), same client load, same boot: twctl/examples/handoff_server.rs, one thread, a poll() event loop (non-blocking accept and reads, one request line, one reply), then --queue: HandoffQueue::push() (checks, shutdown(SHUT_WR), returns), process() whenever the queue's epoll fd or its deadline says so (every socket that reached FIN_WAIT2: TCP_REPAIR reads, one netlink add for all of them, state checked again, closed in repair mode), or --loop: close(); the load: 4 client threads in the peer netns over veth (handoff_server --load), each connecting, sending a line, reading the reply to the server's FIN, and closing 300 ms later, as fast as the server answers; a sample is the server's rate over the last 9/10 of 3,000 connections done (closed, or reported by the queue), the server kept under load until then; module loaded for both, and both keep every connection's TIME_WAIT (net.ipv4.tcp_max_tw_buckets and maxtcptw raised to 1048576 for the run: the guest's default of 4096 lets close() skip most TIME_WAITs); plain first and last, alternating, each handoff sample against the mean of the plain samples just before and after it"
 )
 
 fmt() { awk -v v="$1" -v u="$2" 'BEGIN { if (u == "x") printf "%.3f", v; else printf "%.1f", v }'; }

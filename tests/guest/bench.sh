@@ -4,16 +4,22 @@
 # - end to end, here: a flood of segments to a tuple nobody guards and request/response over
 #   veth, with 1M entries in the table against the module not loaded, and the memory per entry;
 # - per call, in the kernel (src/bench.c, through /sys/kernel/debug/rust_timewait/bench): the
-#   hook against Linux's own lookup, two vCPUs, growth, reaping.
+#   hook against Linux's own lookup, two vCPUs, growth, reaping;
+# - a server closing its connections with the non-blocking handoff against close()
+#   (handoff_vs_close, twctl/examples/handoff_server.rs).
 # Every result line is "rtw-bench: <figure> min=.. median=.. max=.. <unit>"; "rtw-bench-note:"
 # lines carry the absolute values behind a figure.
 . /tests/net.inc
 B=/sys/kernel/debug/rust_timewait
 KO=/lib/modules/rust_timewait.ko
 # rtw.bench_scale=N divides the table sizes and traffic (a quick functional run, not a result).
-scale=1
+# rtw.bench_only=handoff_vs_close measures that figure alone (a quick look at it).
+scale=1 only=""
 for arg in $(cat /proc/cmdline); do
-	case "$arg" in rtw.bench_scale=*) scale=${arg#rtw.bench_scale=} ;; esac
+	case "$arg" in
+	rtw.bench_scale=*) scale=${arg#rtw.bench_scale=} ;;
+	rtw.bench_only=*) only=${arg#rtw.bench_only=} ;;
+	esac
 done
 N=$((1000000 / scale))
 [ $N -ge 1000 ] || N=1000
@@ -23,6 +29,15 @@ RR=$((5000 / (scale > 10 ? 10 : scale)))
 # enough for a median to stand against the host's slow stretches.
 CYCLES=9
 ECHO_PORT=7000
+# handoff_vs_close: connections timed per sample (the server serves until this many are done and
+# times the last nine tenths), client threads, how long a client keeps a finished connection
+# open before it closes (longer than Linux's 40 ms delayed ACK, so the server's FIN is
+# acknowledged on its own and the socket reaches FIN_WAIT2, as with a browser or a client pool).
+HC=$((3000 / (scale > 10 ? 10 : scale)))
+HC_CLIENTS=4
+HC_HOLD_MS=300
+HC_PORT=7100
+SS=/usr/local/bin/ss
 
 grep -q ' /sys/kernel/debug ' /proc/mounts || mount -t debugfs debugfs /sys/kernel/debug
 
@@ -52,12 +67,84 @@ stats() { echo "$@" | tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END {
 	printf "min=%.3f median=%.3f max=%.3f", v[1], v[int((NR + 1) / 2)], v[NR] }'; }
 # slab FILE: the first number of a /sys/kernel/slab/rust_timewait4 file.
 slab() { cut -d' ' -f1 /sys/kernel/slab/rust_timewait4/$1; }
+# ratios UNLOADED LOADED: loaded sample i against the mean of the unloaded samples just before
+# and just after it (one more unloaded sample than loaded ones): a slow stretch of the host moves
+# both sides.
+ratios() { echo "$1" | awk -v l="$2" '{ n = split(l, L, " "); for (i = 1; i <= n; i++) {
+	d = ($i + $(i + 1)) / 2; printf "%.4f ", d ? L[i] / d : 0 } }'; }
+# tcpext NAME: a TcpExt counter of /proc/net/netstat.
+tcpext() { awk -v k="$1" '/^TcpExt:/ { if (!n) { for (i = 2; i <= NF; i++) c[i] = $i; n = 1 }
+	else for (i = 2; i <= NF; i++) if (c[i] == k) print $i }' /proc/net/netstat; }
+
+# handoff_sample MODE: one run of the event-loop server on a fresh port (--loop: close(),
+# --queue: HandoffQueue) under the client load from the peer netns; prints its connections/s.
+handoff_sample() {
+	HC_PORT=$((HC_PORT + 1))
+	handoff_server $H4:$HC_PORT $HC $1 >/tmp/hs.out 2>/tmp/hs.err &
+	srv=$!
+	i=0
+	until $SS -ltnH | grep -q "$H4:$HC_PORT "; do
+		i=$((i + 1))
+		[ $i -lt 600 ] || break
+		sleep 0.05
+	done
+	$IP netns exec peer handoff_server --load $H4:$HC_PORT $HC_CLIENTS $HC_HOLD_MS >/tmp/hl.out &
+	load=$!
+	wait $srv
+	rc=$?
+	wait $load
+	echo "rtw-bench-note: handoff_vs_close sample mode=${1#--} rc=$rc $(grep '^rate' /tmp/hs.out | sed 's/^rate //') $(grep '^served' /tmp/hs.out | tr -d ',:') $(cat /tmp/hl.out) server_errors=$(wc -l </tmp/hs.err)" >&2
+	head -n 3 /tmp/hs.err >&2
+	sed -n 's/^rate conn_per_s=\([0-9.]*\).*/\1/p' /tmp/hs.out
+}
+
+# handoff_vs_close: the same one-threaded event-loop server, closing with close() or with the
+# non-blocking handoff, under the same client load; both with the module loaded. Plain first
+# and last, alternating; each handoff sample against the mean of the plain samples around it.
+handoff_vs_close() {
+	insmod $KO || exit 1
+	# Both sides keep every connection's TIME_WAIT for the whole run: Linux's default bound
+	# here (tcp_max_tw_buckets, from this 1 GiB guest's ehash size: 4096) would let close()
+	# skip the TIME_WAIT of most connections (TCPTimeWaitOverflow), and the module's automatic
+	# capacity would recycle entries.
+	tw_buckets=$(cat /proc/sys/net/ipv4/tcp_max_tw_buckets)
+	echo 1048576 >/proc/sys/net/ipv4/tcp_max_tw_buckets
+	echo 1048576 >/proc/sys/net/rust_timewait/maxtcptw
+	echo "rtw-bench-note: handoff_vs_close setup connections_per_sample=$HC clients=$HC_CLIENTS hold_ms=$HC_HOLD_MS tcp_max_tw_buckets=$(cat /proc/sys/net/ipv4/tcp_max_tw_buckets) (was $tw_buckets) maxtcptw=$(cat /proc/sys/net/rust_timewait/maxtcptw) msl_ms=$(cat /proc/sys/net/rust_timewait/msl_ms)"
+	# Untimed: ARP, the netlink family, the first connections.
+	handoff_sample --queue >/dev/null 2>&1
+	tw_overflow=$(tcpext TCPTimeWaitOverflow)
+	hp="" hq=""
+	i=0
+	while [ $i -le $CYCLES ]; do
+		hp="$hp $(handoff_sample --loop)"
+		[ $i -lt $CYCLES ] || break
+		hq="$hq $(handoff_sample --queue)"
+		i=$((i + 1))
+	done
+	echo "rtw-bench-note: handoff_vs_close conn_per_s plain:$hp handoff:$hq"
+	m=""
+	for c in capacity entries added recycled fin_wait2_completed fin_wait2_timeouts syn_reuse acks_sent; do
+		m="$m $c=$(stat $c)"
+	done
+	echo "rtw-bench-note: handoff_vs_close module$m linux_tw_overflow=$(($(tcpext TCPTimeWaitOverflow) - tw_overflow))"
+	echo "rtw-bench: handoff_vs_close $(stats $(ratios "$hp" "$hq")) x samples=$CYCLES"
+	twctl flush >/dev/null
+	rmmod rust_timewait || exit 1
+	echo $tw_buckets >/proc/sys/net/ipv4/tcp_max_tw_buckets
+}
 
 bench() {
 	echo "rtw-bench-note: cpus_online=$(grep -c ^processor /proc/cpuinfo) scale=$scale entries=$N flood_segments=$FLOOD rr_transactions=$RR"
 	net_up
 	# The request/response client needs an address in the peer netns; floods bypass it (AF_PACKET).
 	$IP netns exec peer ip addr add $P4/24 dev veth1
+	if [ "$only" = handoff_vs_close ]; then
+		echo "rtw-bench-note: only handoff_vs_close (rtw.bench_only)"
+		handoff_vs_close
+		net_down
+		return
+	fi
 	taskset 1 rtw-peer -E -s $H4 -p $ECHO_PORT &
 	echo_pid=$!
 	sleep 1
@@ -105,13 +192,11 @@ bench() {
 	echo "rtw-bench-note: flood ns_per_segment unloaded:$uf loaded:$lf"
 	echo "rtw-bench-note: rr ns_per_transaction unloaded:$ur loaded:$lr"
 	echo "rtw-bench-note: tw_sock_TCP slab_size=$(cat /sys/kernel/slab/tw_sock_TCP/slab_size 2>/dev/null || echo none) object_size=$(cat /sys/kernel/slab/tw_sock_TCP/object_size 2>/dev/null || echo none)"
-	# Loaded sample i against the mean of the unloaded samples just before and just after it: a
-	# slow stretch of the host moves both sides.
-	ratios() { echo "$1" | awk -v l="$2" '{ n = split(l, L, " "); for (i = 1; i <= n; i++)
-		printf "%.4f ", L[i] / (($i + $(i + 1)) / 2) }'; }
+	# Loaded sample i against the mean of the unloaded samples just before and just after it.
 	echo "rtw-bench: miss_flood_1m_vs_unloaded $(stats $(ratios "$uf" "$lf")) x samples=$CYCLES"
 	echo "rtw-bench: rr_1m_vs_unloaded $(stats $(ratios "$ur" "$lr")) x samples=$CYCLES"
 	echo "rtw-bench: bytes_per_entry_ipv4 $(stats $bytes) B samples=$CYCLES"
+	handoff_vs_close
 
 	# The per-call figures, in the kernel, with the module loaded once more.
 	insmod $KO || exit 1

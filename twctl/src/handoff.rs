@@ -448,7 +448,7 @@ fn getsockopt<T: Copy + Default>(fd: RawFd, level: i32, name: i32) -> io::Result
     getsockopt_raw(fd, level, name).map(|(v, _)| v)
 }
 
-fn setsockopt_int(fd: RawFd, level: i32, name: i32, val: libc::c_int) -> io::Result<()> {
+pub(crate) fn setsockopt_int(fd: RawFd, level: i32, name: i32, val: libc::c_int) -> io::Result<()> {
     // SAFETY: a c_int option value of the right size.
     let r = unsafe {
         libc::setsockopt(
@@ -471,7 +471,7 @@ pub fn tcp_info(fd: RawFd) -> io::Result<TcpInfo> {
 }
 
 /// Bytes received and not read (SIOCINQ).
-fn inq(fd: RawFd) -> Option<u32> {
+pub(crate) fn inq(fd: RawFd) -> Option<u32> {
     let mut n: libc::c_int = 0;
     // SAFETY: SIOCINQ (FIONREAD) writes one int.
     let r = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) };
@@ -523,7 +523,10 @@ fn check_tcp(fd: RawFd) -> Result<(), HandoffErrorKind> {
 }
 
 /// Checks a socket and returns it as a stream with its tuple, or the error with the socket.
-fn precheck(fd: OwnedFd, will_wait: bool) -> Result<(TcpStream, Tuple, Readiness), HandoffError> {
+pub(crate) fn precheck(
+    fd: OwnedFd,
+    will_wait: bool,
+) -> Result<(TcpStream, Tuple, Readiness), HandoffError> {
     let raw = fd.as_raw_fd();
     let refuse = |kind, fd| {
         Err(HandoffError {
@@ -564,8 +567,27 @@ fn precheck(fd: OwnedFd, will_wait: bool) -> Result<(TcpStream, Tuple, Readiness
     }
 }
 
+/// The monotonic offset of this process's time namespace in ms (0 outside one).
+pub(crate) fn timens_offset_ms() -> i64 {
+    std::fs::read_to_string("/proc/self/timens_offsets")
+        .map(|t| timens_monotonic_offset_ms(&t))
+        .unwrap_or(0)
+}
+
 /// Reads the repair-mode state (the socket is in repair mode).
 fn read_repair_state(fd: RawFd) -> Result<RepairState, HandoffErrorKind> {
+    let info = tcp_info(fd).map_err(|e| HandoffErrorKind::Sys("getsockopt(TCP_INFO)", e))?;
+    read_repair_state_with(fd, &info, timens_offset_ms)
+}
+
+/// [`read_repair_state`] with the socket's `TCP_INFO` already read (its window scale and
+/// timestamp option are fixed at the handshake) and the time namespace's offset asked only
+/// when the connection has timestamps.
+pub(crate) fn read_repair_state_with(
+    fd: RawFd,
+    info: &TcpInfo,
+    timens: impl FnOnce() -> i64,
+) -> Result<RepairState, HandoffErrorKind> {
     let sys = |op| move |e| HandoffErrorKind::Sys(op, e);
     setsockopt_int(fd, libc::IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE)
         .map_err(sys("TCP_REPAIR_QUEUE"))?;
@@ -583,12 +605,9 @@ fn read_repair_state(fd: RawFd) -> Result<RepairState, HandoffErrorKind> {
             io::Error::new(io::ErrorKind::InvalidData, format!("{len} bytes")),
         ));
     }
-    let info = tcp_info(fd).map_err(sys("getsockopt(TCP_INFO)"))?;
     let has_ts = info.has_ts();
     let tsval_and_clock = if has_ts {
-        let timens = std::fs::read_to_string("/proc/self/timens_offsets")
-            .map(|t| timens_monotonic_offset_ms(&t))
-            .unwrap_or(0);
+        let timens = timens();
         // Read the clock around TCP_TIMESTAMP; retry a few times for a read inside one ms.
         let mut best = None;
         for _ in 0..3 {

@@ -6,6 +6,7 @@
 //! - [`proto`]: the generic netlink family's messages (built and parsed with the rust-netlink
 //!   crates); [`client`]: the netlink connection;
 //! - [`format`]: tables and JSON; [`handoff`]: handing a live socket over (TCP_REPAIR);
+//!   [`handoff_queue`]: many handoffs at once from a server's event loop, without blocking;
 //! - [`cli`]: the command line (the binary is a thin wrapper around it).
 
 pub mod cli;
@@ -14,6 +15,7 @@ pub mod entry;
 pub mod error;
 pub mod format;
 pub mod handoff;
+pub mod handoff_queue;
 pub mod line;
 pub mod proto;
 
@@ -21,3 +23,4 @@ pub use client::{AddOutcome, AddReport, Client};
 pub use entry::{Entry, Substate, Tuple};
 pub use error::{exit, Error};
 pub use handoff::{close_with_handoff, handoff, HandoffError, Outcome};
+pub use handoff_queue::{EntrySink, Handoff, HandoffQueue};
