@@ -52,11 +52,12 @@ def scenario_lines(log):
 
 
 def parse(lines):
-    cases, order, info = {}, [], []
+    cases, order, info, announced = {}, [], [], []
     for line in lines:
         m = re.match(r"rtw-tap: # conformance: (\d+) cases in (\d+) s", line)
         if m:
             info.append(f"the scenario took {m.group(2)} s in the guest")
+            announced.append(int(m.group(1)))
         if not line.startswith(PREFIX):
             continue
         kind, _, rest = line[len(PREFIX):].partition(" ")
@@ -81,7 +82,7 @@ def parse(lines):
             c.verdict = f[0]
             if len(f) >= 4:
                 c.decision, c.rfc, c.what = f[1], f[2], "|".join(f[3:])
-    return [cases[i] for i in order], info
+    return [cases[i] for i in order], info, announced
 
 
 def known_decisions():
@@ -228,14 +229,21 @@ def main():
     ap.add_argument("--min-cases", type=int, default=40)
     a = ap.parse_args()
     with open(a.log, encoding="utf-8", errors="replace") as f:
-        cases, info = parse(scenario_lines(f.read()))
+        cases, info, announced = parse(scenario_lines(f.read()))
     problems = []
     if len(cases) < a.min_cases:
         problems.append(f"{len(cases)} cases in {a.log}, fewer than {a.min_cases}")
+    # A case whose lines were lost (a MISMATCH among them) must not vanish from the count.
+    if announced and announced[-1] != len(cases):
+        problems.append(f"the scenario ran {announced[-1]} cases, the log holds {len(cases)}")
     ds, rows = known_decisions()
     for c in cases:
         if c.verdict not in VERDICTS:
             problems.append(f"{c.id}: no verdict (got {c.verdict!r})")
+            continue
+        # Two empty transcripts agree about nothing: every case sends something and expects.
+        if not c.linux or not c.ours:
+            problems.append(f"{c.id}: a transcript is empty (Linux {len(c.linux)} lines, ours {len(c.ours)})")
             continue
         same = c.linux == c.ours
         if c.verdict == "match" and not same:

@@ -271,7 +271,8 @@ struct seg {
 	uint16_t win, len;
 	uint8_t flags;
 	int has_ts, mss, ws, sack;
-	char opts[96];
+	/* The options as text: at most 40 option bytes, the longest text a byte ",nop" (4 chars). */
+	char opts[4 * 40 + 1];
 	long long rx_ms;                /* monotonic, from the packet's receive timestamp */
 };
 
@@ -336,14 +337,18 @@ static int recv_seg(struct peer *p, struct seg *s, long ms)
 		if (n <= 0 || from.sll_pkttype == PACKET_OUTGOING)
 			continue;
 		size_t rh = p->v6 ? 40 : (size_t)(r[0] & 0xf) * 4;
-		if ((size_t)n < rh + 20 || (p->v6 ? r[6] : r[9]) != 6)
+		if (rh < 20 || (size_t)n < rh + 20 || (p->v6 ? r[6] : r[9]) != 6)
+			continue;
+		/* The length field must cover the headers and stay within what was received. */
+		size_t iplen = p->v6 ? 40 + (size_t)get16(r + 4) : get16(r + 2);
+		if (iplen < rh + 20 || iplen > (size_t)n)
 			continue;
 		const uint8_t *rs = p->v6 ? r + 8 : r + 12, *rd = p->v6 ? r + 24 : r + 16, *t = r + rh;
 		if (memcmp(rs, p->daddr, p->alen) || memcmp(rd, p->saddr, p->alen) || get16(t + 2) != p->sport)
 			continue;
 		if (p->dport && get16(t) != p->dport)
 			continue;
-		size_t seglen = p->v6 ? get16(r + 4) : get16(r + 2) - rh;
+		size_t seglen = iplen - rh;
 		unsigned doff = (t[12] >> 4) * 4u;
 		if (rh + seglen > (size_t)n || doff < 20 || doff > seglen)
 			continue;

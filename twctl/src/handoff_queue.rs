@@ -287,8 +287,11 @@ impl<S: EntrySink> HandoffQueue<S> {
                 shut_by_us,
             },
         );
-        self.deadlines
-            .push_back((Instant::now() + self.timeout, token));
+        // A timeout too large for the clock (Duration::MAX for "none") waits a year.
+        let deadline = Instant::now()
+            .checked_add(self.timeout)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(365 * 86_400));
+        self.deadlines.push_back((deadline, token));
         self.stats.pushed += 1;
         Ok(tuple)
     }
@@ -545,7 +548,11 @@ impl<S: EntrySink> HandoffQueue<S> {
         let results = match added {
             Ok(r) => r,
             Err(e) => {
+                // Refused as a whole, or no answer to read: some entries may exist all the
+                // same (the kernel adds before it replies). Take them back before the sockets
+                // close normally, so no tuple ends up guarded twice.
                 for (p, _) in repaired {
+                    let _ = sink.del(&p.tuple);
                     out.push(leave_and_close(p, HandoffErrorKind::Module(dup_error(&e))));
                 }
                 return;
@@ -597,6 +604,15 @@ impl<S: EntrySink> HandoffQueue<S> {
                         continue;
                     }
                     leave(&p.stream);
+                    // A reset during the add is a reset, not the peer's FIN.
+                    if let Ok(Some(e)) = p.stream.take_error() {
+                        drop(p.stream);
+                        out.push(Handoff {
+                            tuple: p.tuple,
+                            result: Err(HandoffError { kind: HandoffErrorKind::Reset(e), socket: None }),
+                        });
+                        continue;
+                    }
                     drop(p.stream);
                     out.push(Handoff {
                         tuple: p.tuple,
