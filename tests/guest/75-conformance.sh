@@ -103,7 +103,13 @@ variant() {
 	rc=$?
 	echo "$(rtw-script -M) exit $rc" >>$base.app
 	$SS -tinH "( dport = :$port )" 2>/dev/null | sed 's/^/ss: /' >>$base.app
-	# What each side should hold now, before the peer is let go.
+	# What each side should hold now, before the peer is let go. Linux's close() returns
+	# before the peer's ACK of our FIN: give a slow (emulated, loaded) peer 5 s to send it.
+	t=0
+	while [ "$var" = linux ] && [ $t -lt 50 ] &&
+		[ "$($SS -tanH "( dport = :$port )" 2>/dev/null | awk '{ print $1 }' | head -n1)" = FIN-WAIT-1 ]; do
+		sleep 0.1; t=$((t + 1))
+	done
 	sock=$($SS -tanH "( dport = :$port )" 2>/dev/null | awk '{ print $1 }' | head -n1)
 	entry=$(twctl list 2>/dev/null | grep ":$port " | awk '{ print $1 }' | head -n1)
 	want_rc=0 want_sock=FIN-WAIT-2 want_entry=""
