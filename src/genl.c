@@ -2,7 +2,7 @@
 /*
  * rust_timewait's generic netlink family: numbering (spec/rust_timewait.yaml), strict
  * policies, parsing with extack naming the attribute, and the add, del, get, dump, flush and
- * get-stats operations, which hand each request to Rust.
+ * get-stats operations, which hand each request to Rust, and adopt (adopt.c).
  */
 #include <linux/slab.h>
 #include <net/genetlink.h>
@@ -15,7 +15,15 @@
 #define RTW_GENL_NAME "rust_timewait"
 #define RTW_GENL_VERSION 1
 
-enum { RTW_CMD_UNSPEC, RTW_CMD_ADD, RTW_CMD_DEL, RTW_CMD_GET, RTW_CMD_FLUSH, RTW_CMD_GET_STATS };
+enum {
+	RTW_CMD_UNSPEC,
+	RTW_CMD_ADD,
+	RTW_CMD_DEL,
+	RTW_CMD_GET,
+	RTW_CMD_FLUSH,
+	RTW_CMD_GET_STATS,
+	RTW_CMD_ADOPT,
+};
 
 enum {
 	RTW_A_UNSPEC,
@@ -46,6 +54,12 @@ enum {
 	RTW_E_SUBSTATE,
 	RTW_E_EXPIRES_MS,
 	RTW_E_RESULT,
+	RTW_E_TOS,
+	RTW_E_MARK,
+	RTW_E_BOUND_IFINDEX,
+	RTW_E_FLOWLABEL,
+	RTW_E_PRIORITY,
+	RTW_E_TXHASH,
 	__RTW_E_MAX,
 };
 #define RTW_E_MAX (__RTW_E_MAX - 1)
@@ -55,6 +69,9 @@ enum {
 
 
 /* ---- generic netlink ---- */
+
+/* An IPv6 flow label has 20 bits (RFC 8200 §6). */
+static const struct netlink_range_validation rtw_flowlabel_range = { .max = 0xfffff };
 
 static const struct nla_policy rtw_entry_policy[RTW_E_MAX + 1] = {
 	[RTW_E_FAMILY] = { .type = NLA_U8 },
@@ -72,6 +89,12 @@ static const struct nla_policy rtw_entry_policy[RTW_E_MAX + 1] = {
 	[RTW_E_HAS_TS] = { .type = NLA_FLAG },
 	[RTW_E_TS_RECENT_VALID] = { .type = NLA_FLAG },
 	[RTW_E_SUBSTATE] = NLA_POLICY_MAX(NLA_U8, RTW_GLUE_FIN_WAIT2),
+	[RTW_E_TOS] = { .type = NLA_U8 },
+	[RTW_E_MARK] = { .type = NLA_U32 },
+	[RTW_E_BOUND_IFINDEX] = { .type = NLA_U32 },
+	[RTW_E_FLOWLABEL] = NLA_POLICY_FULL_RANGE(NLA_U32, &rtw_flowlabel_range),
+	[RTW_E_PRIORITY] = { .type = NLA_U32 },
+	[RTW_E_TXHASH] = { .type = NLA_U32 },
 	/* Reply-only attributes. */
 	[RTW_E_EXPIRES_MS] = { .type = NLA_REJECT },
 	[RTW_E_RESULT] = { .type = NLA_REJECT },
@@ -199,6 +222,16 @@ static int rtw_parse_entry(const struct nlattr *nest, bool full, struct rtw_glue
 	e->has_ts = nla_get_flag(tb[RTW_E_HAS_TS]);
 	e->ts_recent_valid = nla_get_flag(tb[RTW_E_TS_RECENT_VALID]);
 	e->substate = nla_get_u8_default(tb[RTW_E_SUBSTATE], RTW_GLUE_TIME_WAIT);
+	e->conn.tos = nla_get_u8_default(tb[RTW_E_TOS], 0);
+	e->conn.mark = nla_get_u32_default(tb[RTW_E_MARK], 0);
+	e->conn.bound_ifindex = nla_get_u32_default(tb[RTW_E_BOUND_IFINDEX], 0);
+	e->conn.flowlabel = nla_get_u32_default(tb[RTW_E_FLOWLABEL], 0);
+	e->conn.priority = nla_get_u32_default(tb[RTW_E_PRIORITY], 0);
+	e->conn.txhash = nla_get_u32_default(tb[RTW_E_TXHASH], 0);
+	if (e->conn.flowlabel && e->family != AF_INET6) {
+		NL_SET_ERR_MSG_ATTR(extack, tb[RTW_E_FLOWLABEL], "flowlabel: IPv6 only");
+		return -EINVAL;
+	}
 	if (e->ts_recent_valid && !e->has_ts) {
 		NL_SET_ERR_MSG_ATTR(extack, tb[RTW_E_TS_RECENT_VALID],
 				    "ts-recent-valid: needs has-ts (the connection uses timestamps)");
@@ -215,7 +248,23 @@ static int rtw_parse_entry(const struct nlattr *nest, bool full, struct rtw_glue
 	return 0;
 }
 
-static int rtw_put_entry(struct sk_buff *skb, const struct rtw_glue_entry *e, bool with_result,
+/* What rtw_put_entry() writes besides the key. */
+#define RTW_PUT_RESULT 1
+#define RTW_PUT_STATE 2
+
+static int rtw_put_conn(struct sk_buff *skb, const struct rtw_glue_conn *c)
+{
+	if ((c->tos && nla_put_u8(skb, RTW_E_TOS, c->tos)) ||
+	    (c->mark && nla_put_u32(skb, RTW_E_MARK, c->mark)) ||
+	    (c->bound_ifindex && nla_put_u32(skb, RTW_E_BOUND_IFINDEX, c->bound_ifindex)) ||
+	    (c->flowlabel && nla_put_u32(skb, RTW_E_FLOWLABEL, c->flowlabel)) ||
+	    (c->priority && nla_put_u32(skb, RTW_E_PRIORITY, c->priority)) ||
+	    (c->txhash && nla_put_u32(skb, RTW_E_TXHASH, c->txhash)))
+		return -EMSGSIZE;
+	return 0;
+}
+
+static int rtw_put_entry(struct sk_buff *skb, const struct rtw_glue_entry *e, int what,
 			 int result)
 {
 	unsigned int alen = e->family == AF_INET ? 4 : 16;
@@ -229,10 +278,9 @@ static int rtw_put_entry(struct sk_buff *skb, const struct rtw_glue_entry *e, bo
 	    nla_put_u16(skb, RTW_E_LOCAL_PORT, e->lport) ||
 	    nla_put_u16(skb, RTW_E_REMOTE_PORT, e->rport))
 		goto cancel;
-	if (with_result) {
-		if (nla_put_s32(skb, RTW_E_RESULT, result))
-			goto cancel;
-	} else {
+	if ((what & RTW_PUT_RESULT) && nla_put_s32(skb, RTW_E_RESULT, result))
+		goto cancel;
+	if (what & RTW_PUT_STATE) {
 		if ((e->ifindex && nla_put_u32(skb, RTW_E_IFINDEX, e->ifindex)) ||
 		    nla_put_u32(skb, RTW_E_SND_NXT, e->snd_nxt) ||
 		    nla_put_u32(skb, RTW_E_RCV_NXT, e->rcv_nxt) ||
@@ -247,6 +295,8 @@ static int rtw_put_entry(struct sk_buff *skb, const struct rtw_glue_entry *e, bo
 		if (e->ts_recent_valid && (nla_put_flag(skb, RTW_E_TS_RECENT_VALID) ||
 					   nla_put_u32(skb, RTW_E_TS_RECENT, e->ts_recent)))
 			goto cancel;
+		if (rtw_put_conn(skb, &e->conn))
+			goto cancel;
 	}
 	nla_nest_end(skb, nest);
 	return 0;
@@ -260,6 +310,16 @@ static size_t rtw_result_size(void)
 {
 	return nla_total_size(nla_total_size(sizeof(u8)) + 2 * nla_total_size(16) +
 			      2 * nla_total_size(sizeof(u16)) + nla_total_size(sizeof(s32)));
+}
+
+/* One adopt result with the entry's state, at its largest: every attribute of the set once. */
+static size_t rtw_adopt_result_size(void)
+{
+	return rtw_result_size() +
+	       3 * nla_total_size(sizeof(u8)) +		/* rcv-wscale, substate, tos */
+	       nla_total_size(sizeof(u16)) +		/* last-win */
+	       2 * nla_total_size(0) +			/* has-ts, ts-recent-valid */
+	       11 * nla_total_size(sizeof(u32));	/* the u32s */
 }
 
 static int rtw_nl_add(struct sk_buff *skb, struct genl_info *info)
@@ -313,7 +373,7 @@ static int rtw_nl_add(struct sk_buff *skb, struct genl_info *info)
 	for (i = 0; i < n; i++) {
 		int result = rtw_rs_add(rtw_info_rs(info), &entries[i], replace);
 
-		if (rtw_put_entry(msg, &entries[i], true, result)) {
+		if (rtw_put_entry(msg, &entries[i], RTW_PUT_RESULT, result)) {
 			mutex_unlock(&rtw_gn(genl_info_net(info))->nl_lock);
 			nlmsg_free(msg);
 			err = -EMSGSIZE;
@@ -382,7 +442,7 @@ static int rtw_nl_get(struct sk_buff *skb, struct genl_info *info)
 	if (!msg)
 		return -ENOMEM;
 	hdr = genlmsg_put_reply(msg, info, &rtw_genl_family, 0, RTW_CMD_GET);
-	if (!hdr || rtw_put_entry(msg, &e, false, 0)) {
+	if (!hdr || rtw_put_entry(msg, &e, RTW_PUT_STATE, 0)) {
 		nlmsg_free(msg);
 		return -EMSGSIZE;
 	}
@@ -409,7 +469,7 @@ static int rtw_dump_visit(void *varg, __u8 family, void *entry)
 			  &rtw_genl_family, NLM_F_MULTI, RTW_CMD_GET);
 	if (!hdr)
 		return -EMSGSIZE;
-	if (rtw_put_entry(arg->skb, &e, false, 0)) {
+	if (rtw_put_entry(arg->skb, &e, RTW_PUT_STATE, 0)) {
 		genlmsg_cancel(arg->skb, hdr);
 		return -EMSGSIZE;
 	}
@@ -445,6 +505,75 @@ static int rtw_nl_dump(struct sk_buff *skb, struct netlink_callback *cb)
 	if (err < 0 && err != -EMSGSIZE)
 		return err;
 	return skb->len;
+}
+
+/*
+ * Adopt live FIN_WAIT2 connections by tuple (adopt.c), many per message: each entry's result,
+ * and the state taken when it was taken. Every tuple is parsed before any is adopted.
+ */
+static int rtw_nl_adopt(struct sk_buff *skb, struct genl_info *info)
+{
+	struct rtw_glue_net *gn = rtw_gn(genl_info_net(info));
+	struct netlink_ext_ack *extack = info->extack;
+	struct rtw_glue_entry *entries;
+	const struct nlattr *nla;
+	struct sk_buff *msg;
+	void *hdr;
+	int n = 0, i, rem, err;
+
+	nlmsg_for_each_attr_type(nla, RTW_A_ENTRY, info->nlhdr, GENL_HDRLEN, rem)
+		n++;
+	if (n == 0) {
+		NL_SET_ERR_MSG(extack, "adopt: no entry attribute");
+		return -EINVAL;
+	}
+	if (n > RTW_ADD_BATCH_MAX) {
+		NL_SET_ERR_MSG_FMT(extack, "adopt: at most %d entries per message",
+				   RTW_ADD_BATCH_MAX);
+		return -E2BIG;
+	}
+	entries = kvcalloc(n, sizeof(*entries), GFP_KERNEL);
+	if (!entries)
+		return -ENOMEM;
+	i = 0;
+	nlmsg_for_each_attr_type(nla, RTW_A_ENTRY, info->nlhdr, GENL_HDRLEN, rem) {
+		err = rtw_parse_entry(nla, false, &entries[i], extack);
+		if (err) {
+			rtw_rs_count_invalid(gn->rs);
+			goto out;
+		}
+		i++;
+	}
+	msg = genlmsg_new(n * rtw_adopt_result_size(), GFP_KERNEL);
+	if (!msg) {
+		err = -ENOMEM;
+		goto out;
+	}
+	hdr = genlmsg_put_reply(msg, info, &rtw_genl_family, 0, RTW_CMD_ADOPT);
+	if (!hdr) {
+		nlmsg_free(msg);
+		err = -EMSGSIZE;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		struct rtw_glue_entry *e = &entries[i];
+		int result = rtw_adopt(gn, e);
+
+		/* As stored (and with its expiry); gone already if the peer reset it meanwhile. */
+		if (!result)
+			rtw_rs_get(gn->rs, e);
+		if (rtw_put_entry(msg, e, result ? RTW_PUT_RESULT : RTW_PUT_RESULT | RTW_PUT_STATE,
+				  result)) {
+			nlmsg_free(msg);
+			err = -EMSGSIZE;
+			goto out;
+		}
+	}
+	genlmsg_end(msg, hdr);
+	err = genlmsg_reply(msg, info);
+out:
+	kvfree(entries);
+	return err;
 }
 
 static int rtw_nl_flush(struct sk_buff *skb, struct genl_info *info)
@@ -512,6 +641,7 @@ static const struct genl_ops rtw_genl_ops[] = {
 	  .done = rtw_nl_dump_done, .flags = GENL_UNS_ADMIN_PERM },
 	{ .cmd = RTW_CMD_FLUSH, .doit = rtw_nl_flush, .flags = GENL_UNS_ADMIN_PERM },
 	{ .cmd = RTW_CMD_GET_STATS, .doit = rtw_nl_stats },
+	{ .cmd = RTW_CMD_ADOPT, .doit = rtw_nl_adopt, .flags = GENL_UNS_ADMIN_PERM },
 };
 
 static struct genl_family rtw_genl_family __ro_after_init = {

@@ -68,6 +68,22 @@ enum rtw_glue_sysctl {
 	RTW_GLUE_SYSCTL_COUNT,
 };
 
+/*
+ * What Linux's TIME_WAIT keeps of the socket for its replies and its lookup (tcp_time_wait,
+ * inet_twsk_alloc): tw_tos / tw_tclass, tw_mark, tw_bound_dev_if, tw_flowlabel, tw_priority,
+ * tw_txhash. Fixed for an entry's life; all 0 for an entry added without a socket.
+ */
+struct rtw_glue_conn {
+	__u32 mark;
+	__u32 bound_ifindex;
+	__u32 priority;
+	__u32 txhash;
+	/* IPv6 flow label the socket set (20 bits); 0: the reply gets one as auto_flowlabels says. */
+	__u32 flowlabel;
+	/* IPv4 TOS or IPv6 traffic class. */
+	__u8 tos;
+};
+
 /* One entry as it crosses netlink: the key (family, addresses, ports) and the state. */
 struct rtw_glue_entry {
 	__u8 laddr[16];
@@ -86,6 +102,7 @@ struct rtw_glue_entry {
 	__u8 substate;
 	bool has_ts;
 	bool ts_recent_valid;
+	struct rtw_glue_conn conn;
 };
 
 /* A segment seen by a hook for a tuple the table holds: its first bytes from the IP header on. */
@@ -107,6 +124,15 @@ struct rtw_glue_pkt {
 	bool bound_port;
 	/* The interface the segment came in on (LOCAL_IN) or goes out of (LOCAL_OUT). */
 	__u32 ifindex;
+	/*
+	 * LOCAL_IN: the device and L3 master (VRF) TCP's own lookup would match a bound socket
+	 * against (inet_iif/inet_sdif, inet6_iif/inet6_sdif), and net.ipv4.tcp_l3mdev_accept.
+	 */
+	__u32 dif;
+	__u32 sdif;
+	bool l3mdev_accept;
+	/* The IPv4 TOS or IPv6 traffic class byte (DSCP and ECN) of the segment. */
+	__u8 dsfield;
 	/* Link-layer broadcast or multicast (directed broadcasts included): never answered. */
 	bool link_bcast;
 	/* For rtw_glue_pkt_csum_ok() and rtw_glue_reply(). */
@@ -161,10 +187,22 @@ bool rtw_glue_addr_is_local(const struct rtw_glue_net *gn, __u8 family, const __
 void rtw_glue_reaper_arm(struct rtw_glue_net *gn, __u64 expires);
 int rtw_glue_hooks_enable(struct rtw_glue_net *gn);
 
+/*
+ * A reply's routing and marking, from the entry (conn) and the reply itself: in, the DSCP the
+ * flow is routed by; out, the flow label to write (IPv6: the socket's, or auto_flowlabels's).
+ */
+struct rtw_glue_reply_params {
+	const struct rtw_glue_conn *conn;
+	__u8 tos;
+	__u8 hop_limit;
+	__u32 flowlabel;
+};
+
 bool rtw_glue_pkt_csum_ok(void *ctx);
-void *rtw_glue_reply_route(void *ctx, __u8 *hop_limit, int *err);
+void *rtw_glue_reply_route(void *ctx, struct rtw_glue_reply_params *p, int *err);
 void rtw_glue_route_release(void *dst);
-int rtw_glue_reply_send(void *ctx, void *dst, const __u8 *pkt, __u32 len);
+int rtw_glue_reply_send(void *ctx, void *dst, const struct rtw_glue_conn *conn, const __u8 *pkt,
+			__u32 len);
 
 /* Implemented in Rust (src/rust_timewait_main.rs). */
 void *rtw_rs_net_init(struct rtw_glue_net *gn, struct rtw_glue_tables *tables);

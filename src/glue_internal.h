@@ -40,6 +40,9 @@ struct rtw_glue_net *rtw_gn(const struct net *net);
 unsigned int rtw_hook(void *priv, struct sk_buff *skb, const struct nf_hook_state *state);
 void rtw_hooks_disable(struct rtw_glue_net *gn);
 
+/* adopt.c: a live FIN_WAIT2 socket's state made a fin-wait2 entry (netlink, process context). */
+int rtw_adopt(struct rtw_glue_net *gn, struct rtw_glue_entry *e);
+
 /* genl.c: the generic netlink family. */
 int rtw_genl_register(void);
 void rtw_genl_unregister(void);

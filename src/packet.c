@@ -50,18 +50,22 @@ bool rtw_glue_pkt_csum_ok(void *vctx)
 
 /*
  * Route a reply to the segment being processed, as Linux routes its TIME_WAIT ACKs and RSTs
- * (ip_send_unicast_reply, tcp_v6_send_response): no interface unless the segment came through
- * an L3 master (VRF), or, to an IPv6 link-local peer, the interface it came in on; the mark
- * reflected when fwmark_reflect says so; ports, protocol and the netns's root uid in the flow
- * for policy routing and IPsec selectors; the IPsec output policy applied (D35). Routed before
- * Rust builds the reply, so the reply is built whole, hop limit included, in one place
- * (logic/reply.rs). Returns a held route and its hop limit, or NULL and *err.
+ * (ip_send_unicast_reply, tcp_v6_send_response): out of the device the socket was bound to,
+ * else the L3 master (VRF) the segment came through, or, to an IPv6 link-local peer, the
+ * interface it came in on; the mark reflected when fwmark_reflect says so, else the socket's;
+ * the reply's DSCP, ports, protocol and the netns's root uid in the flow for policy routing and
+ * IPsec selectors; the IPsec output policy applied (D35); for IPv6, the connection's ECMP path
+ * (its txhash) and the flow label Linux would write. Routed before Rust builds the reply, so
+ * the reply is built whole, hop limit and flow label included, in one place (logic/reply.rs).
+ * Returns a held route, or NULL and *err.
  */
-void *rtw_glue_reply_route(void *vctx, __u8 *hop_limit, int *err)
+void *rtw_glue_reply_route(void *vctx, struct rtw_glue_reply_params *p, int *err)
 {
 	struct rtw_pkt_ctx *ctx = vctx;
+	const struct rtw_glue_conn *conn = p->conn;
 	struct net *net = ctx->state->net;
 	struct sk_buff *skb = ctx->skb;
+	int oif = conn->bound_ifindex;
 	const struct tcphdr *th;
 	struct tcphdr _th;
 
@@ -72,12 +76,14 @@ void *rtw_glue_reply_route(void *vctx, __u8 *hop_limit, int *err)
 	}
 	if (ctx->state->pf == NFPROTO_IPV4) {
 		const struct iphdr *iph = ip_hdr(skb);
-		int oif = netif_index_is_l3_master(net, skb->skb_iif) ? skb->skb_iif : 0;
 		struct flowi4 fl4;
 		struct rtable *rt;
 
-		flowi4_init_output(&fl4, oif, IP4_REPLY_MARK(net, skb->mark), 0, RT_SCOPE_UNIVERSE,
-				   IPPROTO_TCP, 0, iph->saddr, iph->daddr, th->source, th->dest,
+		if (!oif && netif_index_is_l3_master(net, skb->skb_iif))
+			oif = skb->skb_iif;
+		flowi4_init_output(&fl4, oif, IP4_REPLY_MARK(net, skb->mark) ?: conn->mark,
+				   p->tos & INET_DSCP_MASK, RT_SCOPE_UNIVERSE, IPPROTO_TCP, 0,
+				   iph->saddr, iph->daddr, th->source, th->dest,
 				   sock_net_uid(net, NULL));
 		security_skb_classify_flow(skb, flowi4_to_flowi_common(&fl4));
 		rt = ip_route_output_flow(net, &fl4, NULL);
@@ -85,7 +91,8 @@ void *rtw_glue_reply_route(void *vctx, __u8 *hop_limit, int *err)
 			*err = PTR_ERR(rt);
 			return NULL;
 		}
-		*hop_limit = ip4_dst_hoplimit(&rt->dst);
+		p->hop_limit = ip4_dst_hoplimit(&rt->dst);
+		p->flowlabel = 0;
 		return &rt->dst;
 	}
 #if IS_ENABLED(CONFIG_IPV6)
@@ -94,25 +101,46 @@ void *rtw_glue_reply_route(void *vctx, __u8 *hop_limit, int *err)
 		struct flowi6 fl6 = {
 			.daddr = ip6h->saddr,
 			.saddr = ip6h->daddr,
+			.flowlabel = cpu_to_be32(conn->flowlabel),
 			.flowi6_proto = IPPROTO_TCP,
-			.flowi6_mark = IP6_REPLY_MARK(net, skb->mark),
+			.flowi6_mark = IP6_REPLY_MARK(net, skb->mark) ?: conn->mark,
 			.fl6_dport = th->source,
 			.fl6_sport = th->dest,
 			.flowi6_uid = sock_net_uid(net, NULL),
 		};
 		struct dst_entry *dst;
+		struct flow_keys keys;
+		u32 hash;
 
-		if (rt6_need_strict(&fl6.daddr))
+		if (rt6_need_strict(&fl6.daddr) && !oif)
 			fl6.flowi6_oif = inet6_iif(skb);
-		else if (netif_index_is_l3_master(net, skb->skb_iif))
+		else if (!oif && netif_index_is_l3_master(net, skb->skb_iif))
 			fl6.flowi6_oif = skb->skb_iif;
+		else
+			fl6.flowi6_oif = oif;
+		/* The connection's nexthop, as its data took (tcp_v6_send_response). */
+		if (conn->txhash)
+			ip6_ecmp_set_mp_hash(net, &fl6, conn->txhash);
 		security_skb_classify_flow(skb, flowi6_to_flowi_common(&fl6));
 		dst = ip6_dst_lookup_flow(net, NULL, &fl6, NULL);
 		if (IS_ERR(dst)) {
 			*err = PTR_ERR(dst);
 			return NULL;
 		}
-		*hop_limit = ip6_dst_hoplimit(dst);
+		p->hop_limit = ip6_dst_hoplimit(dst);
+		/*
+		 * ip6_make_flowlabel() as ip6_xmit() applies it for the control socket (no per-socket
+		 * choice: the netns default): the socket's label, else one from the connection's
+		 * txhash, which is the label its data carried, else from the reply's flow.
+		 */
+		p->flowlabel = conn->flowlabel & 0xfffff;
+		if (!p->flowlabel && ip6_default_np_autolabel(net)) {
+			hash = conn->txhash ?: __get_hash_from_flowi6(&fl6, &keys);
+			p->flowlabel = be32_to_cpu((__force __be32)rol32(hash, 16) &
+						   IPV6_FLOWLABEL_MASK);
+			if (READ_ONCE(net->ipv6.sysctl.flowlabel_state_ranges))
+				p->flowlabel |= be32_to_cpu(IPV6_FLOWLABEL_STATELESS_FLAG);
+		}
 		return dst;
 	}
 #else
@@ -128,7 +156,8 @@ void rtw_glue_route_release(void *dst)
 }
 
 /* Send a whole IP packet built by Rust (logic/reply.rs) on its route, which this consumes. */
-int rtw_glue_reply_send(void *vctx, void *vdst, const __u8 *data, __u32 len)
+int rtw_glue_reply_send(void *vctx, void *vdst, const struct rtw_glue_conn *conn,
+			const __u8 *data, __u32 len)
 {
 	struct rtw_pkt_ctx *ctx = vctx;
 	struct net *net = ctx->state->net;
@@ -155,7 +184,12 @@ int rtw_glue_reply_send(void *vctx, void *vdst, const __u8 *data, __u32 len)
 	/* The segment's conntrack entry, as nf_send_reset() attaches it: OUTPUT rules see the reply
 	 * as part of the connection Linux's own reply would belong to. */
 	nf_ct_attach(nskb, ctx->skb);
-	nskb->mark = v4 ? IP4_REPLY_MARK(net, ctx->skb->mark) : IP6_REPLY_MARK(net, ctx->skb->mark);
+	nskb->mark = (v4 ? IP4_REPLY_MARK(net, ctx->skb->mark) : IP6_REPLY_MARK(net, ctx->skb->mark)) ?:
+		     conn->mark;
+	nskb->priority = conn->priority;
+	/* The connection's hash: the same transmit queue and path as its data. */
+	if (conn->txhash)
+		skb_set_hash(nskb, conn->txhash, PKT_HASH_TYPE_L4);
 	nskb->protocol = htons(v4 ? ETH_P_IP : ETH_P_IPV6);
 	/* net_xmit_eval() evaluates its argument twice: the skb is sent once, here. */
 	err = v4 ? ip_local_out(net, NULL, nskb) : ip6_local_out(net, NULL, nskb);
@@ -217,6 +251,15 @@ static noinline unsigned int rtw_hook_hit(struct rtw_glue_net *gn, struct sk_buf
 	pkt.bound_port = output && skb->sk && sk_fullsock(skb->sk) &&
 			 (skb->sk->sk_userlocks & SOCK_BINDPORT_LOCK);
 	pkt.ifindex = state->in ? state->in->ifindex : state->out ? state->out->ifindex : 0;
+	if (!output) {
+		/* What tcp_v4_rcv/tcp_v6_rcv match a bound socket against (inet_sk_bound_dev_eq). */
+		pkt.dif = family == AF_INET ? inet_iif(skb) : inet6_iif(skb);
+		pkt.sdif = family == AF_INET ? inet_sdif(skb) : inet6_sdif(skb);
+		pkt.l3mdev_accept = IS_ENABLED(CONFIG_NET_L3_MASTER_DEV) ?
+				    READ_ONCE(state->net->ipv4.sysctl_tcp_l3mdev_accept) : true;
+	}
+	pkt.dsfield = family == AF_INET ? ipv4_get_dsfield(ip_hdr(skb))
+					: ipv6_get_dsfield(ipv6_hdr(skb));
 	pkt.link_bcast = skb->pkt_type == PACKET_BROADCAST || skb->pkt_type == PACKET_MULTICAST;
 	if (family == AF_INET && skb_rtable(skb) &&
 	    (skb_rtable(skb)->rt_flags & (RTCF_BROADCAST | RTCF_MULTICAST)))

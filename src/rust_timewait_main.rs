@@ -24,12 +24,12 @@ mod logic;
 mod state;
 mod sys;
 
-use crate::logic::policy;
+use crate::logic::policy::{self, Arrival};
 use crate::logic::segment;
 use crate::logic::twcheck::{EntryState, Substate};
 use crate::logic::family::Family;
-use crate::state::entry::{Addr, Entry, Key, V4, V6};
-use crate::state::netns::{Action, NetState, Snapshot};
+use crate::state::entry::{Addr, Conn, Entry, Key, V4, V6};
+use crate::state::netns::{Action, NetState, Snapshot, Via};
 use crate::state::stats::STAT_COUNT;
 use crate::state::table::{self, Tables};
 use crate::sys::{NetGlue, Packet};
@@ -152,6 +152,17 @@ fn key_of<A: Addr>(g: &ffi::rtw_glue_entry) -> Key<A> {
     Key { laddr: A::from_buf(&g.laddr), raddr: A::from_buf(&g.raddr), lport: g.lport, rport: g.rport }
 }
 
+fn conn_of(g: &ffi::rtw_glue_entry) -> Conn {
+    Conn {
+        mark: g.conn.mark,
+        bound_ifindex: g.conn.bound_ifindex,
+        priority: g.conn.priority,
+        txhash: g.conn.txhash,
+        flowlabel: g.conn.flowlabel,
+        tos: g.conn.tos,
+    }
+}
+
 fn state_of(g: &ffi::rtw_glue_entry) -> EntryState {
     EntryState {
         snd_nxt: g.snd_nxt,
@@ -191,6 +202,14 @@ fn fill<A: Addr>(key: &Key<A>, s: &Snapshot, g: &mut ffi::rtw_glue_entry) {
         Substate::FinWait2 => ffi::rtw_glue_substate_RTW_GLUE_FIN_WAIT2 as u8,
     };
     g.expires_ms = s.expires_ms;
+    g.conn = ffi::rtw_glue_conn {
+        mark: s.conn.mark,
+        bound_ifindex: s.conn.bound_ifindex,
+        priority: s.conn.priority,
+        txhash: s.conn.txhash,
+        flowlabel: s.conn.flowlabel,
+        tos: s.conn.tos,
+    };
 }
 
 /// Free a netns's state and every entry in it.
@@ -245,6 +264,11 @@ pub unsafe extern "C" fn rtw_rs_hook(rs: *mut c_void, pkt: *const ffi::rtw_glue_
     let rcu = rcu::read_lock();
     // SAFETY: `rs` is live (caller's contract).
     let st = unsafe { state(rs) };
+    let via = Via {
+        ifindex: pkt.ifindex,
+        arrival: Arrival { dif: pkt.dif, sdif: pkt.sdif, l3mdev_accept: pkt.l3mdev_accept },
+        dsfield: pkt.dsfield,
+    };
     let action = match (family, pkt.output) {
         // SAFETY: `entry` is an entry of the IPv4 table found under the RCU read lock that
         // `rcu` stands for (caller's contract).
@@ -252,7 +276,7 @@ pub unsafe extern "C" fn rtw_rs_hook(rs: *mut c_void, pkt: *const ffi::rtw_glue_
             if output {
                 st.local_connect(&seg, pkt.ifindex, pkt.bound_port, e)
             } else {
-                st.input(&seg, pkt.ifindex, &packet, e)
+                st.input(&seg, &via, &packet, e)
             }
         }),
         // SAFETY: as above, for the IPv6 table (the parse accepted only these two families).
@@ -260,7 +284,7 @@ pub unsafe extern "C" fn rtw_rs_hook(rs: *mut c_void, pkt: *const ffi::rtw_glue_
             if output {
                 st.local_connect(&seg, pkt.ifindex, pkt.bound_port, e)
             } else {
-                st.input(&seg, pkt.ifindex, &packet, e)
+                st.input(&seg, &via, &packet, e)
             }
         }),
     };
@@ -288,8 +312,8 @@ pub unsafe extern "C" fn rtw_rs_add(rs: *mut c_void, e: *const ffi::rtw_glue_ent
     // SAFETY: the caller guarantees both pointers.
     let (st, g) = unsafe { (state(rs), &*e) };
     errno(match Family::from_af(g.family) {
-        Some(Family::V4) => st.add(key_of::<V4>(g), g.ifindex, &state_of(g), g.ts_offset, replace),
-        Some(Family::V6) => st.add(key_of::<V6>(g), g.ifindex, &state_of(g), g.ts_offset, replace),
+        Some(Family::V4) => st.add(key_of::<V4>(g), g.ifindex, &state_of(g), g.ts_offset, conn_of(g), replace),
+        Some(Family::V6) => st.add(key_of::<V6>(g), g.ifindex, &state_of(g), g.ts_offset, conn_of(g), replace),
         None => Err(EINVAL),
     })
 }

@@ -5,6 +5,7 @@
 //! Every `unsafe` call into the glue for them is here, once.
 
 use crate::ffi;
+use crate::state::entry::Conn;
 use core::ffi::c_void;
 use core::ptr::NonNull;
 use kernel::prelude::*;
@@ -163,13 +164,24 @@ impl Packet<'_> {
         unsafe { ffi::rtw_glue_pkt_csum_ok(self.ctx.as_ptr()) }
     }
 
-    /// The route a reply to this segment takes, as Linux routes its own TIME_WAIT replies.
-    pub(crate) fn route_reply(&self) -> Result<ReplyRoute<'_>> {
-        let (mut hop_limit, mut err) = (0u8, 0i32);
-        // SAFETY: `ctx` is live (type invariant); the out-pointers are live locals.
-        let dst = unsafe { ffi::rtw_glue_reply_route(self.ctx.as_ptr(), &mut hop_limit, &mut err) };
+    /// The route a reply to this segment takes, as Linux routes its own TIME_WAIT replies for
+    /// the connection `conn`, the reply's TOS byte being `dsfield`.
+    pub(crate) fn route_reply(&self, conn: &Conn, dsfield: u8) -> Result<ReplyRoute<'_>> {
+        let conn = ffi::rtw_glue_conn {
+            mark: conn.mark,
+            bound_ifindex: conn.bound_ifindex,
+            priority: conn.priority,
+            txhash: conn.txhash,
+            flowlabel: conn.flowlabel,
+            tos: conn.tos,
+        };
+        let mut p = ffi::rtw_glue_reply_params { conn: &conn, tos: dsfield, hop_limit: 0, flowlabel: 0 };
+        let mut err = 0i32;
+        // SAFETY: `ctx` is live (type invariant); `p`, the `conn` it points to and `err` are
+        // live locals.
+        let dst = unsafe { ffi::rtw_glue_reply_route(self.ctx.as_ptr(), &mut p, &mut err) };
         match NonNull::new(dst) {
-            Some(dst) => Ok(ReplyRoute { packet: self, dst, hop_limit }),
+            Some(dst) => Ok(ReplyRoute { packet: self, dst, conn, hop_limit: p.hop_limit, flowlabel: p.flowlabel }),
             None => Err(Error::from_errno(if err < 0 { err } else { -(kernel::bindings::EHOSTUNREACH as i32) })),
         }
     }
@@ -184,13 +196,20 @@ impl Packet<'_> {
 pub(crate) struct ReplyRoute<'a> {
     packet: &'a Packet<'a>,
     dst: NonNull<c_void>,
+    conn: ffi::rtw_glue_conn,
     hop_limit: u8,
+    flowlabel: u32,
 }
 
 impl ReplyRoute<'_> {
     /// The TTL or hop limit the route gives (the netns's default unless the route says).
     pub(crate) fn hop_limit(&self) -> u8 {
         self.hop_limit
+    }
+
+    /// The IPv6 flow label to write (0 for IPv4).
+    pub(crate) fn flowlabel(&self) -> u32 {
+        self.flowlabel
     }
 
     /// Send `ip_packet` (a whole IP packet built by `logic/reply.rs`) on this route.
@@ -200,7 +219,7 @@ impl ReplyRoute<'_> {
         // SAFETY: `ctx` is live (`Packet`'s invariant) and `dst` is held (type invariant); the
         // glue consumes the reference, and `ManuallyDrop` keeps `Drop` from releasing it again.
         kernel::error::to_result(unsafe {
-            ffi::rtw_glue_reply_send(this.packet.ctx.as_ptr(), this.dst.as_ptr(), ip_packet.as_ptr(), len)
+            ffi::rtw_glue_reply_send(this.packet.ctx.as_ptr(), this.dst.as_ptr(), &this.conn, ip_packet.as_ptr(), len)
         })
     }
 }

@@ -96,9 +96,47 @@ pub(crate) fn ratelimit_stamp(now: u64) -> u64 {
     }
 }
 
+/// Where a segment came in, as TCP's own lookup matches a bound socket against it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Arrival {
+    /// The interface (`inet_iif`, `inet6_iif`).
+    pub(crate) dif: u32,
+    /// The L3 master (VRF) it is enslaved to, 0 outside one (`inet_sdif`, `inet6_sdif`).
+    pub(crate) sdif: u32,
+    /// `net.ipv4.tcp_l3mdev_accept`: unbound sockets also answer inside a VRF.
+    pub(crate) l3mdev_accept: bool,
+}
+
+/// Whether an entry whose socket was bound to `bound` (0: unbound) answers a segment that
+/// arrived so: Linux's `inet_bound_dev_eq()`, by which a TIME_WAIT in one VRF never answers
+/// for the same addresses in another, nor an unbound one inside a VRF (RFC 4364 keeps VRFs'
+/// address spaces apart).
+pub(crate) fn bound_dev_matches(bound: u32, a: Arrival) -> bool {
+    if bound == 0 {
+        a.sdif == 0 || a.l3mdev_accept
+    } else {
+        bound == a.dif || bound == a.sdif
+    }
+}
+
 #[cfg_attr(not(rtw_host), kernel::prelude::kunit_tests(rust_timewait_policy))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bound_device_as_inet_bound_dev_eq() {
+        let plain = Arrival { dif: 2, sdif: 0, l3mdev_accept: false };
+        let in_vrf = Arrival { dif: 3, sdif: 10, l3mdev_accept: false };
+        // Unbound: the default VRF only, unless tcp_l3mdev_accept.
+        assert!(bound_dev_matches(0, plain));
+        assert!(!bound_dev_matches(0, in_vrf));
+        assert!(bound_dev_matches(0, Arrival { l3mdev_accept: true, ..in_vrf }));
+        // Bound to the VRF or to the device itself.
+        assert!(bound_dev_matches(10, in_vrf));
+        assert!(bound_dev_matches(3, in_vrf));
+        assert!(!bound_dev_matches(11, in_vrf));
+        assert!(!bound_dev_matches(10, plain));
+    }
 
     #[test]
     fn auto_size_is_half_the_port_range() {

@@ -15,6 +15,46 @@ use crate::logic::twcheck::EntryState;
 pub(crate) const REPLY_MAX: usize = IPV6_HEADER_LEN + TCP_HEADER_MIN + TS_BLOCK_LEN;
 
 
+/// The IP header fields of a reply that come from the connection or the route, not from the
+/// segment answered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct IpFields {
+    /// IPv4 TTL or IPv6 hop limit (the route's).
+    pub(crate) hop_limit: u8,
+    /// IPv4 TOS or IPv6 traffic class byte, DSCP and ECN.
+    pub(crate) dsfield: u8,
+    /// IPv6 flow label (20 bits; ignored for IPv4).
+    pub(crate) flowlabel: u32,
+}
+
+impl IpFields {
+    /// DSCP 0, no ECN, no flow label.
+    #[cfg_attr(not(rtw_host), allow(dead_code))]
+    pub(crate) fn plain(hop_limit: u8) -> Self {
+        IpFields { hop_limit, dsfield: 0, flowlabel: 0 }
+    }
+}
+
+/// The ECN field of the TOS / traffic class byte (RFC 3168 §5).
+pub(crate) const ECN_MASK: u8 = 0x03;
+
+/// The TOS byte of an ACK from an entry whose connection used `tos`: Linux's TIME_WAIT sends
+/// it as it is, except that the out-of-window and PAWS ACKs (`TCP_TW_ACK_OOW`, the ones the
+/// limiter governs) leave ECN out, so they are not queued as L4S traffic (tcp_v4_timewait_ack).
+pub(crate) fn ack_dsfield(tos: u8, oow: bool) -> u8 {
+    if oow {
+        tos & !ECN_MASK
+    } else {
+        tos
+    }
+}
+
+/// The TOS byte of a RST: the incoming segment's DSCP, ECN cleared (tcp_v4_send_reset,
+/// tcp_v6_send_reset: RFC 3168 §6.1.1 puts no ECN on a RST).
+pub(crate) fn rst_dsfield(incoming: u8) -> u8 {
+    incoming & !ECN_MASK
+}
+
 /// The TCP fields a reply carries.
 struct TcpReply {
     seq: u32,
@@ -25,8 +65,7 @@ struct TcpReply {
 }
 
 /// Builds a bare ACK answering `incoming` and returns its length. `ts` is `(TSval, TSecr)` for
-/// connections with timestamps. `ttl_or_hoplimit` is the netns default (IPv4 TTL or IPv6 hop
-/// limit).
+/// connections with timestamps.
 pub(crate) fn build_ack(
     buf: &mut [u8; REPLY_MAX],
     incoming: &TcpSegment,
@@ -34,7 +73,7 @@ pub(crate) fn build_ack(
     ack: u32,
     win: u16,
     ts: Option<(u32, u32)>,
-    ttl_or_hoplimit: u8,
+    ip: IpFields,
 ) -> usize {
     let reply = TcpReply {
         seq,
@@ -43,7 +82,7 @@ pub(crate) fn build_ack(
         window: win,
         ts,
     };
-    build(buf, incoming, &reply, ttl_or_hoplimit)
+    build(buf, incoming, &reply, ip)
 }
 
 /// Builds behaviour §4's ACK for `entry`: `seq = snd_nxt`, `ack = rcv_nxt`, the last advertised
@@ -54,7 +93,7 @@ pub(crate) fn build_entry_ack(
     incoming: &TcpSegment,
     entry: &EntryState,
     tsval_now: u32,
-    ttl_or_hoplimit: u8,
+    ip: IpFields,
 ) -> usize {
     let ts = entry.reply_tsecr().map(|tsecr| (tsval_now, tsecr));
     build_ack(
@@ -64,7 +103,7 @@ pub(crate) fn build_entry_ack(
         entry.rcv_nxt,
         entry.last_win,
         ts,
-        ttl_or_hoplimit,
+        ip,
     )
 }
 
@@ -75,7 +114,7 @@ pub(crate) fn build_entry_ack(
 /// (RFC 9293 §3.5.2).
 /// No timestamps: Linux sends none, RFC 1323 §4.2.1 recommends none, and the receiver ignores
 /// them on a RST anyway (RFC 7323 §5.3 R1).
-pub(crate) fn build_rst(buf: &mut [u8; REPLY_MAX], incoming: &TcpSegment, ttl_or_hoplimit: u8) -> usize {
+pub(crate) fn build_rst(buf: &mut [u8; REPLY_MAX], incoming: &TcpSegment, ip: IpFields) -> usize {
     if incoming.has_flag(RST) {
         return 0;
     }
@@ -96,10 +135,10 @@ pub(crate) fn build_rst(buf: &mut [u8; REPLY_MAX], incoming: &TcpSegment, ttl_or
             ts: None,
         }
     };
-    build(buf, incoming, &reply, ttl_or_hoplimit)
+    build(buf, incoming, &reply, ip)
 }
 
-fn build(buf: &mut [u8; REPLY_MAX], incoming: &TcpSegment, reply: &TcpReply, ttl: u8) -> usize {
+fn build(buf: &mut [u8; REPLY_MAX], incoming: &TcpSegment, reply: &TcpReply, ip: IpFields) -> usize {
     buf.fill(0);
     let ip_len = match incoming.family {
         Family::V4 => IPV4_HEADER_MIN,
@@ -129,11 +168,11 @@ fn build(buf: &mut [u8; REPLY_MAX], incoming: &TcpSegment, reply: &TcpReply, ttl
 
     match incoming.family {
         Family::V4 => {
-            put(buf, 0, &[0x45, 0]);
+            put(buf, 0, &[0x45, ip.dsfield]);
             // total_len is at most 52 here.
             put(buf, 2, &(total_len as u16).to_be_bytes());
             put(buf, 6, &IPV4_DF.to_be_bytes());
-            put(buf, 8, &[ttl, IPPROTO_TCP]);
+            put(buf, 8, &[ip.hop_limit, IPPROTO_TCP]);
             put(buf, 12, src.get(..4).unwrap_or_default());
             put(buf, 16, dst.get(..4).unwrap_or_default());
             let header = buf.get(..IPV4_HEADER_MIN).unwrap_or_default();
@@ -141,10 +180,11 @@ fn build(buf: &mut [u8; REPLY_MAX], incoming: &TcpSegment, reply: &TcpReply, ttl
             put(buf, 10, &header_sum.to_be_bytes());
         }
         Family::V6 => {
-            // Traffic class and flow label 0.
-            put(buf, 0, &[0x60, 0, 0, 0]);
+            // Version 6, traffic class, flow label (RFC 8200 §3).
+            let word = (6u32 << 28) | (u32::from(ip.dsfield) << 20) | (ip.flowlabel & 0xf_ffff);
+            put(buf, 0, &word.to_be_bytes());
             put(buf, 4, &(tcp_len as u16).to_be_bytes());
-            put(buf, 6, &[IPPROTO_TCP, ttl]);
+            put(buf, 6, &[IPPROTO_TCP, ip.hop_limit]);
             put(buf, 8, src);
             put(buf, 24, dst);
         }
@@ -306,7 +346,7 @@ mod tests {
             0x0a0b_0c0d,
             0x1234,
             Some((0x1122_3344, 0x5566_7788)),
-            64,
+            IpFields::plain(64),
         );
         assert_eq!(len, 52);
         // IPv4: version/IHL, TOS, total length 52, ID 0, DF, TTL 64, TCP.
@@ -341,7 +381,7 @@ mod tests {
     #[test]
     fn ack_ipv4_without_timestamps() {
         let mut buf = [0xaau8; REPLY_MAX];
-        let len = build_ack(&mut buf, &segment_v4(ACK, 7, 9, 0), 1, 2, 3, None, 255);
+        let len = build_ack(&mut buf, &segment_v4(ACK, 7, 9, 0), 1, 2, 3, None, IpFields::plain(255));
         assert_eq!(len, 40);
         assert_eq!(buf.get(2..4), Some(&[0, 40][..]));
         assert_eq!(buf.get(8), Some(&255));
@@ -353,7 +393,7 @@ mod tests {
     fn ack_ipv6_layout() {
         let mut buf = [0u8; REPLY_MAX];
         let seg = segment_v6(ACK, 7, 9, 0);
-        let len = build_ack(&mut buf, &seg, 0xffff_ffff, 0, 0xffff, Some((1, 2)), 33);
+        let len = build_ack(&mut buf, &seg, 0xffff_ffff, 0, 0xffff, Some((1, 2)), IpFields::plain(33));
         assert_eq!(len, REPLY_MAX);
         // Version 6, payload length 32, next header TCP, hop limit 33.
         assert_eq!(buf.get(..8), Some(&[0x60, 0, 0, 0, 0, 32, 6, 33][..]));
@@ -384,7 +424,7 @@ mod tests {
             22,
             33,
             Some((44, 55)),
-            64,
+            IpFields::plain(64),
         );
         let parsed = parse_ipv4(buf.get(..len).unwrap_or_default(), len as u32);
         assert_eq!(
@@ -402,7 +442,7 @@ mod tests {
                 })
             ))
         );
-        let len = build_rst(&mut buf, &segment_v6(SYN, 100, 0, 0), 64);
+        let len = build_rst(&mut buf, &segment_v6(SYN, 100, 0, 0), IpFields::plain(64));
         let parsed = parse_ipv6(buf.get(..len).unwrap_or_default(), len as u32);
         assert_eq!(
             parsed.map(|s| (s.seq, s.ack, s.flags, s.payload_len)),
@@ -413,7 +453,7 @@ mod tests {
     #[test]
     fn rst_answers_an_ack_with_its_ack_number() {
         let mut buf = [0u8; REPLY_MAX];
-        let len = build_rst(&mut buf, &segment_v4(ACK | PSH, 500, 0xdead_beef, 10), 64);
+        let len = build_rst(&mut buf, &segment_v4(ACK | PSH, 500, 0xdead_beef, 10), IpFields::plain(64));
         assert_eq!(len, 40);
         // seq = the segment's ack, ack field 0, data offset 5, RST only, window 0.
         assert_eq!(
@@ -428,12 +468,12 @@ mod tests {
     fn rst_answers_a_segment_without_ack_with_rst_ack() {
         let mut buf = [0u8; REPLY_MAX];
         // SYN at 0xffffffff: it ends at 0 (wraps).
-        let len = build_rst(&mut buf, &segment_v4(SYN, 0xffff_ffff, 77, 0), 64);
+        let len = build_rst(&mut buf, &segment_v4(SYN, 0xffff_ffff, 77, 0), IpFields::plain(64));
         assert_eq!(len, 40);
         assert_eq!(buf.get(24..32), Some(&[0, 0, 0, 0, 0, 0, 0, 0][..]));
         assert_eq!(buf.get(32..36), Some(&[0x50, 0x14, 0, 0][..]));
         // SYN + FIN + 5 bytes of data are all acknowledged.
-        let len = build_rst(&mut buf, &segment_v6(SYN | FIN, 1000, 0, 5), 64);
+        let len = build_rst(&mut buf, &segment_v6(SYN | FIN, 1000, 0, 5), IpFields::plain(64));
         assert_eq!(len, 60);
         assert_eq!(buf.get(44..52), Some(&[0, 0, 0, 0, 0, 0, 0x03, 0xef][..]));
         assert_eq!(buf.get(52..54), Some(&[0x50, 0x14][..]));
@@ -443,15 +483,15 @@ mod tests {
     #[test]
     fn rst_is_never_sent_for_a_rst() {
         let mut buf = [0u8; REPLY_MAX];
-        assert_eq!(build_rst(&mut buf, &segment_v4(RST, 1, 0, 0), 64), 0);
-        assert_eq!(build_rst(&mut buf, &segment_v6(RST | ACK, 1, 2, 0), 64), 0);
+        assert_eq!(build_rst(&mut buf, &segment_v4(RST, 1, 0, 0), IpFields::plain(64)), 0);
+        assert_eq!(build_rst(&mut buf, &segment_v6(RST | ACK, 1, 2, 0), IpFields::plain(64)), 0);
     }
 
     #[test]
     fn entry_ack_uses_entry_state() {
         let mut buf = [0u8; REPLY_MAX];
         let seg = segment_v4(ACK, 7, 9, 0);
-        let len = build_entry_ack(&mut buf, &seg, &entry(true, true), 0xcafe_f00d, 64);
+        let len = build_entry_ack(&mut buf, &seg, &entry(true, true), 0xcafe_f00d, IpFields::plain(64));
         assert_eq!(len, 52);
         assert_eq!(
             buf.get(24..36),
@@ -462,11 +502,11 @@ mod tests {
             Some(&[0xca, 0xfe, 0xf0, 0x0d, 0x55, 0x66, 0x77, 0x88][..])
         );
         // ts_recent not yet learned: the option is sent with TSecr 0.
-        let len = build_entry_ack(&mut buf, &seg, &entry(true, false), 5, 64);
+        let len = build_entry_ack(&mut buf, &seg, &entry(true, false), 5, IpFields::plain(64));
         assert_eq!(len, 52);
         assert_eq!(buf.get(44..52), Some(&[0, 0, 0, 5, 0, 0, 0, 0][..]));
         // No timestamps on the connection: no option.
-        let len = build_entry_ack(&mut buf, &seg, &entry(false, false), 5, 64);
+        let len = build_entry_ack(&mut buf, &seg, &entry(false, false), 5, IpFields::plain(64));
         assert_eq!(len, 40);
         assert_eq!(buf.get(32), Some(&0x50));
         assert!(checksum_ok(buf.get(..len).unwrap_or_default()));
@@ -482,7 +522,7 @@ mod tests {
             2,
             3,
             Some((4, 5)),
-            64,
+            IpFields::plain(64),
         );
         assert!(checksum_ok(buf.get(..len).unwrap_or_default()));
         for at in 0..len {
@@ -494,7 +534,7 @@ mod tests {
     #[test]
     fn any_flipped_covered_byte_breaks_the_ipv6_checksum() {
         let mut buf = [0u8; REPLY_MAX];
-        let len = build_rst(&mut buf, &segment_v6(ACK, 7, 9, 0), 64);
+        let len = build_rst(&mut buf, &segment_v6(ACK, 7, 9, 0), IpFields::plain(64));
         assert!(checksum_ok(buf.get(..len).unwrap_or_default()));
         // IPv6 has no header checksum: version/class/flow (0..4) and hop limit (7) are not
         // covered by the TCP checksum; everything else is.
@@ -509,12 +549,41 @@ mod tests {
         assert!(!checksum_ok(&[]));
         assert!(!checksum_ok(&[0x45; 10]));
         let mut buf = [0u8; REPLY_MAX];
-        let len = build_ack(&mut buf, &segment_v4(ACK, 7, 9, 0), 1, 2, 3, None, 64);
+        let len = build_ack(&mut buf, &segment_v4(ACK, 7, 9, 0), 1, 2, 3, None, IpFields::plain(64));
         // Truncated copies of a valid packet never pass.
         for cut in 0..len {
             assert!(!checksum_ok(buf.get(..cut).unwrap_or_default()));
         }
         // Trailing padding after the IP length is ignored.
         assert!(checksum_ok(buf.get(..len + 6).unwrap_or_default()));
+    }
+
+    #[test]
+    fn ip_fields_from_the_connection() {
+        let mut buf = [0u8; REPLY_MAX];
+        let ip = IpFields { hop_limit: 9, dsfield: 0x2a, flowlabel: 0x12345 };
+        let len = build_ack(&mut buf, &segment_v4(ACK, 7, 9, 0), 1, 2, 3, None, ip);
+        // IPv4: the TOS byte as given (no flow label), checksums still right.
+        assert_eq!(buf.get(..2), Some(&[0x45, 0x2a][..]));
+        assert_eq!(buf.get(8), Some(&9));
+        assert!(checksum_ok(buf.get(..len).unwrap_or_default()));
+        let len = build_rst(&mut buf, &segment_v6(SYN, 100, 0, 0), ip);
+        // IPv6: version 6, traffic class 0x2a, flow label 0x12345.
+        assert_eq!(buf.get(..4), Some(&[0x62, 0xa1, 0x23, 0x45][..]));
+        assert_eq!(buf.get(7), Some(&9));
+        assert!(checksum_ok(buf.get(..len).unwrap_or_default()));
+        // A label wider than 20 bits never reaches the traffic class.
+        let wide = IpFields { flowlabel: 0xfff_ffff, dsfield: 0, ..ip };
+        build_rst(&mut buf, &segment_v6(SYN, 100, 0, 0), wide);
+        assert_eq!(buf.get(..4), Some(&[0x60, 0x0f, 0xff, 0xff][..]));
+    }
+
+    #[test]
+    fn ecn_bits_as_linux_sends_them() {
+        // ECT(0) on the connection: kept on an ordinary ACK, cleared on an out-of-window one.
+        assert_eq!(ack_dsfield(0x2a, false), 0x2a);
+        assert_eq!(ack_dsfield(0x2a, true), 0x28);
+        // A RST takes the incoming DSCP without its ECN (CE here).
+        assert_eq!(rst_dsfield(0xbb), 0xb8);
     }
 }

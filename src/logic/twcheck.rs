@@ -78,6 +78,16 @@ impl EntryState {
     }
 }
 
+impl Reason {
+    /// Whether Linux sends this row's ACK as `TCP_TW_ACK_OOW` (out of window: through
+    /// `tcp_timewait_check_oow_rate_limit`, ECN bits cleared) rather than `TCP_TW_ACK`. Only
+    /// the FIN that completes FIN_WAIT_2 (F5) gets the plain ACK; a retransmitted FIN (T6), PAWS
+    /// and every other answered segment go the out-of-window way, limited or not.
+    pub(crate) fn ack_is_oow(self) -> bool {
+        self != Reason::Fw2FinReceived
+    }
+}
+
 /// What happens to the segment and the entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Verdict {

@@ -11,9 +11,9 @@
 
 use crate::logic::time;
 use crate::logic::family::Family;
-use crate::state::entry::{Addr, Entry, Key, Mutable, V4, V6};
+use crate::state::entry::{Addr, Conn, Entry, Key, Mutable, V4, V6};
 use crate::logic::policy;
-use crate::logic::reply::{self, REPLY_MAX};
+use crate::logic::reply::{self, IpFields, REPLY_MAX};
 use crate::logic::segment::TcpSegment;
 use crate::logic::wire::{ACK, RST, SYN};
 use crate::state::stats::{Stat, STAT_COUNT};
@@ -53,11 +53,24 @@ pub(crate) struct Snapshot {
     pub(crate) ts_offset: u32,
     /// IPv6 scope (interface index; 0 for none or IPv4).
     pub(crate) ifindex: u32,
+    /// The connection's reply and lookup attributes.
+    pub(crate) conn: Conn,
     /// Milliseconds left before expiry.
     pub(crate) expires_ms: u32,
 }
 
 use sys::{clock_us, jiffies as now, jiffies_after_us};
+
+/// How a segment reached the hook: the entry must be the one its socket would have been.
+pub(crate) struct Via {
+    /// The interface it came in on (LOCAL_IN) or goes out of (LOCAL_OUT): an IPv6
+    /// link-local entry's scope.
+    pub(crate) ifindex: u32,
+    /// LOCAL_IN: the device and VRF a bound entry must match.
+    pub(crate) arrival: policy::Arrival,
+    /// The segment's TOS / traffic class byte (a RST takes its DSCP).
+    pub(crate) dsfield: u8,
+}
 
 
 /// A segment's tuple from our side: incoming segments are addressed to us, outgoing from us.
@@ -93,8 +106,9 @@ impl Timeouts {
 enum Reply {
     /// None.
     None,
-    /// An ACK from the entry's state (as it was under the lock) with this TSval.
-    Ack(EntryState, u32),
+    /// An ACK from the entry's state (as it was under the lock) with this TSval; out of window
+    /// (limited by `tcp_invalid_ratelimit`) or not.
+    Ack(EntryState, u32, bool),
     /// A RST answering the segment.
     Rst,
 }
@@ -144,9 +158,12 @@ impl NetState {
     // ---- the hooks ----
 
     /// LOCAL_IN: a segment for the tuple of `e` (which the hook's lookup found).
-    pub(crate) fn input<A: Addr>(&self, seg: &TcpSegment, ifindex: u32, pkt: &Packet<'_>, e: &Entry<A>) -> Action {
+    pub(crate) fn input<A: Addr>(&self, seg: &TcpSegment, via: &Via, pkt: &Packet<'_>, e: &Entry<A>) -> Action {
         let key = key_of::<A>(seg, true);
-        if e.key != key || !A::scope_matches(e.scope, &key.laddr, ifindex) {
+        if e.key != key
+            || !A::scope_matches(e.scope, &key.laddr, via.ifindex)
+            || !policy::bound_dev_matches(e.conn.bound_ifindex, via.arrival)
+        {
             return Action::Accept;
         }
         // A segment the stack would drop as corrupt must not move our state (behaviour §3).
@@ -161,12 +178,19 @@ impl NetState {
             Reply::Ack(..) => Stat::AcksSent,
             Reply::Rst => Stat::RstsSent,
         };
-        // Routed first, so the reply is built whole, hop limit included, in one place.
-        let sent = pkt.route_reply().and_then(|route| {
+        // The TOS / traffic class byte as Linux's TIME_WAIT writes it.
+        let dsfield = match out.reply {
+            Reply::Ack(_, _, oow) => reply::ack_dsfield(e.conn.tos, oow),
+            _ => reply::rst_dsfield(via.dsfield),
+        };
+        // Routed first, so the reply is built whole, hop limit and flow label included, in one
+        // place.
+        let sent = pkt.route_reply(&e.conn, dsfield).and_then(|route| {
             let mut buf = [0u8; REPLY_MAX];
+            let ip = IpFields { hop_limit: route.hop_limit(), dsfield, flowlabel: route.flowlabel() };
             let len = match &out.reply {
-                Reply::Ack(state, tsval) => reply::build_entry_ack(&mut buf, seg, state, *tsval, route.hop_limit()),
-                _ => reply::build_rst(&mut buf, seg, route.hop_limit()),
+                Reply::Ack(state, tsval, _) => reply::build_entry_ack(&mut buf, seg, state, *tsval, ip),
+                _ => reply::build_rst(&mut buf, seg, ip),
             };
             route.send(buf.get(..len).filter(|b| !b.is_empty()).ok_or(EINVAL)?)
         });
@@ -226,7 +250,7 @@ impl NetState {
                 let interval = self.glue.invalid_ratelimit_jiffies();
                 if !d.rate_limited || policy::ratelimit_allows(last, now64, interval) {
                     let tsval = sys::tcp_clock_ms().wrapping_add(e.ts_offset);
-                    out.reply = Reply::Ack(state, tsval);
+                    out.reply = Reply::Ack(state, tsval, d.reason.ack_is_oow());
                     // Only the replies the limiter governs stamp it, as Linux's
                     // tcp_oow_rate_limited() (a re-armed FIN's ACK is never limited).
                     if d.rate_limited {
@@ -352,7 +376,7 @@ impl NetState {
     // ---- netlink ----
 
     /// Add an entry guarding `key` with `state` (netlink, process context).
-    pub(crate) fn add<A: Addr>(&self, key: Key<A>, ifindex: u32, state: &EntryState, ts_offset: u32, replace: bool) -> Result {
+    pub(crate) fn add<A: Addr>(&self, key: Key<A>, ifindex: u32, state: &EntryState, ts_offset: u32, conn: Conn, replace: bool) -> Result {
         let mut raddr = [0u8; 16];
         raddr[..key.raddr.bytes().len()].copy_from_slice(key.raddr.bytes());
         if self.glue.sysctl(Sysctl::NoLocalTimeWait) != 0 && self.glue.addr_is_local(A::FAMILY, &raddr) {
@@ -361,7 +385,7 @@ impl NetState {
             return Err(EADDRNOTAVAIL);
         }
         let state = EntryState { rcv_wscale: state.rcv_wscale.min(twcheck::MAX_WSCALE), ..*state };
-        let mut b = SlabBox::new(Entry::new(key, &state, ts_offset, 0, A::scope_from(ifindex)))?;
+        let mut b = SlabBox::new(Entry::new(key, &state, ts_offset, conn, 0, A::scope_from(ifindex)))?;
         // The first entry brings the hooks into this netns; until then it pays nothing.
         self.glue.enable_hooks()?;
 
@@ -503,6 +527,7 @@ impl NetState {
             state: m.state(),
             ts_offset: e.ts_offset,
             ifindex: A::scope_ifindex(e.scope),
+            conn: e.conn,
             expires_ms: left_us.div_ceil(1000),
         })
     }

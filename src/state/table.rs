@@ -335,7 +335,7 @@ mod tests {
         }
 
         fn add(&self, port: u16, start: u32, sub: Substate) -> bool {
-            let Ok(b) = SlabBox::new(Entry::new(key(port), &state(sub), 0, start, ())) else { return false };
+            let Ok(b) = SlabBox::new(Entry::new(key(port), &state(sub), 0, Default::default(), start, ())) else { return false };
             let mut g = self.0.lock(self.0.stripe_of(&key(port)));
             g.insert(b).is_ok()
         }

@@ -10,7 +10,7 @@
 extern crate std;
 
 use crate::logic::family::Family;
-use crate::logic::reply::{build_entry_ack, build_rst, checksum_ok, REPLY_MAX};
+use crate::logic::reply::{build_entry_ack, build_rst, checksum_ok, IpFields, REPLY_MAX};
 use crate::logic::segment::{parse_ipv4_in, parse_ipv6_in, Layout, TcpSegment, Timestamp};
 use crate::logic::twcheck::{decide, EntryState, Substate};
 
@@ -67,7 +67,7 @@ fn template(rng: &mut Rng, buf: &mut [u8; REPLY_MAX]) -> usize {
         mcast_or_bcast: false,
     };
     let state = random_state(rng);
-    build_entry_ack(buf, &seg, &state, rng.u32(), 64)
+    build_entry_ack(buf, &seg, &state, rng.u32(), IpFields::plain(64))
 }
 
 fn random_state(rng: &mut Rng) -> EntryState {
@@ -147,9 +147,10 @@ fn parse_decide_reply_survive_random_and_damaged_segments() {
             state.complete_fin_wait2(c);
         }
         let mut out = [0u8; REPLY_MAX];
-        let len = build_entry_ack(&mut out, &seg, &state, rng.u32(), rng.next() as u8);
+        let ip = IpFields { hop_limit: rng.next() as u8, dsfield: rng.next() as u8, flowlabel: rng.u32() };
+        let len = build_entry_ack(&mut out, &seg, &state, rng.u32(), ip);
         assert!(checksum_ok(&out[..len]), "seed {seed} iteration {i}: ACK with a bad checksum");
-        let len = build_rst(&mut out, &seg, rng.next() as u8);
+        let len = build_rst(&mut out, &seg, ip);
         assert!(len == 0 || checksum_ok(&out[..len]), "seed {seed} iteration {i}: RST with a bad checksum");
         replies += 1;
         let _ = d.reason.row();

@@ -1,0 +1,178 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * rust_timewait's adopt operation: a live connection in FIN_WAIT2, found by its tuple in the
+ * caller's netns, becomes a fin-wait2 entry holding exactly what Linux's tcp_time_wait() would
+ * copy from it (docs/decisions.md D45). Read in the kernel, under the socket lock, because
+ * userspace cannot read ts_recent at all (D43) and pays a socket call per field for the rest.
+ * The caller then closes the socket in TCP_REPAIR mode, so Linux sends nothing for it.
+ */
+#include <linux/tcp.h>
+#include <net/inet6_hashtables.h>
+#include <net/inet_hashtables.h>
+#include <net/ipv6.h>
+#include <net/tcp.h>
+
+#include "glue.h"
+#include "glue_internal.h"
+
+/* The established socket (or TIME_WAIT / request socket) for the entry's tuple, held. */
+static struct sock *rtw_adopt_lookup(struct net *net, const struct rtw_glue_entry *e)
+{
+	struct sock *sk;
+
+	rcu_read_lock();
+	if (e->family == AF_INET) {
+		__be32 l, r;
+
+		memcpy(&l, e->laddr, 4);
+		memcpy(&r, e->raddr, 4);
+		/* Also finds an IPv6 socket talking to an IPv4-mapped peer, as tcp_v4_rcv does. */
+		sk = __inet_lookup_established(net, r, htons(e->rport), l, e->lport, e->ifindex, 0);
+	} else {
+#if IS_ENABLED(CONFIG_IPV6)
+		sk = __inet6_lookup_established(net, (const struct in6_addr *)e->raddr,
+						htons(e->rport), (const struct in6_addr *)e->laddr,
+						e->lport, e->ifindex, 0);
+#else
+		sk = NULL;
+#endif
+	}
+	rcu_read_unlock();
+	return sk;
+}
+
+/* Why the socket cannot be adopted as it is now (0: it can). Under the socket lock. */
+static int rtw_adopt_check(struct sock *sk)
+{
+	struct tcp_sock *tp = tcp_sk(sk);
+
+	switch (sk->sk_state) {
+	case TCP_FIN_WAIT2:
+		break;
+	case TCP_FIN_WAIT1:
+		/* Our FIN is not acknowledged yet: an entry could not retransmit it. */
+		return -EINPROGRESS;
+	case TCP_CLOSE_WAIT:
+	case TCP_LAST_ACK:
+	case TCP_CLOSING:
+	case TCP_CLOSE:
+		/* The peer's FIN came first (CLOSE: it made a TIME_WAIT, which now holds the tuple). */
+		return -EALREADY;
+	default:
+		return -ENOTCONN;
+	}
+	/* Orphaned: close() already ran and Linux's own FIN_WAIT2 timer owns it. */
+	if (sock_flag(sk, SOCK_DEAD))
+		return -ENOTCONN;
+	/* Restored or checkpointed by someone else (CRIU): its state is theirs. */
+	if (tp->repair)
+		return -EOPNOTSUPP;
+	/* An entry cannot sign its replies (RFC 2385, RFC 5925), nor count microseconds. */
+#ifdef CONFIG_TCP_MD5SIG
+	if (rcu_access_pointer(tp->md5sig_info))
+		return -EOPNOTSUPP;
+#endif
+#ifdef CONFIG_TCP_AO
+	if (rcu_access_pointer(tp->ao_info))
+		return -EOPNOTSUPP;
+#endif
+	if (tp->tcp_usec_ts)
+		return -EOPNOTSUPP;
+	/* RFC 2525 §2.17: close() would reset; an entry would ACK data nobody read. */
+	if (READ_ONCE(tp->rcv_nxt) != READ_ONCE(tp->copied_seq))
+		return -ENOTEMPTY;
+	return 0;
+}
+
+/* tcp_time_wait()'s copy of the socket (tcp_minisocks.c, inet_twsk_alloc), as an entry. */
+static void rtw_adopt_copy(struct sock *sk, struct rtw_glue_entry *e)
+{
+	const struct tcp_sock *tp = tcp_sk(sk);
+	u8 wscale = tp->rx_opt.rcv_wscale;
+
+	e->snd_nxt = tp->snd_nxt;
+	e->rcv_nxt = tp->rcv_nxt;
+	e->rcv_wscale = wscale;
+	/* Linux's TIME_WAIT ACK: tw_rcv_wnd >> tw_rcv_wscale. */
+	e->last_win = min_t(u32, tcp_receive_window(tp) >> wscale, U16_MAX);
+	e->has_ts = tp->rx_opt.tstamp_ok;
+	/* ts_recent_stamp is set whenever ts_recent was learned (tcp_store_ts_recent). */
+	e->ts_recent_valid = e->has_ts && tp->rx_opt.ts_recent_stamp;
+	e->ts_recent = e->ts_recent_valid ? tp->rx_opt.ts_recent : 0;
+	/* The module's clock is tcp_clock_ms(), the clock tsoffset is added to. */
+	e->ts_offset = tp->tsoffset;
+	e->substate = RTW_GLUE_FIN_WAIT2;
+
+	e->conn.mark = READ_ONCE(sk->sk_mark);
+	e->conn.priority = READ_ONCE(sk->sk_priority);
+	e->conn.txhash = READ_ONCE(sk->sk_txhash);
+	e->conn.bound_ifindex = READ_ONCE(sk->sk_bound_dev_if);
+	/* An IPv4-mapped IPv6 socket's IPv4 packets carry inet->tos, as its TIME_WAIT's do. */
+	e->conn.tos = READ_ONCE(inet_sk(sk)->tos);
+#if IS_ENABLED(CONFIG_IPV6)
+	if (e->family == AF_INET6) {
+		const struct ipv6_pinfo *np = inet6_sk(sk);
+
+		e->conn.tos = READ_ONCE(np->tclass);
+		e->conn.flowlabel = be32_to_cpu(np->flow_label & IPV6_FLOWLABEL_MASK);
+		/* A link-local conversation's scope is the device the socket is bound to. */
+		if (!e->ifindex && ipv6_addr_type((const struct in6_addr *)e->laddr) &
+				   IPV6_ADDR_LINKLOCAL)
+			e->ifindex = sk->sk_bound_dev_if;
+	}
+#endif
+}
+
+/*
+ * Adopt the connection with `e`'s tuple: 0 and the entry is in the table, `e` filled in; or a
+ * negative errno (spec/rust_timewait.yaml, `result`) and nothing changed.
+ *
+ * The entry goes in under the socket lock, so the socket processes no segment between the
+ * check and the insert; from the insert on, the hook sees the peer's segments first. Segments
+ * the socket queued meanwhile (its backlog, run by release_sock) are looked at after: a FIN or
+ * data among them takes the entry back. What is left is a segment already past the hook on
+ * another CPU and not yet at the socket: the caller checks the state once more after putting
+ * the socket in repair mode (twctl's race rule).
+ */
+int rtw_adopt(struct rtw_glue_net *gn, struct rtw_glue_entry *e)
+{
+	struct sock *sk = rtw_adopt_lookup(gn->net, e);
+	int err;
+
+	if (!sk)
+		return -ENOENT;
+	if (!sk_fullsock(sk)) {
+		/* A TIME_WAIT socket: the peer's FIN came first. A request socket: not ours yet. */
+		err = sk->sk_state == TCP_TIME_WAIT ? -EALREADY : -ENOTCONN;
+		sock_gen_put(sk);
+		return err;
+	}
+	if (sk->sk_protocol != IPPROTO_TCP) {
+		sock_put(sk);
+		return -ENOENT;
+	}
+
+	lock_sock(sk);
+	err = rtw_adopt_check(sk);
+	if (!err) {
+		rtw_adopt_copy(sk, e);
+		mutex_lock(&gn->nl_lock);
+		err = rtw_rs_add(gn->rs, e, false);
+		mutex_unlock(&gn->nl_lock);
+	}
+	release_sock(sk);
+	if (err)
+		goto out;
+
+	lock_sock(sk);
+	err = rtw_adopt_check(sk);
+	release_sock(sk);
+	if (err) {
+		mutex_lock(&gn->nl_lock);
+		rtw_rs_del(gn->rs, e);
+		mutex_unlock(&gn->nl_lock);
+	}
+out:
+	sock_put(sk);
+	return err;
+}

@@ -1,0 +1,192 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# The adopt operation (issue 10, D45), driven through the kernel's own ynl library from the YAML
+# spec, on real loopback connections: a connection in FIN_WAIT2 becomes a fin-wait2 entry with
+# what Linux's TIME_WAIT would copy from the socket (sequence numbers, ts_recent and its
+# validity, the TSval offset, TOS / traffic class, mark, priority, bound device, txhash), and
+# every other state gets its own errno and no entry: not shut down, the peer's FIN first, data
+# left unread, already guarded, no such connection, an unprivileged caller.
+. /tests/tap.inc
+insmod /lib/modules/rust_timewait.ko || { not_ok "insmod"; tap_done; exit 0; }
+ip link set lo up
+export PYTHONPATH=/usr/lib/python3/dist-packages:/ynl/pyynl
+
+cat >/tmp/adopt.py <<'EOF'
+import errno, os, socket, struct, sys, time
+from lib import YnlFamily, NlError
+
+TCP_REPAIR = 19
+ynl = YnlFamily("/ynl/rust_timewait.yaml")
+n = 0
+failed = 0
+
+
+def check(ok, what):
+    global n, failed
+    n += 1
+    failed += not ok
+    print(f"{'ok' if ok else 'not ok'} {n} - {what}", flush=True)
+
+
+def state(s):
+    return struct.unpack("B", s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[:1])[0]
+
+
+def wait_state(s, want, secs=10):
+    end = time.time() + secs
+    while time.time() < end:
+        if state(s) == want:
+            return True
+        time.sleep(0.01)
+    return False
+
+
+FIN_WAIT2, CLOSE_WAIT = 5, 8
+
+
+def tuple_of(c, fam):
+    l, r = c.getsockname(), c.getpeername()
+    addr = (lambda a: socket.inet_pton(fam, a[0]))
+    return {"family": fam, "local-addr": addr(l), "remote-addr": addr(r),
+            "local-port": l[1], "remote-port": r[1]}
+
+
+def adopt(*tuples):
+    return ynl.do("adopt", {"entry": list(tuples)})["entry"]
+
+
+def pair(fam=socket.AF_INET, setup=None):
+    host = "127.0.0.1" if fam == socket.AF_INET else "::1"
+    lst = socket.socket(fam, socket.SOCK_STREAM)
+    lst.bind((host, 0))
+    lst.listen(8)
+    c = socket.socket(fam, socket.SOCK_STREAM)
+    if setup:
+        setup(c)
+    c.connect(lst.getsockname()[:2])
+    s, _ = lst.accept()
+    lst.close()
+    return c, s
+
+
+def stat(name):
+    return ynl.do("get-stats", {})["stats"][name]
+
+
+# Taken: IPv4, with TOS, mark and priority on the socket, timestamps on (Linux's default).
+def opts(c):
+    c.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0x28)
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, 7)
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_PRIORITY, 3)
+
+
+c, s = pair(setup=opts)
+s.sendall(b"x" * 10)
+c.recv(10)
+c.shutdown(socket.SHUT_WR)
+check(wait_state(c, FIN_WAIT2), "the client reaches FIN_WAIT2")
+t = tuple_of(c, socket.AF_INET)
+r = adopt(t)[0]
+print(f"# {r}")
+check(r.get("result") == 0, "adopt: taken (result 0)")
+check(r.get("substate") == 1, "adopt: a fin-wait2 entry")
+check(r.get("tos") == 0x28 and r.get("mark") == 7 and r.get("priority") == 3,
+      "adopt: TOS, mark and priority copied from the socket")
+check(r.get("txhash", 0) != 0, "adopt: the connection's txhash copied")
+check("has-ts" in r and "ts-recent-valid" in r and r.get("ts-recent", 0) != 0,
+      "adopt: ts_recent read from the socket and valid (userspace cannot read it, D43)")
+check(r.get("rcv-nxt") is not None and r.get("snd-nxt") is not None and
+      r.get("expires-ms", 0) > 0, "adopt: sequence numbers and a lifetime")
+g = ynl.do("get", {"entry": [t]})["entry"][0]
+check(g.get("tos") == 0x28 and g.get("snd-nxt") == r.get("snd-nxt"),
+      "get: the stored entry carries the same state")
+# Adopting it again: the tuple is guarded already.
+r2 = adopt(t)[0]
+check(r2.get("result") == -errno.EEXIST and "snd-nxt" not in r2,
+      f"adopt twice: -EEXIST and no state ({r2.get('result')})")
+# Close in repair mode: Linux sends nothing; the entry answers the peer's FIN (F5).
+c.setsockopt(socket.IPPROTO_TCP, TCP_REPAIR, 1)
+c.close()
+before = stat("fin-wait2-completed")
+s.close()
+end = time.time() + 10
+while time.time() < end and stat("fin-wait2-completed") == before:
+    time.sleep(0.02)
+check(stat("fin-wait2-completed") == before + 1, "the entry completed with the peer's FIN")
+
+# IPv6 with a traffic class.
+c, s = pair(socket.AF_INET6, lambda c: c.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_TCLASS, 0x48))
+c.shutdown(socket.SHUT_WR)
+wait_state(c, FIN_WAIT2)
+r = adopt(tuple_of(c, socket.AF_INET6))[0]
+check(r.get("result") == 0 and r.get("family") == 10 and r.get("tos") == 0x48,
+      f"adopt IPv6: taken, traffic class 0x48 ({r.get('result')}, {r.get('tos')})")
+c.setsockopt(socket.IPPROTO_TCP, TCP_REPAIR, 1)
+c.close()
+s.close()
+
+# Refusals in one batch, each with its own errno, in request order.
+est, est_s = pair()                       # not shut down
+cw, cw_s = pair()                          # the peer's FIN first
+cw_s.shutdown(socket.SHUT_WR)
+wait_state(cw, CLOSE_WAIT)
+cw.shutdown(socket.SHUT_WR)                # LAST_ACK or closed by now
+ur, ur_s = pair()                          # data left unread
+ur_s.sendall(b"unread")
+time.sleep(0.1)
+ur.shutdown(socket.SHUT_WR)
+wait_state(ur, FIN_WAIT2)
+gone = dict(tuple_of(est, socket.AF_INET), **{"remote-port": 9})
+entries_before = stat("entries")
+rs = adopt(tuple_of(est, socket.AF_INET), tuple_of(cw, socket.AF_INET),
+           tuple_of(ur, socket.AF_INET), gone)
+got = [r.get("result") for r in rs]
+print(f"# results {got}")
+check(got[0] == -errno.ENOTCONN, "established, not shut down: -ENOTCONN")
+check(got[1] == -errno.EALREADY, "the peer's FIN came first: -EALREADY")
+check(got[2] == -errno.ENOTEMPTY, "data received and not read: -ENOTEMPTY (close() would reset)")
+check(got[3] == -errno.ENOENT, "no such connection: -ENOENT")
+check(stat("entries") == entries_before, "no refusal left an entry")
+check(state(ur) == FIN_WAIT2 and ur.recv(10) == b"unread",
+      "the refused socket is untouched: its data still readable")
+for x in (est, est_s, cw, cw_s, ur, ur_s):
+    x.close()
+
+# A malformed request: extack names it, nothing happens.
+try:
+    ynl.do("adopt", {})
+    check(False, "an empty adopt is refused")
+except NlError as e:
+    check(e.error == errno.EINVAL and "no entry attribute" in str(e),
+          f"an empty adopt: EINVAL, extack says so ({e})")
+
+print(f"1..{n}")
+sys.exit(1 if failed else 0)
+EOF
+python3 /tmp/adopt.py >/tmp/adopt.tap 2>&1
+# The Python checks are numbered on their own: renumber them into this scenario's TAP.
+while IFS= read -r line; do
+	case "$line" in
+	"ok "*) ok "${line#ok * - }" ;;
+	"not ok "*) not_ok "${line#not ok * - }" ;;
+	"1.."*) ;;
+	*) echo "# $line" ;;
+	esac
+done </tmp/adopt.tap
+check "the script ran to its end" grep -q '^1\.\.' /tmp/adopt.tap
+
+# Unprivileged: adopt needs CAP_NET_ADMIN, like add (EPERM before any lookup).
+cat >/tmp/adopt-nobody.py <<'EOF'
+import errno, sys
+from lib import YnlFamily, NlError
+try:
+    YnlFamily("/ynl/rust_timewait.yaml").do("adopt", {"entry": [{"family": 2,
+        "local-addr": bytes([127, 0, 0, 1]), "remote-addr": bytes([127, 0, 0, 1]),
+        "local-port": 1, "remote-port": 2}]})
+except NlError as e:
+    sys.exit(0 if e.error == errno.EPERM else 1)
+sys.exit(1)
+EOF
+check "adopt as nobody: EPERM" su nobody -s /bin/sh -c "PYTHONPATH=$PYTHONPATH python3 /tmp/adopt-nobody.py"
+rmmod rust_timewait
+tap_done
