@@ -8,8 +8,8 @@
 //! For each of COUNT connections to a server on ADDR (127.0.0.1 or ::1; the server is a
 //! thread of this program), the client sends a byte and hands its end off with
 //! `close_with_handoff` while the server closes its own end a varying moment later: after our
-//! byte, or 0-100 ms after our FIN, sweeping the window in which the handoff adds its entry and
-//! closes the socket in repair mode. Then it checks the tuple has exactly one guard:
+//! byte, or 0-100 ms after our FIN, sweeping the window in which the module adopts the
+//! connection (adds its entry) and the handoff closes the socket in repair mode. Then it checks the tuple has exactly one guard:
 //! - handed off: the module holds the entry, and Linux keeps no socket of the tuple;
 //! - the peer's FIN first (during our close, or before it: then the handoff refuses and gives
 //!   the socket back, and we close it): the module holds nothing, and Linux keeps a TIME_WAIT

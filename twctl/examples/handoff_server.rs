@@ -15,11 +15,12 @@
 //!   sockets;
 //! * `--queue`: an event loop (non-blocking accept and reads, `poll`) that closes with a
 //!   `HandoffQueue`: `push` at the end of each response, `process` whenever the queue's fd says
-//!   a queued socket changed state or its deadline is due, one add message for every socket
+//!   a queued socket changed state or its deadline is due, one adopt message for every socket
 //!   that reached FIN_WAIT2 since the last call;
 //! * `--loop`: the same event loop closing normally, the yardstick of `--queue`;
-//! * `--queue-dry-run`: `--queue` with a dry-run queue (repair mode, entries built and not
-//!   added, sockets closed normally): the event loop without the module, e.g. on a host.
+//! * `--queue-dry-run`: `--queue` with a dry-run queue (repair mode, entries built from the
+//!   repair-mode reads and not added, sockets closed normally): the event loop without the
+//!   module, e.g. on a host.
 //!
 //! The event-loop modes measure: they keep serving until COUNT connections are done (closed, or
 //! reported by the queue), time the last nine tenths of them (the server is in a steady state
@@ -32,7 +33,7 @@
 //! or a pooled client closes later than the server), so the server's FIN is acknowledged on its
 //! own and the handoff happens. The threads stop when the server refuses connections.
 //!
-//! Needs CAP_NET_ADMIN (TCP_REPAIR and the module's add) except for `--plain`, `--loop` and
+//! Needs CAP_NET_ADMIN (the module's adopt and TCP_REPAIR) except for `--plain`, `--loop` and
 //! `--load`.
 
 use std::collections::VecDeque;
@@ -305,7 +306,7 @@ fn event_loop(listener: TcpListener, count: usize, queue: Option<bool>) -> ExitC
             k.process += start.elapsed();
             for h in &out {
                 match &h.result {
-                    // A dry run counts as handed off: it did all of it but the add.
+                    // A dry run counts as handed off: it did all of it but the adopt.
                     Ok(Outcome::HandedOff(_) | Outcome::DryRun(_)) => k.handed += 1,
                     Ok(_) => k.raced += 1,
                     Err(e) => {
@@ -425,23 +426,23 @@ fn event_loop(listener: TcpListener, count: usize, queue: Option<bool>) -> ExitC
     } else {
         println!("served {served} connections, closed normally");
     }
-    let per_msg = if stats.add_messages > 0 {
-        stats.entries_sent as f64 / stats.add_messages as f64
+    let per_msg = if stats.adopt_messages > 0 {
+        stats.tuples_sent as f64 / stats.adopt_messages as f64
     } else {
         0.0
     };
     println!(
         "rate conn_per_s={:.1} window_connections={n} window_ms={:.0} cpu_us_per_conn={:.0} \
-         add_messages={} entries_per_message={per_msg:.2} close_us_per_conn={:.0} \
-         push_us_per_conn={:.0} process_us_per_conn={:.0} add_us_per_conn={:.0}",
+         adopt_messages={} tuples_per_message={per_msg:.2} close_us_per_conn={:.0} \
+         push_us_per_conn={:.0} process_us_per_conn={:.0} adopt_us_per_conn={:.0}",
         n as f64 / secs,
         secs * 1000.0,
         (c1 - c0) as f64 / n as f64,
-        stats.add_messages,
+        stats.adopt_messages,
         close.as_secs_f64() * 1e6 / served.max(1) as f64,
         push.as_secs_f64() * 1e6 / served.max(1) as f64,
         process.as_secs_f64() * 1e6 / served.max(1) as f64,
-        stats.add_ns as f64 / 1e3 / served.max(1) as f64,
+        stats.adopt_ns as f64 / 1e3 / served.max(1) as f64,
     );
     if failed == 0 {
         ExitCode::SUCCESS

@@ -13,7 +13,7 @@ use std::time::Duration;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::client::{AddOutcome, Client};
-use crate::entry::{Entry, Substate, Tuple, AF_INET, AF_INET6, MAX_WSCALE};
+use crate::entry::{Entry, Substate, Tuple, AF_INET, AF_INET6, MAX_FLOWLABEL, MAX_WSCALE};
 use crate::error::{exit, Error, EXIT_CODES_HELP};
 use crate::format;
 use crate::handoff::{self, Outcome};
@@ -25,19 +25,26 @@ FreeBSD's tcp_timewait.c) in the current network namespace, over generic netlink
 const HANDOFF_HELP: &str = "\
 HANDOFF PROTOCOL (docs/behaviour.md §6 in the rust_timewait sources)
   1. shutdown(SHUT_WR) after the last write; the kernel sends our FIN.
-  2. Once TCP_INFO shows FIN-WAIT-2 (our FIN acknowledged), enter TCP_REPAIR and read
-     TCP_QUEUE_SEQ of the send queue (snd_nxt) and receive queue (rcv_nxt),
-     TCP_REPAIR_WINDOW (last_win = (rcv_wup + rcv_wnd - rcv_nxt) >> tcpi_rcv_wscale),
-     and with timestamps TCP_TIMESTAMP (ts_offset = our TSval - the module's clock, which is
-     CLOCK_MONOTONIC in ms truncated to 32 bits, as Linux's tcp_clock_ms()).
-  3. Add a FIN_WAIT_2 entry (ts_recent is learned from the peer's FIN).
-  4. Still FIN-WAIT-2: close the socket in repair mode (no FIN, no RST, no TIME_WAIT socket).
-     Otherwise the peer's FIN won the race: delete the entry, leave repair mode, close
-     normally, exit 5.
-  5. Any failure after entering repair mode leaves it and closes normally.
+  2. Once TCP_INFO shows FIN-WAIT-2 (our FIN acknowledged), ask the module to adopt the
+     connection by its tuple: under the socket's lock it checks it and reads what Linux's
+     TIME_WAIT would keep (snd_nxt, rcv_nxt, window and scale, timestamps, TOS, mark, bound
+     device, flow label, priority, transmit hash) into a FIN_WAIT_2 entry (ts_recent is
+     learned from the peer's FIN). The socket is not closed by the module.
+  3. Enter TCP_REPAIR. Still FIN-WAIT-2: close the socket in repair mode (no FIN, no RST, no
+     TIME_WAIT socket). Otherwise the peer's FIN won the race: delete the entry, leave repair
+     mode, close normally, exit 5.
+  4. Any failure after the adopt deletes the entry again, leaves repair mode and closes
+     normally (unread data: the socket is closed as close() closes it, with a reset).
+  The module's answers: the peer's FIN came first (EALREADY): closed normally, Linux's
+  TIME_WAIT keeps the tuple, exit 5; data not read (ENOTEMPTY), our FIN not acknowledged
+  (EINPROGRESS), no such connection in this network namespace (ENOENT), not shut down
+  (ENOTCONN), TCP-MD5/TCP-AO, microsecond timestamps or a socket already in repair mode
+  (EOPNOTSUPP), already guarded (EEXIST), nolocaltimewait (EADDRNOTAVAIL): exit 1.
   Refused without touching the socket: not TCP, LISTEN, ESTABLISHED without --shutdown,
   FIN-WAIT-1 (unacknowledged data or FIN), CLOSE-WAIT/LAST-ACK/CLOSING/CLOSE.
-  Needs CAP_NET_ADMIN (TCP_REPAIR and the module's add).";
+  --dry-run reads the state itself in repair mode instead (TCP_QUEUE_SEQ, TCP_REPAIR_WINDOW,
+  TCP_TIMESTAMP) and needs no module.
+  Needs CAP_NET_ADMIN (the module's adopt and TCP_REPAIR).";
 
 /// The command line.
 #[derive(Parser, Debug)]
@@ -102,6 +109,21 @@ fn wscale_arg(s: &str) -> Result<u8, String> {
     line::parse_number(s, MAX_WSCALE as u64).map(|v| v as u8)
 }
 
+fn u8_arg(s: &str) -> Result<u8, String> {
+    line::parse_number(s, u8::MAX as u64).map(|v| v as u8)
+}
+
+fn flowlabel_arg(s: &str) -> Result<u32, String> {
+    line::parse_number(s, MAX_FLOWLABEL as u64).map(|v| v as u32)
+}
+
+fn ifindex_arg(s: &str) -> Result<u32, String> {
+    if s.chars().next().is_some_and(|c| c.is_ascii_digit()) {
+        return line::parse_u32(s);
+    }
+    if_index(s).ok_or_else(|| format!("no interface named '{s}'"))
+}
+
 /// `LOCAL REMOTE`.
 #[derive(Args, Debug)]
 pub struct TupleArgs {
@@ -146,6 +168,24 @@ pub struct AddArgs {
     /// A FIN_WAIT_2 entry (our FIN acknowledged, the peer's not seen yet)
     #[arg(long, conflicts_with = "file")]
     pub fw2: bool,
+    /// The connection's IPv4 TOS / IPv6 traffic class, 0-255 [default: 0, none]
+    #[arg(long, value_name = "N", value_parser = u8_arg, conflicts_with = "file")]
+    pub tos: Option<u8>,
+    /// The socket's mark (SO_MARK) for the entry's replies [default: 0, none]
+    #[arg(long, value_name = "N", value_parser = u32_arg, conflicts_with = "file")]
+    pub mark: Option<u32>,
+    /// The device the socket was bound to, index or name [default: 0, any]
+    #[arg(long, value_name = "N|IFACE", value_parser = ifindex_arg, conflicts_with = "file")]
+    pub bound_ifindex: Option<u32>,
+    /// The connection's IPv6 flow label, 0-0xfffff [default: 0, none]
+    #[arg(long, value_name = "N", value_parser = flowlabel_arg, conflicts_with = "file")]
+    pub flowlabel: Option<u32>,
+    /// The socket's priority (SO_PRIORITY) for the entry's replies [default: 0]
+    #[arg(long, value_name = "N", value_parser = u32_arg, conflicts_with = "file")]
+    pub priority: Option<u32>,
+    /// The connection's transmit hash [default: 0, none]
+    #[arg(long, value_name = "N", value_parser = u32_arg, conflicts_with = "file")]
+    pub txhash: Option<u32>,
     /// Read entries from FILE ('-' for stdin), one per line (format below)
     #[arg(short = 'f', long, value_name = "FILE")]
     pub file: Option<String>,
@@ -211,8 +251,9 @@ pub struct HandoffArgs {
     /// How long to wait for the connection and for our FIN to be acknowledged, in ms
     #[arg(long, value_name = "MS", default_value_t = 5000)]
     pub timeout: u64,
-    /// Only read the socket's state in repair mode and print the entry; add nothing, leave
-    /// repair mode and close the socket normally (needs CAP_NET_ADMIN, not the module)
+    /// Only read the socket's state in repair mode (twctl's own reads, not the module's adopt)
+    /// and print the entry; add nothing, leave repair mode and close the socket normally (needs
+    /// CAP_NET_ADMIN, not the module)
     #[arg(long)]
     pub dry_run: bool,
 }
@@ -323,6 +364,12 @@ pub fn entry_from_flags(a: &AddArgs) -> Result<Entry, String> {
     } else {
         Substate::TimeWait
     };
+    e.tos = a.tos.unwrap_or(0);
+    e.mark = a.mark.unwrap_or(0);
+    e.bound_ifindex = a.bound_ifindex.unwrap_or(0);
+    e.flowlabel = a.flowlabel.unwrap_or(0);
+    e.priority = a.priority.unwrap_or(0);
+    e.txhash = a.txhash.unwrap_or(0);
     line::check_timestamps(&e)?;
     Ok(e)
 }
@@ -656,6 +703,33 @@ mod tests {
         assert_eq!(e.ts_recent, None);
         assert_eq!(e.substate, Substate::FinWait2);
         assert_eq!(a.batch, 256);
+        assert_eq!(
+            (
+                e.tos,
+                e.mark,
+                e.bound_ifindex,
+                e.flowlabel,
+                e.priority,
+                e.txhash
+            ),
+            (0, 0, 0, 0, 0, 0)
+        );
+        let a = add_args(&words(
+            "add [2001:db8::1]:80 [2001:db8::2]:1 --snd-nxt 1 --rcv-nxt 2 --tos 0xb8 --mark 7 \
+             --bound-ifindex 3 --flowlabel 0xfffff --priority 6 --txhash 0xdeadbeef",
+        ));
+        let e = entry_from_flags(&a).unwrap();
+        assert_eq!(
+            (
+                e.tos,
+                e.mark,
+                e.bound_ifindex,
+                e.flowlabel,
+                e.priority,
+                e.txhash
+            ),
+            (0xb8, 7, 3, 0xfffff, 6, 0xdead_beef)
+        );
     }
 
     #[test]
@@ -666,6 +740,10 @@ mod tests {
             "add 10.0.0.1:80 10.0.0.2:1 --snd-nxt x --rcv-nxt 2",
             "add 10.0.0.1:80 10.0.0.2:1 --snd-nxt 1 --rcv-nxt 2 --wscale 15",
             "add 10.0.0.1:80 10.0.0.2:1 --snd-nxt 1 --rcv-nxt 2 --win 65536",
+            "add 10.0.0.1:80 10.0.0.2:1 --snd-nxt 1 --rcv-nxt 2 --tos 256",
+            "add 10.0.0.1:80 10.0.0.2:1 --snd-nxt 1 --rcv-nxt 2 --flowlabel 0x100000",
+            "add 10.0.0.1:80 10.0.0.2:1 --snd-nxt 1 --rcv-nxt 2 --bound-ifindex nosuchif0",
+            "add -f x --mark 1",
             "add -f x --snd-nxt 1",
             "add -f x 10.0.0.1:80",
             "add -f x --batch 0",
@@ -773,8 +851,10 @@ mod tests {
         let add = help_of("add");
         assert!(add.contains("ENTRY FILE FORMAT"));
         assert!(add.contains("snd_nxt=N"));
+        assert!(add.contains("flowlabel=N"));
         let h = help_of("handoff");
         assert!(h.contains("TCP_REPAIR"));
+        assert!(h.contains("adopt"));
         assert!(h.contains("CAP_NET_ADMIN"));
     }
 }

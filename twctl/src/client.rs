@@ -12,7 +12,11 @@ use netlink_sys::{protocols::NETLINK_GENERIC, Socket, SocketAddr};
 
 use crate::entry::{Entry, Tuple};
 use crate::error::Error;
+pub use crate::proto::AdoptResult;
 use crate::proto::{self, Extack, RawGenl, Refusal, Reply, Stats, TwMessage, FAMILY_NAME};
+
+/// The most tuples the module takes in one adopt message (as for add, `RTW_ADD_BATCH_MAX`).
+pub const MAX_ADOPT: usize = 4096;
 
 /// `GENL_ID_CTRL`, the controller's fixed family id.
 const GENL_ID_CTRL: u16 = 16;
@@ -309,6 +313,19 @@ impl Client {
             outcomes,
             error: None,
         }
+    }
+
+    /// Takes over the live connections of these tuples (FIN_WAIT2 sockets of this network
+    /// namespace) in one message, at most [`MAX_ADOPT`] tuples: one result per tuple, in order,
+    /// with the entry the module added for each one taken. The sockets are not closed: the
+    /// caller closes each taken one in TCP_REPAIR mode (see [`crate::handoff`]). An `Err` is a
+    /// refusal of the whole message (or an answer that could not be read).
+    pub fn adopt(&mut self, tuples: &[Tuple]) -> Result<Vec<AdoptResult>, Error> {
+        let replies = self.transact("adopt", proto::adopt_message(tuples), false)?;
+        let reply = replies
+            .first()
+            .ok_or_else(|| Error::Protocol("adopt: no reply with the tuples' results".into()))?;
+        proto::adopt_results(reply, tuples).map_err(|e| Error::Protocol(format!("adopt: {e}")))
     }
 
     /// Deletes the entry guarding a tuple (ENOENT when there is none).

@@ -202,6 +202,19 @@ pub struct Entry {
     pub substate: Substate,
     /// Remaining lifetime in ms (only in replies).
     pub expires_ms: Option<u32>,
+    /// IPv4 TOS / IPv6 traffic class of the connection, given to the entry's ACKs (0: none;
+    /// like the five fields below, 0 is not sent and absent from replies).
+    pub tos: u8,
+    /// The socket's mark (SO_MARK), for the entry's replies (0: none).
+    pub mark: u32,
+    /// The device the socket was bound to (SO_BINDTODEVICE, or a VRF master), 0: any.
+    pub bound_ifindex: u32,
+    /// The IPv6 flow label the connection set (at most [`MAX_FLOWLABEL`]; 0: none).
+    pub flowlabel: u32,
+    /// The socket's priority (SO_PRIORITY), for the entry's replies (0: none).
+    pub priority: u32,
+    /// The connection's transmit hash (ECMP path, automatic flow label); 0: none.
+    pub txhash: u32,
 }
 
 impl Entry {
@@ -218,12 +231,21 @@ impl Entry {
             ts_offset: 0,
             substate: Substate::TimeWait,
             expires_ms: None,
+            tos: 0,
+            mark: 0,
+            bound_ifindex: 0,
+            flowlabel: 0,
+            priority: 0,
+            txhash: 0,
         }
     }
 }
 
 /// The highest window scale RFC 7323 allows (and the spec's `max: 14`).
 pub const MAX_WSCALE: u8 = 14;
+
+/// The highest IPv6 flow label (20 bits, the spec's `max: 0xfffff`).
+pub const MAX_FLOWLABEL: u32 = 0xfffff;
 
 #[cfg(test)]
 mod tests {

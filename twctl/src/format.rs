@@ -47,7 +47,7 @@ fn pad_table(rows: &[Vec<String>]) -> String {
 
 /// The table of `twctl list`, like `ss -tan state time-wait`: State, Recv-Q, Send-Q, Local
 /// Address:Port, Peer Address:Port, Expires; `extended` adds the entry's fields (in the add
-/// file's syntax).
+/// file's syntax: the connection's attributes, tos= to txhash=, only when not 0).
 pub fn entries_table(entries: &[Entry], header: bool, extended: bool) -> String {
     let mut rows = Vec::new();
     if header {
@@ -91,9 +91,10 @@ pub fn details(e: &Entry) -> String {
     line.splitn(3, ' ').nth(2).unwrap_or("").to_string()
 }
 
-/// One entry as JSON.
+/// One entry as JSON. The connection's attributes (`tos` to `txhash`) are there only when not
+/// 0, as the kernel reports them.
 pub fn entry_json(e: &Entry) -> Value {
-    json!({
+    let mut v = json!({
         "state": e.substate.spec_name(),
         "family": if e.tuple.family() == AF_INET { "inet" } else { "inet6" },
         "local": e.tuple.local.to_string(),
@@ -111,7 +112,23 @@ pub fn entry_json(e: &Entry) -> Value {
         "ts_recent": e.ts_recent,
         "ts_offset": e.ts_offset,
         "expires_ms": e.expires_ms,
-    })
+    });
+    let attrs = [
+        ("tos", u32::from(e.tos)),
+        ("mark", e.mark),
+        ("bound_ifindex", e.bound_ifindex),
+        ("flowlabel", e.flowlabel),
+        ("priority", e.priority),
+        ("txhash", e.txhash),
+    ];
+    if let Value::Object(m) = &mut v {
+        for (k, x) in attrs {
+            if x != 0 {
+                m.insert(k.into(), json!(x));
+            }
+        }
+    }
+    v
 }
 
 /// A list of entries as a JSON array.
@@ -268,6 +285,28 @@ FIN-WAIT-2 0      0      [2001:db8::1]:443  [2001:db8::2]:50000 1.5s
         assert_eq!(v["ts_recent"], Value::Null);
         assert_eq!(v["expires_ms"], Value::Null);
         assert_eq!(v["family"], "inet");
+        assert!(v.get("tos").is_none() && v.get("txhash").is_none());
+    }
+
+    #[test]
+    fn connection_attributes_only_when_set() {
+        let mut x = e("10.0.0.1:80", "10.0.0.2:40000", Some(1000));
+        x.substate = Substate::FinWait2;
+        x.tos = 0x10;
+        x.mark = 0x20;
+        x.priority = 3;
+        let v = entry_json(&x);
+        assert_eq!(
+            (v["tos"].clone(), v["mark"].clone()),
+            (json!(16), json!(32))
+        );
+        assert_eq!(v["priority"], 3);
+        assert!(v.get("bound_ifindex").is_none() && v.get("flowlabel").is_none());
+        assert_eq!(
+            entries_table(&[x], false, true),
+            "FIN-WAIT-2 0 0 10.0.0.1:80 10.0.0.2:40000 1.0s snd_nxt=1 rcv_nxt=2 win=0 wscale=0 \
+             tos=0x10 mark=0x20 priority=3 fw2\n"
+        );
     }
 
     #[test]

@@ -2,12 +2,17 @@
 
 //! Handing a live socket over to the module (docs/behaviour.md §6).
 //!
-//! After `shutdown(SHUT_WR)`, once our FIN is acknowledged (FIN_WAIT2): enter `TCP_REPAIR`,
-//! read the sequence numbers, the window and the timestamp clock, add a FIN_WAIT_2 entry, check
-//! the socket is still in FIN_WAIT2, and close it while still in repair mode, so the kernel
-//! sends nothing and keeps no TIME_WAIT socket of its own. Needs CAP_NET_ADMIN.
+//! After `shutdown(SHUT_WR)`, once our FIN is acknowledged (FIN_WAIT2): ask the module to
+//! **adopt** the connection by its tuple (it checks the socket under its lock and reads its
+//! state itself: sequence numbers, window, scale, timestamps, TOS, mark, bound device, flow
+//! label, priority, transmit hash, and adds a FIN_WAIT_2 entry), then enter `TCP_REPAIR`, check
+//! the socket is still in FIN_WAIT2, and close it in repair mode, so the kernel sends nothing
+//! and keeps no TIME_WAIT socket of its own. Needs CAP_NET_ADMIN.
 //!
-//! The arithmetic is pure and unit-tested; the socket options are thin `libc` wrappers.
+//! The adopt results are mapped by [`adopt_refusal`] (pure, unit-tested). A dry run
+//! ([`dry_run`]) needs no module: it still reads the state in repair mode itself
+//! ([`RepairState`], [`build_entry`]); the window and clock arithmetic are pure and
+//! unit-tested; the socket options are thin `libc` wrappers.
 
 use std::fmt;
 use std::io;
@@ -16,9 +21,10 @@ use std::net::{Shutdown, SocketAddr, SocketAddrV4, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-use crate::client::Client;
+use crate::client::{AdoptResult, Client};
 use crate::entry::{Entry, Substate, Tuple};
 use crate::error::{exit, Error, PERMISSION_HINT};
+use crate::proto::{Extack, Refusal};
 
 /// `TCP_REPAIR` (include/uapi/linux/tcp.h).
 pub const TCP_REPAIR: libc::c_int = 19;
@@ -206,7 +212,8 @@ pub fn unmap(a: SocketAddr) -> SocketAddr {
     }
 }
 
-/// What the repair-mode reads gave.
+/// What the repair-mode reads of a dry run gave (a real handoff lets the module read the
+/// socket: see [`Client::adopt`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RepairState {
     /// `TCP_QUEUE_SEQ` on the send queue (`write_seq` = `snd_nxt` after an acknowledged FIN).
@@ -223,8 +230,9 @@ pub struct RepairState {
     pub tsval_and_clock: Option<(u32, u32)>,
 }
 
-/// The FIN_WAIT_2 entry for a socket: `ts_recent` is unknown (the entry learns it from the
-/// peer's FIN).
+/// The FIN_WAIT_2 entry a dry run shows for a socket: `ts_recent` is unknown (the entry learns
+/// it from the peer's FIN); the connection's TOS, mark, bound device, flow label, priority and
+/// transmit hash are not read (the module's adopt reads them).
 pub fn build_entry(tuple: Tuple, s: &RepairState) -> Entry {
     let mut e = Entry::new(tuple, s.snd_nxt, s.rcv_nxt);
     e.last_win = advertised_window(&s.window, s.rcv_nxt, s.rcv_wscale);
@@ -258,7 +266,8 @@ pub enum HandoffErrorKind {
     UsecTimestamps,
     /// Data received and not read (SIOCINQ): handing off would discard it silently.
     UnreadData(u32),
-    /// `TCP_REPAIR` was refused: no CAP_NET_ADMIN.
+    /// `TCP_REPAIR` was refused: no CAP_NET_ADMIN. (The module's refusal of an adopt for the
+    /// same reason is [`HandoffErrorKind::Module`] with [`Error::PermissionDenied`]; both exit 4.)
     Permission,
     /// Our FIN was not acknowledged in time.
     Timeout(Duration),
@@ -272,6 +281,25 @@ pub enum HandoffErrorKind {
     EntryRefused(i32),
     /// The peer's FIN arrived first and the entry could not be deleted again.
     Cleanup(Tuple, Error),
+    /// Adopt: the module found no connection with this tuple in this network namespace
+    /// (-ENOENT).
+    NotFound,
+    /// Adopt: the module found the connection not shut down for writing, or not synchronized
+    /// (-ENOTCONN).
+    NotConnected,
+    /// Adopt: the kernel cannot take this connection over (-EOPNOTSUPP): TCP-MD5 or TCP-AO
+    /// signatures, microsecond timestamps, or a socket already in repair mode.
+    Unsupported,
+    /// The module adopted the connection, `why` then stopped the handoff, and deleting the
+    /// entry again failed: the entry may still guard the tuple.
+    Undo {
+        /// What stopped the handoff.
+        why: Box<HandoffErrorKind>,
+        /// The tuple whose entry could not be deleted.
+        tuple: Tuple,
+        /// The error of the delete.
+        err: Error,
+    },
 }
 
 /// A failed handoff: what went wrong and, when nothing was done to it, the socket back.
@@ -336,12 +364,19 @@ impl fmt::Display for HandoffErrorKind {
                 }
                 s => write!(f, "{}: cannot be handed off", s.name()),
             },
-            UnreadData(n) => write!(
-                f,
-                "{n} bytes received and not read: a handoff would discard them while the module \
-                 acknowledged the peer's FIN as if they had been delivered; read them first, or \
-                 close() the socket (Linux then resets the connection, RFC 2525 §2.17)"
-            ),
+            UnreadData(n) => {
+                if *n > 0 {
+                    write!(f, "{n} bytes received and not read")?;
+                } else {
+                    write!(f, "data received and not read")?;
+                }
+                write!(
+                    f,
+                    ": a handoff would discard them while the module acknowledged the peer's \
+                     FIN as if they had been delivered; read them first, or close() the socket \
+                     (Linux then resets the connection, RFC 2525 §2.17)"
+                )
+            }
             UsecTimestamps => write!(
                 f,
                 "the connection uses microsecond TCP timestamps (tcp_usec_ts); the module's \
@@ -364,6 +399,26 @@ impl fmt::Display for HandoffErrorKind {
             Cleanup(t, e) => write!(
                 f,
                 "the peer's FIN arrived first, and deleting the entry for {t} again failed: {e}"
+            ),
+            NotFound => write!(
+                f,
+                "the module found no connection with this tuple (ENOENT): the socket belongs to \
+                 another network namespace than twctl's, or its connection is gone"
+            ),
+            NotConnected => write!(
+                f,
+                "the module found the connection not shut down for writing, or not synchronized \
+                 (ENOTCONN)"
+            ),
+            Unsupported => write!(
+                f,
+                "the kernel cannot hand this connection off (EOPNOTSUPP): it uses TCP-MD5 or \
+                 TCP-AO signatures, or microsecond timestamps, or the socket is already in \
+                 TCP_REPAIR mode; Linux keeps its own TIME_WAIT for it"
+            ),
+            Undo { why, tuple, err } => write!(
+                f,
+                "{why}; and deleting the module's entry for {tuple} again failed: {err}"
             ),
         }
     }
@@ -634,93 +689,282 @@ pub(crate) fn read_repair_state_with(
     })
 }
 
-/// Steps 2-5 of the protocol on a FIN_WAIT2 socket. Without a client (a dry run), the entry
-/// is only built: repair mode is left again and the socket closed normally.
-fn repair_and_close(
+/// What a per-tuple adopt result other than 0 means for the socket.
+#[derive(Debug)]
+pub enum AdoptRefusal {
+    /// -EALREADY: the peer's FIN came first (CLOSE_WAIT, LAST_ACK, CLOSING or TIME_WAIT: Linux
+    /// keeps the tuple): the socket is closed normally and the handoff reports
+    /// [`Outcome::PeerFinFirst`] (exit 5).
+    PeerFinFirst,
+    /// -EINPROGRESS: our FIN is not acknowledged yet (FIN_WAIT1): nothing was done, the socket
+    /// is as it was ([`HandoffErrorKind::FinNotAcked`]; the queue keeps waiting).
+    FinNotAcked,
+    /// -ENOTEMPTY: data received and not read: the socket is given back
+    /// ([`HandoffErrorKind::UnreadData`]).
+    UnreadData,
+    /// Any other refusal: the handoff fails with this error, the socket is closed normally
+    /// (Linux keeps its own TIME_WAIT).
+    Fail(HandoffErrorKind),
+}
+
+/// Maps the `result` of one tuple of an adopt (a negative errno) to what it means.
+pub fn adopt_refusal(result: i32) -> AdoptRefusal {
+    use HandoffErrorKind::*;
+    match result.checked_neg().unwrap_or(0) {
+        libc::EALREADY => AdoptRefusal::PeerFinFirst,
+        libc::EINPROGRESS => AdoptRefusal::FinNotAcked,
+        libc::ENOTEMPTY => AdoptRefusal::UnreadData,
+        libc::ENOENT => AdoptRefusal::Fail(NotFound),
+        libc::ENOTCONN => AdoptRefusal::Fail(NotConnected),
+        libc::EOPNOTSUPP => AdoptRefusal::Fail(Unsupported),
+        libc::EPERM => AdoptRefusal::Fail(Module(Error::PermissionDenied {
+            op: "adopt",
+            refusal: Box::new(Refusal::new(libc::EPERM, &Extack::default(), &[])),
+        })),
+        // -EEXIST already guarded, -EADDRNOTAVAIL nolocaltimewait, anything else.
+        _ => AdoptRefusal::Fail(EntryRefused(result)),
+    }
+}
+
+/// Whether a message-level adopt failure may have left entries behind: a refusal by the kernel
+/// means none was added (it checks a message before acting on it); an answer that could not be
+/// read (a socket error, a reply not understood) leaves it open.
+pub(crate) fn may_have_adopted(e: &Error) -> bool {
+    matches!(e, Error::Socket { .. } | Error::Protocol(_))
+}
+
+/// Leaves repair mode without a window probe (errors ignored: the socket is closed next).
+pub(crate) fn leave_repair(stream: &TcpStream) {
+    let _ = setsockopt_int(
+        stream.as_raw_fd(),
+        libc::IPPROTO_TCP,
+        TCP_REPAIR,
+        TCP_REPAIR_OFF_NO_WP,
+    );
+}
+
+/// A socket in TCP_REPAIR mode. Dropping it (an early return, or a panic in code called
+/// meanwhile, an [`EntrySink`](crate::handoff_queue::EntrySink) for instance) leaves repair mode
+/// first, so the socket is closed normally: never silently, without a guard for its tuple.
+pub(crate) struct InRepair(Option<TcpStream>);
+
+impl InRepair {
+    /// Enters repair mode; on a refusal the socket comes back as it was, with
+    /// [`HandoffErrorKind::Permission`] for EPERM.
+    pub(crate) fn enter(stream: TcpStream) -> Result<Self, (HandoffErrorKind, TcpStream)> {
+        match setsockopt_int(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            TCP_REPAIR,
+            TCP_REPAIR_ON,
+        ) {
+            Ok(()) => Ok(InRepair(Some(stream))),
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+                Err((HandoffErrorKind::Permission, stream))
+            }
+            Err(e) => Err((HandoffErrorKind::Sys("TCP_REPAIR", e), stream)),
+        }
+    }
+
+    /// The socket's fd.
+    pub(crate) fn fd(&self) -> RawFd {
+        self.0.as_ref().map_or(-1, |s| s.as_raw_fd())
+    }
+
+    /// Closes the socket in repair mode: no FIN, no RST, no TIME_WAIT socket.
+    pub(crate) fn close_silently(mut self) {
+        drop(self.0.take());
+    }
+
+    /// Leaves repair mode and gives the socket back.
+    pub(crate) fn leave(mut self) -> TcpStream {
+        let s = self.0.take().expect("a socket in repair mode");
+        leave_repair(&s);
+        s
+    }
+}
+
+impl Drop for InRepair {
+    fn drop(&mut self) {
+        if let Some(s) = self.0.take() {
+            leave_repair(&s);
+        }
+    }
+}
+
+/// What became of a socket after the module adopted its connection.
+pub(crate) enum AfterAdopt {
+    /// Reported; the socket is closed: in repair mode when handed off, normally otherwise.
+    Closed(Result<Outcome, HandoffErrorKind>),
+    /// Data arrived after the checks: the entry was deleted again and the socket comes back out
+    /// of repair mode, the data unread.
+    GiveBack(HandoffErrorKind, TcpStream),
+    /// Repair mode was refused: the entry was deleted again and the socket is as it was.
+    RepairRefused(HandoffErrorKind, TcpStream),
+}
+
+/// The end of a handoff once the module adopted the connection (`entry`, from its reply):
+/// enter repair mode, check again that nothing arrived (unread data: give the socket back) and
+/// that the socket is still in FIN_WAIT2 (the race rule: if not, the peer's FIN got in first),
+/// and close it in repair mode. Every way out but the handoff deletes the entry again with
+/// `del` (ENOENT counts as done: the module takes an entry back itself when it sees the change).
+/// `del` may be the caller's code: the socket is held by an [`InRepair`] meanwhile.
+pub(crate) fn close_adopted(
+    stream: TcpStream,
+    entry: Entry,
+    del: &mut dyn FnMut(&Tuple) -> Result<(), Error>,
+) -> AfterAdopt {
+    use HandoffErrorKind::*;
+    let tuple = entry.tuple;
+    let mut undo = |t: &Tuple| match del(t) {
+        Err(e) if e.errno() != Some(libc::ENOENT) => Err(e),
+        _ => Ok(()),
+    };
+    let repaired = match InRepair::enter(stream) {
+        Ok(r) => r,
+        Err((kind, stream)) => {
+            return match undo(&tuple) {
+                Ok(()) => AfterAdopt::RepairRefused(kind, stream),
+                Err(err) => {
+                    drop(stream);
+                    AfterAdopt::Closed(Err(Undo {
+                        why: Box::new(kind),
+                        tuple,
+                        err,
+                    }))
+                }
+            };
+        }
+    };
+    let fd = repaired.fd();
+    // Data that arrived after the module's check: give the socket back, unread data and all,
+    // rather than close it under the module.
+    if let Some(n) = inq(fd).filter(|n| *n > 0) {
+        if let Err(err) = undo(&tuple) {
+            drop(repaired);
+            return AfterAdopt::Closed(Err(Undo {
+                why: Box::new(UnreadData(n)),
+                tuple,
+                err,
+            }));
+        }
+        return AfterAdopt::GiveBack(UnreadData(n), repaired.leave());
+    }
+    // The module now sees the peer's segments first. Did the peer's FIN get in before?
+    match tcp_info(fd) {
+        Ok(i) if i.tcp_state() == TcpState::FinWait2 => {
+            repaired.close_silently();
+            AfterAdopt::Closed(Ok(Outcome::HandedOff(entry)))
+        }
+        other => {
+            if let Err(e) = undo(&tuple) {
+                drop(repaired);
+                return AfterAdopt::Closed(Err(Cleanup(tuple, e)));
+            }
+            if let Err(e) = other {
+                drop(repaired);
+                return AfterAdopt::Closed(Err(Sys("getsockopt(TCP_INFO)", e)));
+            }
+            let s = repaired.leave();
+            // A reset meanwhile is a reset, not the peer's FIN.
+            if let Ok(Some(e)) = s.take_error() {
+                return AfterAdopt::Closed(Err(Reset(e)));
+            }
+            drop(s);
+            AfterAdopt::Closed(Ok(Outcome::PeerFinFirst(tuple)))
+        }
+    }
+}
+
+/// The handoff of a FIN_WAIT2 socket through the module's adopt; without a client, a dry run.
+fn hand_off_ready(
     client: Option<&mut Client>,
     stream: TcpStream,
     tuple: Tuple,
 ) -> Result<Outcome, HandoffError> {
     let fd = stream.as_raw_fd();
-    // Unread data would be lost without a trace (Linux's close() would reset instead).
-    if let Some(n) = inq(fd).filter(|n| *n > 0) {
-        return Err(HandoffError {
-            kind: HandoffErrorKind::UnreadData(n),
-            socket: Some(stream.into()),
-        });
-    }
-    if let Err(e) = setsockopt_int(fd, libc::IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_ON) {
-        let kind = if e.raw_os_error() == Some(libc::EPERM) {
-            HandoffErrorKind::Permission
-        } else {
-            HandoffErrorKind::Sys("TCP_REPAIR", e)
-        };
-        return Err(HandoffError {
+    let given_back = |kind, stream: TcpStream| {
+        Err(HandoffError {
             kind,
             socket: Some(stream.into()),
-        });
-    }
-    // From here on, any failure leaves repair mode and closes normally.
-    let leave = |stream: TcpStream| {
-        let _ = setsockopt_int(
-            stream.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            TCP_REPAIR,
-            TCP_REPAIR_OFF_NO_WP,
-        );
-        drop(stream);
+        })
     };
-    let fail = |kind: HandoffErrorKind, stream: TcpStream| {
-        leave(stream);
+    let closed = |kind, stream: TcpStream| {
+        drop(stream);
         Err(HandoffError { kind, socket: None })
     };
-    let state = match read_repair_state(fd) {
-        Ok(s) => s,
-        Err(k) => return fail(k, stream),
-    };
-    let entry = build_entry(tuple, &state);
-    let Some(client) = client else {
-        leave(stream);
-        return Ok(Outcome::DryRun(entry));
-    };
-    match client.add(&[entry], false) {
-        Ok(r) if r.first() == Some(&0) => {}
-        Ok(r) => {
-            let r = r.first().copied().unwrap_or(-libc::EPROTO);
-            return fail(HandoffErrorKind::EntryRefused(r), stream);
-        }
-        Err(e) => return fail(HandoffErrorKind::Module(e), stream),
-    }
-    // Data that arrived between the first check and the entry: give the socket back, unread
-    // data and all, rather than close it under the module.
+    // Unread data would be lost without a trace (Linux's close() would reset instead).
     if let Some(n) = inq(fd).filter(|n| *n > 0) {
-        if let Err(e) = client.del(&tuple) {
-            return fail(HandoffErrorKind::Cleanup(tuple, e), stream);
-        }
-        let _ = setsockopt_int(fd, libc::IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_OFF_NO_WP);
-        return Err(HandoffError {
-            kind: HandoffErrorKind::UnreadData(n),
-            socket: Some(stream.into()),
-        });
+        return given_back(HandoffErrorKind::UnreadData(n), stream);
     }
-    // The module now sees the peer's segments first. Did the peer's FIN get in before?
-    match tcp_info(fd) {
-        Ok(i) if i.tcp_state() == TcpState::FinWait2 => {
-            // Close in repair mode: no FIN, no RST, no TIME_WAIT socket.
-            drop(stream);
-            Ok(Outcome::HandedOff(entry))
+    let Some(client) = client else {
+        return dry_run_ready(stream, tuple);
+    };
+    let result = match client.adopt(&[tuple]) {
+        Ok(r) => r.into_iter().next(),
+        // No CAP_NET_ADMIN: nothing was done (as when TCP_REPAIR was refused first).
+        Err(e @ Error::PermissionDenied { .. }) => {
+            return given_back(HandoffErrorKind::Module(e), stream)
         }
-        other => {
-            if let Err(e) = client.del(&tuple) {
-                if e.errno() != Some(libc::ENOENT) {
-                    return fail(HandoffErrorKind::Cleanup(tuple, e), stream);
+        Err(e) => {
+            if may_have_adopted(&e) {
+                let _ = client.del(&tuple);
+            }
+            return closed(HandoffErrorKind::Module(e), stream);
+        }
+    };
+    match result {
+        Some(AdoptResult::Taken(entry)) => {
+            match close_adopted(stream, entry, &mut |t| client.del(t)) {
+                AfterAdopt::Closed(Ok(o)) => Ok(o),
+                AfterAdopt::Closed(Err(kind)) => Err(HandoffError { kind, socket: None }),
+                AfterAdopt::GiveBack(kind, s) | AfterAdopt::RepairRefused(kind, s) => {
+                    given_back(kind, s)
                 }
             }
-            if let Err(e) = other {
-                return fail(HandoffErrorKind::Sys("getsockopt(TCP_INFO)", e), stream);
+        }
+        Some(AdoptResult::Refused(r)) => match adopt_refusal(r) {
+            AdoptRefusal::PeerFinFirst => {
+                // Closed normally: Linux's own TIME_WAIT keeps the tuple.
+                drop(stream);
+                Ok(Outcome::PeerFinFirst(tuple))
             }
-            leave(stream);
-            Ok(Outcome::PeerFinFirst(tuple))
+            AdoptRefusal::FinNotAcked => {
+                given_back(HandoffErrorKind::FinNotAcked { unacked: outq(fd) }, stream)
+            }
+            AdoptRefusal::UnreadData => {
+                given_back(HandoffErrorKind::UnreadData(inq(fd).unwrap_or(0)), stream)
+            }
+            AdoptRefusal::Fail(kind) => closed(kind, stream),
+        },
+        // Client::adopt checks the reply has one result per tuple.
+        None => closed(
+            HandoffErrorKind::Module(Error::Protocol("adopt: no result".into())),
+            stream,
+        ),
+    }
+}
+
+/// A dry run on a FIN_WAIT2 socket: repair mode, the state reads, the entry built; repair mode
+/// is left again and the socket closed normally.
+fn dry_run_ready(stream: TcpStream, tuple: Tuple) -> Result<Outcome, HandoffError> {
+    let repaired = match InRepair::enter(stream) {
+        Ok(r) => r,
+        Err((kind, stream)) => {
+            return Err(HandoffError {
+                kind,
+                socket: Some(stream.into()),
+            })
+        }
+    };
+    match read_repair_state(repaired.fd()) {
+        Ok(state) => {
+            drop(repaired.leave());
+            Ok(Outcome::DryRun(build_entry(tuple, &state)))
+        }
+        Err(kind) => {
+            drop(repaired);
+            Err(HandoffError { kind, socket: None })
         }
     }
 }
@@ -741,13 +985,13 @@ fn open_client(stream: TcpStream) -> Result<(Client, TcpStream), HandoffError> {
 pub fn handoff(fd: OwnedFd) -> Result<Outcome, HandoffError> {
     let (stream, tuple, _) = precheck(fd, false)?;
     let (mut client, stream) = open_client(stream)?;
-    repair_and_close(Some(&mut client), stream, tuple)
+    hand_off_ready(Some(&mut client), stream, tuple)
 }
 
 /// [`handoff`] through an open [`Client`].
 pub fn handoff_with(client: &mut Client, fd: OwnedFd) -> Result<Outcome, HandoffError> {
     let (stream, tuple, _) = precheck(fd, false)?;
-    repair_and_close(Some(client), stream, tuple)
+    hand_off_ready(Some(client), stream, tuple)
 }
 
 /// Closes a connected socket with a handoff: `shutdown(SHUT_WR)`, wait (at most `timeout`)
@@ -847,7 +1091,7 @@ fn finish_close(
     } else {
         stream
     };
-    repair_and_close(client, stream, tuple).map_err(|mut e| {
+    hand_off_ready(client, stream, tuple).map_err(|mut e| {
         if ready == Readiness::Wait {
             // After our shutdown the socket is ours to close.
             e.socket = None;
@@ -859,6 +1103,7 @@ fn finish_close(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
 
     fn win(rcv_wup: u32, rcv_wnd: u32) -> TcpRepairWindow {
         TcpRepairWindow {
@@ -1051,6 +1296,171 @@ mod tests {
         );
         assert!(!e.has_ts);
         assert_eq!(e.ts_offset, 0);
+    }
+
+    #[test]
+    fn adopt_results_map_to_outcomes_and_errors() {
+        use crate::error::PERMISSION_HINT;
+        assert!(matches!(
+            adopt_refusal(-libc::EALREADY),
+            AdoptRefusal::PeerFinFirst
+        ));
+        assert!(matches!(
+            adopt_refusal(-libc::EINPROGRESS),
+            AdoptRefusal::FinNotAcked
+        ));
+        assert!(matches!(
+            adopt_refusal(-libc::ENOTEMPTY),
+            AdoptRefusal::UnreadData
+        ));
+        let fail = |r: i32| match adopt_refusal(r) {
+            AdoptRefusal::Fail(kind) => HandoffError { kind, socket: None },
+            other => panic!("{r}: {other:?}"),
+        };
+        // (result, kind, words of the message, exit code)
+        type Case = (i32, fn(&HandoffErrorKind) -> bool, &'static str, u8);
+        let cases: [Case; 7] = [
+            (
+                -libc::ENOENT,
+                |k| matches!(k, HandoffErrorKind::NotFound),
+                "network namespace",
+                1,
+            ),
+            (
+                -libc::ENOTCONN,
+                |k| matches!(k, HandoffErrorKind::NotConnected),
+                "not shut down for writing",
+                1,
+            ),
+            (
+                -libc::EOPNOTSUPP,
+                |k| matches!(k, HandoffErrorKind::Unsupported),
+                "TCP-MD5 or TCP-AO",
+                1,
+            ),
+            (
+                -libc::EEXIST,
+                |k| matches!(k, HandoffErrorKind::EntryRefused(r) if *r == -libc::EEXIST),
+                "already guarded (EEXIST",
+                1,
+            ),
+            (
+                -libc::EADDRNOTAVAIL,
+                |k| matches!(k, HandoffErrorKind::EntryRefused(_)),
+                "nolocaltimewait",
+                1,
+            ),
+            (
+                -libc::EPERM,
+                |k| matches!(k, HandoffErrorKind::Module(Error::PermissionDenied { .. })),
+                PERMISSION_HINT,
+                4,
+            ),
+            (
+                -libc::ENOMEM,
+                |k| matches!(k, HandoffErrorKind::EntryRefused(_)),
+                "ENOMEM",
+                1,
+            ),
+        ];
+        for (r, is, words, code) in cases {
+            let e = fail(r);
+            assert!(is(&e.kind), "{r}: {:?}", e.kind);
+            let m = e.to_string();
+            assert!(m.contains(words), "{r}: {m}");
+            assert!(m.ends_with("(the socket was closed normally)"), "{m}");
+            assert_eq!(e.exit_code(), code, "{r}");
+        }
+        assert!(HandoffErrorKind::UnreadData(0)
+            .to_string()
+            .starts_with("data received and not read"));
+        assert!(HandoffErrorKind::UnreadData(3)
+            .to_string()
+            .starts_with("3 bytes received and not read"));
+    }
+
+    /// After the module's adopt: the race rule and the clean-ups, on real loopback sockets
+    /// (the repair-mode half needs CAP_NET_ADMIN).
+    #[test]
+    fn close_adopted_rules() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let fin_wait2 = || {
+            let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+            let (s, _) = l.accept().unwrap();
+            s.shutdown(Shutdown::Write).unwrap();
+            for _ in 0..1000 {
+                if tcp_info(s.as_raw_fd()).unwrap().tcp_state() == TcpState::FinWait2 {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            let t = Tuple::new(s.local_addr().unwrap(), s.peer_addr().unwrap()).unwrap();
+            (c, s, t)
+        };
+        let fw2_entry = |t| {
+            let mut e = Entry::new(t, 1, 2);
+            e.substate = Substate::FinWait2;
+            e
+        };
+        // Handed off: closed in repair mode, the peer sees nothing (still CLOSE_WAIT).
+        let (c, s, t) = fin_wait2();
+        let mut dels = Vec::new();
+        match close_adopted(s, fw2_entry(t), &mut |t| {
+            dels.push(*t);
+            Ok(())
+        }) {
+            AfterAdopt::Closed(Ok(Outcome::HandedOff(e))) => assert_eq!(e.tuple, t),
+            AfterAdopt::RepairRefused(HandoffErrorKind::Permission, _) => {
+                // No CAP_NET_ADMIN: the entry is taken back and the socket given back.
+                assert_eq!(dels, vec![t]);
+                return;
+            }
+            AfterAdopt::Closed(r) => panic!("{r:?}"),
+            _ => panic!("not handed off"),
+        }
+        assert!(dels.is_empty());
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(
+            tcp_info(c.as_raw_fd()).unwrap().tcp_state(),
+            TcpState::CloseWait
+        );
+
+        // The peer's FIN got in first: the entry is deleted, the socket closed normally.
+        let (c, s, t) = fin_wait2();
+        drop(c);
+        std::thread::sleep(Duration::from_millis(50));
+        let r = close_adopted(s, fw2_entry(t), &mut |t| {
+            dels.push(*t);
+            Ok(())
+        });
+        assert!(matches!(r, AfterAdopt::Closed(Ok(Outcome::PeerFinFirst(x))) if x == t));
+        assert_eq!(dels, vec![t]);
+
+        // Data arrived after the module's check: the entry is deleted (ENOENT counts as done:
+        // the module took it back itself) and the socket comes back with its data.
+        let (c, s, t) = fin_wait2();
+        (&c).write_all(b"late").unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let enoent = || Error::Refused {
+            op: "del",
+            refusal: Box::new(Refusal::new(libc::ENOENT, &Extack::default(), &[])),
+        };
+        match close_adopted(s, fw2_entry(t), &mut |_| Err(enoent())) {
+            AfterAdopt::GiveBack(HandoffErrorKind::UnreadData(4), s) => {
+                let mut buf = [0u8; 8];
+                assert_eq!((&s).read(&mut buf).unwrap(), 4);
+            }
+            _ => panic!("not given back"),
+        }
+
+        // The delete fails: reported, the socket closed normally (out of repair mode).
+        let (c, s, t) = fin_wait2();
+        drop(c);
+        std::thread::sleep(Duration::from_millis(50));
+        let r = close_adopted(s, fw2_entry(t), &mut |_| {
+            Err(Error::Protocol("lost".into()))
+        });
+        assert!(matches!(r, AfterAdopt::Closed(Err(HandoffErrorKind::Cleanup(x, _))) if x == t));
     }
 
     // The socket-level checks that need no privileges: refusals give the socket back.

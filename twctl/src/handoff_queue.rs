@@ -13,15 +13,22 @@
 //!   queued socket changes state (Linux wakes a socket's waiters when our FIN is acknowledged,
 //!   when the peer's FIN or a reset arrives); [`HandoffQueue::poll_timeout`] says how long the
 //!   caller may sleep at most (the earliest per-socket deadline);
-//! * [`HandoffQueue::process`], called from the event loop, never blocks on the network: every
-//!   queued socket that reached FIN_WAIT2 goes through repair mode, all their entries go to the
-//!   module in **one** netlink add message (at most [`MAX_BATCH`], the module's limit), each
-//!   socket's state is checked again, and the handed-off ones are closed in repair mode. It
-//!   reports every socket that is done, with the outcomes and the race rule of
+//! * [`HandoffQueue::process`], called from the event loop, never blocks on the network: the
+//!   tuples of every queued socket that reached FIN_WAIT2 go to the module in **one** netlink
+//!   adopt message (at most [`MAX_BATCH`], the module's limit); the module checks each socket
+//!   under its lock, reads its state and adds its entry; then each socket it took enters repair
+//!   mode, its state is checked again, and it is closed in repair mode. It reports every socket
+//!   that is done, with the outcomes and the race rule of
 //!   [`close_with_handoff`](crate::handoff::close_with_handoff): the entry exists before the
 //!   close; a peer FIN that got in first leaves no entry ([`Outcome::PeerFinFirst`]); unread data
 //!   is refused (D36) and, here, the socket is given back so the caller can read it (dropping it
-//!   resets the connection, as Linux's `close()` does).
+//!   resets the connection, as Linux's `close()` does). The per-socket results of the adopt are
+//!   mapped by [`adopt_refusal`](crate::handoff::adopt_refusal); one whose FIN the kernel finds
+//!   not acknowledged yet (-EINPROGRESS) keeps waiting.
+//!
+//! No socket is in repair mode while the sink's code runs, but for the one whose entry is
+//! being deleted again ([`EntrySink::del`]); that one is held by a guard that leaves repair mode
+//! if the sink panics, so a socket is never closed silently without its entry.
 //!
 //! Sockets whose peer FIN came first, that were reset, or whose FIN was not acknowledged within
 //! the queue's timeout are reported too and closed normally: nothing is leaked. Dropping the
@@ -35,35 +42,36 @@ use std::net::{Shutdown, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-use crate::client::Client;
-use crate::entry::{Entry, Tuple};
+use crate::client::{AdoptResult, Client, MAX_ADOPT};
+use crate::entry::Tuple;
 use crate::error::Error;
 use crate::handoff::{
-    build_entry, inq, precheck, read_repair_state_with, setsockopt_int, tcp_info, timens_offset_ms,
-    HandoffError, HandoffErrorKind, Outcome, Readiness, TcpInfo, TcpState, TCP_REPAIR,
-    TCP_REPAIR_OFF_NO_WP, TCP_REPAIR_ON,
+    adopt_refusal, build_entry, close_adopted, inq, may_have_adopted, precheck,
+    read_repair_state_with, tcp_info, timens_offset_ms, AdoptRefusal, AfterAdopt, HandoffError,
+    HandoffErrorKind, InRepair, Outcome, Readiness, TcpInfo, TcpState,
 };
 
-/// The most entries the module takes in one add message (`RTW_ADD_BATCH_MAX`, src/genl.c).
-pub const MAX_BATCH: usize = 4096;
-/// Entries per add message unless [`HandoffQueue::set_max_batch`] says otherwise (`twctl add`'s
-/// ceiling: a message of 1024 entries and its reply fit the default socket buffers).
+/// The most tuples the module takes in one adopt message (`RTW_ADD_BATCH_MAX`, src/genl.c).
+pub const MAX_BATCH: usize = MAX_ADOPT;
+/// Tuples per adopt message unless [`HandoffQueue::set_max_batch`] says otherwise (`twctl
+/// add`'s ceiling: a message of 1024 entries and its reply fit the default socket buffers).
 pub const DEFAULT_BATCH: usize = 1024;
 /// epoll events read per `epoll_wait`.
 const EVENTS: usize = 256;
 
-/// Where a queue's entries go.
+/// Where a queue's sockets are adopted.
 pub trait EntrySink {
-    /// Adds FIN_WAIT_2 entries in one message, never replacing one: one result per entry, 0 when
-    /// taken or a negative errno. An `Err` means the message was refused (or lost) as a whole.
-    fn add(&mut self, entries: &[Entry]) -> Result<Vec<i32>, Error>;
+    /// Adopts the connections of these tuples in one message (as [`Client::adopt`]): one
+    /// result per tuple, in order, with the entry of each one taken. An `Err` means the message
+    /// was refused (or its answer lost) as a whole.
+    fn adopt(&mut self, tuples: &[Tuple]) -> Result<Vec<AdoptResult>, Error>;
     /// Deletes the entry guarding a tuple (an error with ENOENT when there is none).
     fn del(&mut self, tuple: &Tuple) -> Result<(), Error>;
 }
 
 impl EntrySink for Client {
-    fn add(&mut self, entries: &[Entry]) -> Result<Vec<i32>, Error> {
-        Client::add(self, entries, false)
+    fn adopt(&mut self, tuples: &[Tuple]) -> Result<Vec<AdoptResult>, Error> {
+        Client::adopt(self, tuples)
     }
 
     fn del(&mut self, tuple: &Tuple) -> Result<(), Error> {
@@ -72,8 +80,8 @@ impl EntrySink for Client {
 }
 
 impl<T: EntrySink + ?Sized> EntrySink for &mut T {
-    fn add(&mut self, entries: &[Entry]) -> Result<Vec<i32>, Error> {
-        (**self).add(entries)
+    fn adopt(&mut self, tuples: &[Tuple]) -> Result<Vec<AdoptResult>, Error> {
+        (**self).adopt(tuples)
     }
 
     fn del(&mut self, tuple: &Tuple) -> Result<(), Error> {
@@ -82,8 +90,8 @@ impl<T: EntrySink + ?Sized> EntrySink for &mut T {
 }
 
 impl<T: EntrySink + ?Sized> EntrySink for Box<T> {
-    fn add(&mut self, entries: &[Entry]) -> Result<Vec<i32>, Error> {
-        (**self).add(entries)
+    fn adopt(&mut self, tuples: &[Tuple]) -> Result<Vec<AdoptResult>, Error> {
+        (**self).adopt(tuples)
     }
 
     fn del(&mut self, tuple: &Tuple) -> Result<(), Error> {
@@ -99,7 +107,8 @@ pub struct Handoff {
     /// [`Outcome::HandedOff`], [`Outcome::PeerFinFirst`], [`Outcome::DryRun`], or the error. An
     /// error carries the socket back only for [`HandoffErrorKind::UnreadData`] (shut down for
     /// writing, everything else as it was) and, for a socket that was pushed already in
-    /// FIN_WAIT2, when repair mode was refused; every other socket has been closed normally.
+    /// FIN_WAIT2, when repair mode was refused (the adopted entry deleted again); every other
+    /// socket has been closed normally.
     pub result: Result<Outcome, HandoffError>,
 }
 
@@ -116,13 +125,13 @@ pub struct QueueStats {
     pub dry_run: u64,
     /// Reported with an error (timeouts and unread data included).
     pub failed: u64,
-    /// Add messages sent to the sink.
-    pub add_messages: u64,
-    /// Entries in those messages.
-    pub entries_sent: u64,
-    /// Time spent in the sink's add (for the module: the netlink round trip, its work
+    /// Adopt messages sent to the sink.
+    pub adopt_messages: u64,
+    /// Tuples in those messages.
+    pub tuples_sent: u64,
+    /// Time spent in the sink's adopt (for the module: the netlink round trip, its work
     /// included), in ns.
-    pub add_ns: u64,
+    pub adopt_ns: u64,
 }
 
 /// A socket waiting for our FIN to be acknowledged.
@@ -131,6 +140,10 @@ struct Pending {
     tuple: Tuple,
     /// Our `shutdown(SHUT_WR)`: the socket is the queue's to close on a failure.
     shut_by_us: bool,
+    /// Its token in the epoll set and the deadlines.
+    token: u64,
+    /// When it is closed normally if our FIN is still not acknowledged.
+    deadline: Instant,
 }
 
 /// A socket that reached FIN_WAIT2, on its way through repair mode.
@@ -213,7 +226,7 @@ impl<S: EntrySink> HandoffQueue<S> {
         })
     }
 
-    /// Entries per add message, 1 to [`MAX_BATCH`] (the value is clamped).
+    /// Tuples per adopt message, 1 to [`MAX_BATCH`] (the value is clamped).
     pub fn set_max_batch(&mut self, n: usize) {
         self.max_batch = n.clamp(1, MAX_BATCH);
     }
@@ -279,18 +292,20 @@ impl<S: EntrySink> HandoffQueue<S> {
                 });
             }
         }
+        // A timeout too large for the clock (Duration::MAX for "none") waits a year.
+        let deadline = Instant::now()
+            .checked_add(self.timeout)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(365 * 86_400));
         self.pending.insert(
             token,
             Pending {
                 stream,
                 tuple,
                 shut_by_us,
+                token,
+                deadline,
             },
         );
-        // A timeout too large for the clock (Duration::MAX for "none") waits a year.
-        let deadline = Instant::now()
-            .checked_add(self.timeout)
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(365 * 86_400));
         self.deadlines.push_back((deadline, token));
         self.stats.pushed += 1;
         Ok(tuple)
@@ -348,7 +363,7 @@ impl<S: EntrySink> HandoffQueue<S> {
 
     /// Does every piece of work that is due, without waiting on the network: looks at the
     /// queued sockets whose state changed and those past their deadline, hands off those in
-    /// FIN_WAIT2 (one add message per [`set_max_batch`](Self::set_max_batch) sockets), and
+    /// FIN_WAIT2 (one adopt message per [`set_max_batch`](Self::set_max_batch) sockets), and
     /// reports every socket that is done.
     pub fn process(&mut self) -> Vec<Handoff> {
         let mut out = Vec::new();
@@ -490,135 +505,119 @@ impl<S: EntrySink> HandoffQueue<S> {
         }
     }
 
-    /// Steps 3–6 of docs/behaviour.md §6 for sockets in FIN_WAIT2, with one add message.
+    /// Steps 3–6 of docs/behaviour.md §6 for sockets in FIN_WAIT2, with one adopt message.
     fn hand_off(&mut self, batch: Vec<Ready>, out: &mut Vec<Handoff>) {
         let epfd = self.epoll.as_raw_fd();
-        let timens = self.timens_ms;
-        // Repair mode and the state reads, socket by socket.
-        let mut repaired: Vec<(Pending, Entry)> = Vec::with_capacity(batch.len());
-        for Ready { pending: p, info } in batch {
-            let fd = p.stream.as_raw_fd();
-            // Unread data would be lost without a trace (D36): give the socket back.
-            if let Some(n) = inq(fd).filter(|n| *n > 0) {
-                out.push(give_back(epfd, p, HandoffErrorKind::UnreadData(n)));
-                continue;
-            }
-            if let Err(e) = setsockopt_int(fd, libc::IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_ON) {
-                let kind = if e.raw_os_error() == Some(libc::EPERM) {
-                    HandoffErrorKind::Permission
-                } else {
-                    HandoffErrorKind::Sys("TCP_REPAIR", e)
-                };
-                if p.shut_by_us {
-                    // After our shutdown the socket is ours to close.
-                    out.push(closed_normally(p, kind));
-                } else {
-                    out.push(give_back(epfd, p, kind));
-                }
-                continue;
-            }
-            match read_repair_state_with(fd, &info, || timens) {
-                Ok(state) => {
-                    let entry = build_entry(p.tuple, &state);
-                    repaired.push((p, entry));
-                }
-                Err(kind) => out.push(leave_and_close(p, kind)),
+        // Unread data would be lost without a trace (D36): give the socket back.
+        let mut ready: Vec<Ready> = Vec::with_capacity(batch.len());
+        for r in batch {
+            match inq(r.pending.stream.as_raw_fd()).filter(|n| *n > 0) {
+                Some(n) => out.push(give_back(epfd, r.pending, HandoffErrorKind::UnreadData(n))),
+                None => ready.push(r),
             }
         }
-        if repaired.is_empty() {
+        if ready.is_empty() {
             return;
         }
         let Some(sink) = self.sink.as_mut() else {
-            for (p, entry) in repaired {
-                leave(&p.stream);
-                drop(p.stream);
-                out.push(Handoff {
-                    tuple: p.tuple,
-                    result: Ok(Outcome::DryRun(entry)),
-                });
+            let timens = self.timens_ms;
+            for Ready { pending, info } in ready {
+                out.push(dry_run_one(epfd, pending, &info, timens));
             }
             return;
         };
-        let entries: Vec<Entry> = repaired.iter().map(|(_, e)| *e).collect();
-        self.stats.add_messages += 1;
-        self.stats.entries_sent += entries.len() as u64;
+        let tuples: Vec<Tuple> = ready.iter().map(|r| r.pending.tuple).collect();
+        self.stats.adopt_messages += 1;
+        self.stats.tuples_sent += tuples.len() as u64;
         let start = Instant::now();
-        let added = sink.add(&entries);
-        self.stats.add_ns += start.elapsed().as_nanos() as u64;
-        let results = match added {
+        let adopted = sink.adopt(&tuples);
+        self.stats.adopt_ns += start.elapsed().as_nanos() as u64;
+        let adopted = match adopted {
+            Ok(r) if r.len() != tuples.len() => Err(Error::Protocol(format!(
+                "adopt: {} results for {} tuples",
+                r.len(),
+                tuples.len()
+            ))),
+            other => other,
+        };
+        let results = match adopted {
             Ok(r) => r,
             Err(e) => {
-                // Refused as a whole, or no answer to read: some entries may exist all the
-                // same (the kernel adds before it replies). Take them back before the sockets
-                // close normally, so no tuple ends up guarded twice.
-                for (p, _) in repaired {
-                    let _ = sink.del(&p.tuple);
-                    out.push(leave_and_close(p, HandoffErrorKind::Module(dup_error(&e))));
+                // Refused as a whole: every socket fails and is closed normally (none is
+                // retried alone). When the answer was lost, entries may exist all the same:
+                // take them back first, so no tuple ends up guarded twice.
+                let undo = may_have_adopted(&e);
+                for Ready { pending: p, .. } in ready {
+                    if undo {
+                        let _ = sink.del(&p.tuple);
+                    }
+                    out.push(closed_normally(p, HandoffErrorKind::Module(dup_error(&e))));
                 }
                 return;
             }
         };
-        // The entries exist: from here on the module sees the peer's segments first.
-        for (i, (p, entry)) in repaired.into_iter().enumerate() {
-            let r = results.get(i).copied().unwrap_or(-libc::EPROTO);
-            if r != 0 {
-                out.push(leave_and_close(p, HandoffErrorKind::EntryRefused(r)));
-                continue;
-            }
-            let fd = p.stream.as_raw_fd();
-            // Data that arrived between the first check and the entry: give the socket back,
-            // unread data and all, rather than close it under the module.
-            if let Some(n) = inq(fd).filter(|n| *n > 0) {
-                if let Err(e) = sink.del(&p.tuple) {
-                    let t = p.tuple;
-                    out.push(leave_and_close(p, HandoffErrorKind::Cleanup(t, e)));
+        let mut wait_again = Vec::new();
+        for (Ready { pending: p, .. }, r) in ready.into_iter().zip(results) {
+            let entry = match r {
+                AdoptResult::Taken(entry) => entry,
+                AdoptResult::Refused(r) => {
+                    match adopt_refusal(r) {
+                        AdoptRefusal::PeerFinFirst => {
+                            // Closed normally: Linux's own TIME_WAIT keeps the tuple.
+                            drop(p.stream);
+                            out.push(Handoff {
+                                tuple: p.tuple,
+                                result: Ok(Outcome::PeerFinFirst(p.tuple)),
+                            });
+                        }
+                        AdoptRefusal::FinNotAcked => wait_again.push(p),
+                        AdoptRefusal::UnreadData => {
+                            let n = inq(p.stream.as_raw_fd()).unwrap_or(0);
+                            out.push(give_back(epfd, p, HandoffErrorKind::UnreadData(n)));
+                        }
+                        AdoptRefusal::Fail(kind) => out.push(closed_normally(p, kind)),
+                    }
                     continue;
                 }
-                leave(&p.stream);
-                out.push(give_back(epfd, p, HandoffErrorKind::UnreadData(n)));
-                continue;
+            };
+            // The entry exists: from here on the module sees the peer's segments first.
+            let Pending {
+                stream,
+                tuple,
+                shut_by_us,
+                token,
+                deadline,
+            } = p;
+            let back = |stream| Pending {
+                stream,
+                tuple,
+                shut_by_us,
+                token,
+                deadline,
+            };
+            match close_adopted(stream, entry, &mut |t| sink.del(t)) {
+                AfterAdopt::Closed(result) => out.push(Handoff {
+                    tuple,
+                    result: result.map_err(|kind| HandoffError { kind, socket: None }),
+                }),
+                AfterAdopt::GiveBack(kind, s) => out.push(give_back(epfd, back(s), kind)),
+                // After our shutdown the socket is ours to close.
+                AfterAdopt::RepairRefused(kind, s) if shut_by_us => {
+                    out.push(closed_normally(back(s), kind))
+                }
+                AfterAdopt::RepairRefused(kind, s) => out.push(give_back(epfd, back(s), kind)),
             }
-            // Did the peer's FIN get in before the entry?
-            match tcp_info(fd) {
-                Ok(i) if i.tcp_state() == TcpState::FinWait2 => {
-                    // Close in repair mode: no FIN, no RST, no TIME_WAIT socket.
-                    drop(p.stream);
-                    out.push(Handoff {
-                        tuple: p.tuple,
-                        result: Ok(Outcome::HandedOff(entry)),
-                    });
-                }
-                other => {
-                    if let Err(e) = sink.del(&p.tuple) {
-                        if e.errno() != Some(libc::ENOENT) {
-                            let t = p.tuple;
-                            out.push(leave_and_close(p, HandoffErrorKind::Cleanup(t, e)));
-                            continue;
-                        }
-                    }
-                    if let Err(e) = other {
-                        out.push(leave_and_close(
-                            p,
-                            HandoffErrorKind::Sys("getsockopt(TCP_INFO)", e),
-                        ));
-                        continue;
-                    }
-                    leave(&p.stream);
-                    // A reset during the add is a reset, not the peer's FIN.
-                    if let Ok(Some(e)) = p.stream.take_error() {
-                        drop(p.stream);
-                        out.push(Handoff {
-                            tuple: p.tuple,
-                            result: Err(HandoffError { kind: HandoffErrorKind::Reset(e), socket: None }),
-                        });
-                        continue;
-                    }
-                    drop(p.stream);
-                    out.push(Handoff {
-                        tuple: p.tuple,
-                        result: Ok(Outcome::PeerFinFirst(p.tuple)),
-                    });
-                }
+        }
+        // The kernel saw our FIN not acknowledged yet: wait on, up to the socket's deadline.
+        let now = Instant::now();
+        for p in wait_again {
+            if p.deadline <= now {
+                let kind = HandoffErrorKind::Timeout(self.timeout);
+                out.push(closed_normally(p, kind));
+            } else {
+                let pos = self.deadlines.partition_point(|(d, _)| *d <= p.deadline);
+                self.deadlines.insert(pos, (p.deadline, p.token));
+                self.pending.insert(p.token, p);
             }
         }
     }
@@ -637,20 +636,41 @@ impl<S: EntrySink> AsFd for HandoffQueue<S> {
     }
 }
 
-/// Leaves repair mode without a window probe.
-fn leave(stream: &TcpStream) {
-    let _ = setsockopt_int(
-        stream.as_raw_fd(),
-        libc::IPPROTO_TCP,
-        TCP_REPAIR,
-        TCP_REPAIR_OFF_NO_WP,
-    );
-}
-
-/// A failure after repair mode: leave it and close normally.
-fn leave_and_close(p: Pending, kind: HandoffErrorKind) -> Handoff {
-    leave(&p.stream);
-    closed_normally(p, kind)
+/// A dry run of one FIN_WAIT2 socket: repair mode, the state reads, the entry built; repair
+/// mode is left again and the socket closed normally.
+fn dry_run_one(epfd: RawFd, p: Pending, info: &TcpInfo, timens: i64) -> Handoff {
+    let Pending {
+        stream,
+        tuple,
+        shut_by_us,
+        token,
+        deadline,
+    } = p;
+    let repaired = match InRepair::enter(stream) {
+        Ok(r) => r,
+        Err((kind, stream)) => {
+            let p = Pending {
+                stream,
+                tuple,
+                shut_by_us,
+                token,
+                deadline,
+            };
+            // After our shutdown the socket is ours to close.
+            return if shut_by_us {
+                closed_normally(p, kind)
+            } else {
+                give_back(epfd, p, kind)
+            };
+        }
+    };
+    let result = match read_repair_state_with(repaired.fd(), info, || timens) {
+        Ok(state) => Ok(Outcome::DryRun(build_entry(tuple, &state))),
+        Err(kind) => Err(HandoffError { kind, socket: None }),
+    };
+    // Leaves repair mode and closes normally.
+    drop(repaired);
+    Handoff { tuple, result }
 }
 
 fn closed_normally(p: Pending, kind: HandoffErrorKind) -> Handoff {
@@ -704,48 +724,103 @@ fn dup_error(e: &Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::entry::Substate;
-    use crate::handoff::{TCP_QUEUE_SEQ, TCP_RECV_QUEUE, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE};
+    use crate::entry::{Entry, Substate};
+    use crate::handoff::{
+        setsockopt_int, TCP_QUEUE_SEQ, TCP_RECV_QUEUE, TCP_REPAIR, TCP_REPAIR_OFF_NO_WP,
+        TCP_REPAIR_ON, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE,
+    };
+    use crate::proto::{Extack, Refusal};
     use std::cell::RefCell;
+    use std::collections::HashMap;
     use std::io::{Read, Write};
     use std::net::TcpListener;
     use std::rc::Rc;
 
-    /// Records what the queue gives the module; refuses one tuple, or every message.
+    /// Leaves repair mode (test helper).
+    fn leave(s: &TcpStream) {
+        let _ = setsockopt_int(
+            s.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            TCP_REPAIR,
+            TCP_REPAIR_OFF_NO_WP,
+        );
+    }
+
+    /// Records what the queue asks the module. Its adopt stands in for the kernel's: a tuple
+    /// whose socket it knows (`fds`) is judged by the socket's state, as the module judges it,
+    /// and taken with the state read in repair mode; any other is taken with made-up numbers.
+    /// It can also refuse one tuple with a given result, or every message.
     #[derive(Default)]
     struct FakeSink {
-        adds: Vec<Vec<Entry>>,
+        adopts: Vec<Vec<Tuple>>,
         dels: Vec<Tuple>,
-        refuse: Option<Tuple>,
+        fds: HashMap<Tuple, RawFd>,
+        refuse: HashMap<Tuple, i32>,
         fail: bool,
-        on_add: Option<Box<dyn FnMut()>>,
+        refuse_message: Option<i32>,
+        panic_on_del: bool,
+        on_adopt: Option<Box<dyn FnMut()>>,
+    }
+
+    impl FakeSink {
+        fn adopt_one(&self, t: &Tuple) -> AdoptResult {
+            if let Some(&r) = self.refuse.get(t) {
+                return AdoptResult::Refused(r);
+            }
+            let Some(&fd) = self.fds.get(t) else {
+                let mut e = Entry::new(*t, 1, 2);
+                e.substate = Substate::FinWait2;
+                e.tos = 0x10;
+                return AdoptResult::Taken(e);
+            };
+            let info = tcp_info(fd).unwrap();
+            let r = match info.tcp_state() {
+                TcpState::FinWait2 if inq(fd).unwrap_or(0) > 0 => -libc::ENOTEMPTY,
+                TcpState::FinWait2 => {
+                    setsockopt_int(fd, libc::IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_ON).unwrap();
+                    let st = read_repair_state_with(fd, &info, || 0);
+                    let _ = setsockopt_int(fd, libc::IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_OFF_NO_WP);
+                    return AdoptResult::Taken(build_entry(*t, &st.unwrap()));
+                }
+                TcpState::FinWait1 => -libc::EINPROGRESS,
+                TcpState::CloseWait
+                | TcpState::LastAck
+                | TcpState::Closing
+                | TcpState::TimeWait
+                | TcpState::Close => -libc::EALREADY,
+                _ => -libc::ENOTCONN,
+            };
+            AdoptResult::Refused(r)
+        }
     }
 
     impl EntrySink for FakeSink {
-        fn add(&mut self, entries: &[Entry]) -> Result<Vec<i32>, Error> {
-            if let Some(f) = self.on_add.as_mut() {
+        fn adopt(&mut self, tuples: &[Tuple]) -> Result<Vec<AdoptResult>, Error> {
+            if let Some(f) = self.on_adopt.as_mut() {
                 f();
             }
             if self.fail {
                 return Err(Error::Protocol("refused by the test".into()));
             }
-            self.adds.push(entries.to_vec());
-            Ok(entries
-                .iter()
-                .map(|e| {
-                    if Some(e.tuple) == self.refuse {
-                        -libc::EEXIST
-                    } else {
-                        0
-                    }
-                })
-                .collect())
+            if let Some(errno) = self.refuse_message {
+                return Err(Error::Refused {
+                    op: "adopt",
+                    refusal: Box::new(Refusal::new(errno, &Extack::default(), &[])),
+                });
+            }
+            self.adopts.push(tuples.to_vec());
+            Ok(tuples.iter().map(|t| self.adopt_one(t)).collect())
         }
 
         fn del(&mut self, tuple: &Tuple) -> Result<(), Error> {
+            assert!(!self.panic_on_del, "the test's sink panics in del");
             self.dels.push(*tuple);
             Ok(())
         }
+    }
+
+    fn tuple_of(s: &TcpStream) -> Tuple {
+        Tuple::new(s.local_addr().unwrap(), s.peer_addr().unwrap()).unwrap()
     }
 
     /// A connected pair over loopback: (client, server).
@@ -829,22 +904,30 @@ mod tests {
         std::mem::size_of::<u32>() as libc::socklen_t
     }
 
-    /// Sockets that reached FIN_WAIT2 before one process() call go to the module in one add
-    /// message, with the entries a single handoff would build.
+    /// Sockets that reached FIN_WAIT2 before one process() call go to the module in one adopt
+    /// message, and the handoffs report the entries it returned.
     #[test]
-    fn ready_sockets_share_one_add_message() {
+    fn ready_sockets_share_one_adopt_message() {
         let repair = can_repair();
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let mut clients = Vec::new();
-        let mut q = queue(FakeSink::default(), 2000);
-        let mut tuples = Vec::new();
+        let mut sink = FakeSink::default();
+        let mut socks = Vec::new();
         for _ in 0..5 {
             let (c, s) = pair(&l);
             (&s).write_all(b"reply").unwrap();
             s.shutdown(Shutdown::Write).unwrap();
             wait_state(&s, TcpState::FinWait2);
-            tuples.push(q.push(s.into()).unwrap());
+            if repair {
+                sink.fds.insert(tuple_of(&s), s.as_raw_fd());
+            }
+            socks.push(s);
             clients.push(c);
+        }
+        let mut q = queue(sink, 2000);
+        let mut tuples = Vec::new();
+        for s in socks {
+            tuples.push(q.push(s.into()).unwrap());
         }
         assert_eq!(q.len(), 5);
         let out = q.process();
@@ -854,14 +937,15 @@ mod tests {
             for h in &out {
                 let e = h.result.as_ref().unwrap_err();
                 assert!(matches!(e.kind, HandoffErrorKind::Permission), "{e}");
-                // Pushed in FIN_WAIT2, shut down by the caller: given back.
+                // Pushed in FIN_WAIT2, shut down by the caller: given back, the entry deleted.
                 assert!(e.socket.is_some());
             }
+            assert_eq!(q.sink_mut().unwrap().dels.len(), 5);
             return;
         }
         let sink = q.sink_mut().unwrap();
-        assert_eq!(sink.adds.len(), 1, "one add message");
-        assert_eq!(sink.adds[0].len(), 5);
+        assert_eq!(sink.adopts.len(), 1, "one adopt message");
+        assert_eq!(sink.adopts[0], tuples);
         assert!(sink.dels.is_empty());
         for h in &out {
             let Ok(Outcome::HandedOff(e)) = h.result else {
@@ -884,7 +968,7 @@ mod tests {
         }
         let st = q.stats();
         assert_eq!(
-            (st.pushed, st.handed_off, st.add_messages, st.entries_sent),
+            (st.pushed, st.handed_off, st.adopt_messages, st.tuples_sent),
             (5, 5, 1, 5)
         );
         // Every client still sees its connection open: no RST was sent.
@@ -913,9 +997,9 @@ mod tests {
         assert!(out
             .iter()
             .all(|h| matches!(h.result, Ok(Outcome::HandedOff(_)))));
-        let lens: Vec<usize> = q.sink_mut().unwrap().adds.iter().map(Vec::len).collect();
+        let lens: Vec<usize> = q.sink_mut().unwrap().adopts.iter().map(Vec::len).collect();
         assert_eq!(lens, vec![2, 2, 1]);
-        assert_eq!(q.stats().add_messages, 3);
+        assert_eq!(q.stats().adopt_messages, 3);
     }
 
     /// push() shuts down and returns; the queue waits for every FIN to be acknowledged.
@@ -970,7 +1054,7 @@ mod tests {
             out[0].result
         );
         let sink = q.sink_mut().unwrap();
-        assert!(sink.adds.is_empty() && sink.dels.is_empty());
+        assert!(sink.adopts.is_empty() && sink.dels.is_empty());
         assert_eq!(q.stats().peer_fin_first, 1);
     }
 
@@ -988,7 +1072,7 @@ mod tests {
         let client = Rc::new(RefCell::new(Some(c)));
         let cl = client.clone();
         let sink = FakeSink {
-            on_add: Some(Box::new(move || {
+            on_adopt: Some(Box::new(move || {
                 drop(cl.borrow_mut().take());
                 std::thread::sleep(Duration::from_millis(100));
             })),
@@ -1003,7 +1087,7 @@ mod tests {
             out[0].result
         );
         let sink = q.sink_mut().unwrap();
-        assert_eq!(sink.adds.len(), 1);
+        assert_eq!(sink.adopts.len(), 1);
         assert_eq!(sink.dels, vec![t]);
     }
 
@@ -1031,7 +1115,7 @@ mod tests {
         let mut buf = [0u8; 16];
         let n = (&back).read(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"unread");
-        assert!(q.sink_mut().unwrap().adds.is_empty());
+        assert!(q.sink_mut().unwrap().adopts.is_empty());
         assert!(q.is_empty());
         drop(c);
     }
@@ -1064,7 +1148,7 @@ mod tests {
             matches!(e.kind, HandoffErrorKind::Timeout(_)) && e.socket.is_none(),
             "{e}"
         );
-        assert!(q.sink_mut().unwrap().adds.is_empty());
+        assert!(q.sink_mut().unwrap().adopts.is_empty());
         assert_eq!(q.stats().failed, 1);
         drop(c);
     }
@@ -1099,7 +1183,7 @@ mod tests {
         );
     }
 
-    /// Refusals by the module: one entry (EEXIST), or the whole message.
+    /// Refusals by the module: one tuple (EEXIST), or the whole message.
     #[test]
     fn module_refusals() {
         if !can_repair() {
@@ -1115,14 +1199,10 @@ mod tests {
             keep.push(c);
             socks.push(s);
         }
-        let refused = Tuple::new(
-            socks[1].local_addr().unwrap(),
-            socks[1].peer_addr().unwrap(),
-        )
-        .unwrap();
+        let refused = tuple_of(&socks[1]);
         let mut q = queue(
             FakeSink {
-                refuse: Some(refused),
+                refuse: HashMap::from([(refused, -libc::EEXIST)]),
                 ..Default::default()
             },
             2000,
@@ -1169,6 +1249,190 @@ mod tests {
             );
             assert!(e.socket.is_none());
         }
+        // The answer was not understood: entries may exist, they are deleted again.
+        assert_eq!(q.sink_mut().unwrap().dels.len(), 2);
+
+        // Refused by the kernel as a whole: nothing was added, nothing to delete.
+        let mut q = queue(
+            FakeSink {
+                refuse_message: Some(libc::ENOMEM),
+                ..Default::default()
+            },
+            2000,
+        );
+        for _ in 0..2 {
+            let (c, s) = pair(&l);
+            keep.push(c);
+            q.push(s.into()).unwrap();
+        }
+        for h in run(&mut q, 2) {
+            let e = h.result.unwrap_err();
+            assert!(
+                matches!(&e.kind, HandoffErrorKind::Module(m) if m.errno() == Some(libc::ENOMEM)),
+                "{e}"
+            );
+            assert!(e.socket.is_none());
+        }
+        assert!(q.sink_mut().unwrap().dels.is_empty());
+    }
+
+    /// Each adopt result of one message, mapped: -EALREADY the peer's FIN first (closed
+    /// normally, nothing to delete), -ENOTEMPTY given back, -ENOENT, -EOPNOTSUPP and -ENOTCONN
+    /// failed and closed normally, 0 handed off.
+    #[test]
+    fn adopt_results_are_mapped_per_socket() {
+        let repair = can_repair();
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut keep = Vec::new();
+        let mut socks = Vec::new();
+        for _ in 0..6 {
+            let (c, s) = pair(&l);
+            s.shutdown(Shutdown::Write).unwrap();
+            wait_state(&s, TcpState::FinWait2);
+            keep.push(c);
+            socks.push(s);
+        }
+        let results = [
+            -libc::EALREADY,
+            -libc::ENOTEMPTY,
+            -libc::ENOENT,
+            -libc::EOPNOTSUPP,
+            -libc::ENOTCONN,
+        ];
+        let tuples: Vec<Tuple> = socks.iter().map(tuple_of).collect();
+        let refuse: HashMap<Tuple, i32> = tuples.iter().copied().zip(results).collect();
+        let mut q = queue(
+            FakeSink {
+                refuse,
+                ..Default::default()
+            },
+            2000,
+        );
+        for s in socks {
+            q.push(s.into()).unwrap();
+        }
+        let out = q.process();
+        assert_eq!(out.len(), 6);
+        let by = |t: &Tuple| &out.iter().find(|h| h.tuple == *t).unwrap().result;
+        assert!(matches!(by(&tuples[0]), Ok(Outcome::PeerFinFirst(x)) if *x == tuples[0]));
+        let e = by(&tuples[1]).as_ref().unwrap_err();
+        assert!(
+            matches!(e.kind, HandoffErrorKind::UnreadData(0)) && e.socket.is_some(),
+            "{e}"
+        );
+        for (i, want) in [(2, "no connection"), (3, "TCP-MD5"), (4, "ENOTCONN")] {
+            let e = by(&tuples[i]).as_ref().unwrap_err();
+            assert!(e.socket.is_none(), "{e}");
+            assert!(e.to_string().contains(want), "{e}");
+            assert!(
+                e.to_string().ends_with("(the socket was closed normally)"),
+                "{e}"
+            );
+            assert_eq!(e.exit_code(), crate::error::exit::FAILED);
+        }
+        if repair {
+            assert!(matches!(by(&tuples[5]), Ok(Outcome::HandedOff(e)) if e.tos == 0x10));
+        }
+        let sink = q.sink_mut().unwrap();
+        assert_eq!(sink.adopts.len(), 1);
+        // Only the taken one could need deleting (when repair mode was refused).
+        assert!(sink.dels.iter().all(|t| *t == tuples[5]));
+        let st = q.stats();
+        assert_eq!((st.peer_fin_first, st.failed + st.handed_off), (1, 5));
+    }
+
+    /// -EINPROGRESS: the kernel finds our FIN not acknowledged; the socket waits on, until its
+    /// deadline.
+    #[test]
+    fn fin_not_acked_for_the_kernel_keeps_waiting() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (c, s) = pair(&l);
+        s.shutdown(Shutdown::Write).unwrap();
+        wait_state(&s, TcpState::FinWait2);
+        let t = tuple_of(&s);
+        let mut q = queue(
+            FakeSink {
+                refuse: HashMap::from([(t, -libc::EINPROGRESS)]),
+                ..Default::default()
+            },
+            300,
+        );
+        let start = Instant::now();
+        q.push(s.into()).unwrap();
+        assert!(q.process().is_empty());
+        assert_eq!(q.len(), 1);
+        assert!(q.poll_timeout().unwrap() > Duration::ZERO);
+        let out = run(&mut q, 1);
+        assert!(start.elapsed() >= Duration::from_millis(300));
+        let e = out[0].result.as_ref().unwrap_err();
+        assert!(
+            matches!(e.kind, HandoffErrorKind::Timeout(_)) && e.socket.is_none(),
+            "{e}"
+        );
+        assert!(q.sink_mut().unwrap().adopts.len() >= 2);
+        assert!(q.is_empty());
+        drop(c);
+    }
+
+    /// The peer's FIN reaches the socket before the kernel looks at it: -EALREADY, nothing
+    /// added, nothing to delete, the socket closed normally (Linux keeps the tuple).
+    #[test]
+    fn peer_fin_seen_by_the_kernel_is_already() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (c, s) = pair(&l);
+        s.shutdown(Shutdown::Write).unwrap();
+        wait_state(&s, TcpState::FinWait2);
+        let t = tuple_of(&s);
+        let client = Rc::new(RefCell::new(Some(c)));
+        let cl = client.clone();
+        let mut sink = FakeSink {
+            on_adopt: Some(Box::new(move || {
+                drop(cl.borrow_mut().take());
+                std::thread::sleep(Duration::from_millis(100));
+            })),
+            ..Default::default()
+        };
+        sink.fds.insert(t, s.as_raw_fd());
+        let mut q = queue(sink, 2000);
+        q.push(s.into()).unwrap();
+        let out = run(&mut q, 1);
+        assert!(
+            matches!(out[0].result, Ok(Outcome::PeerFinFirst(x)) if x == t),
+            "{:?}",
+            out[0].result
+        );
+        assert!(q.sink_mut().unwrap().dels.is_empty());
+    }
+
+    /// A panic in the sink while a socket is in repair mode (deleting its entry again, after
+    /// data arrived) leaves repair mode before the socket is dropped: it is closed normally
+    /// (here with a reset, for the unread data), not silently.
+    #[test]
+    fn panic_in_the_sink_does_not_close_silently() {
+        if !can_repair() {
+            return;
+        }
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (c, s) = pair(&l);
+        s.shutdown(Shutdown::Write).unwrap();
+        wait_state(&s, TcpState::FinWait2);
+        let c = Rc::new(c);
+        let cl = c.clone();
+        let sink = FakeSink {
+            panic_on_del: true,
+            on_adopt: Some(Box::new(move || {
+                (&*cl).write_all(b"late").unwrap();
+                std::thread::sleep(Duration::from_millis(100));
+            })),
+            ..Default::default()
+        };
+        let mut q = queue(sink, 2000);
+        q.push(s.into()).unwrap();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| q.process()));
+        assert!(r.is_err(), "the sink panicked");
+        // Closed normally with unread data: Linux resets the connection. Closed silently in
+        // repair mode, the peer would stay in CLOSE_WAIT.
+        wait_state(&*c, TcpState::Close);
     }
 
     #[test]

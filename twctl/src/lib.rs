@@ -5,7 +5,8 @@
 //! - [`entry`]: the entry model; [`line`]: the text line format of add files;
 //! - [`proto`]: the generic netlink family's messages (built and parsed with the rust-netlink
 //!   crates); [`client`]: the netlink connection;
-//! - [`format`]: tables and JSON; [`handoff`]: handing a live socket over (TCP_REPAIR);
+//! - [`format`]: tables and JSON; [`handoff`]: handing a live socket over (the module's adopt,
+//!   then a close in TCP_REPAIR mode);
 //!   [`handoff_queue`]: many handoffs at once from a server's event loop, without blocking;
 //! - [`cli`]: the command line (the binary is a thin wrapper around it).
 
@@ -19,7 +20,7 @@ pub mod handoff_queue;
 pub mod line;
 pub mod proto;
 
-pub use client::{AddOutcome, AddReport, Client};
+pub use client::{AddOutcome, AddReport, AdoptResult, Client};
 pub use entry::{Entry, Substate, Tuple};
 pub use error::{exit, Error};
 pub use handoff::{close_with_handoff, handoff, HandoffError, Outcome};

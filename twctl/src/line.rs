@@ -9,13 +9,15 @@ use std::fmt;
 use std::io::BufRead;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
-use crate::entry::{Entry, Substate, Tuple, MAX_WSCALE};
+use crate::entry::{Entry, Substate, Tuple, MAX_FLOWLABEL, MAX_WSCALE};
 
 /// The format, as `twctl add --help` shows it.
 pub const FORMAT_HELP: &str = "\
 ENTRY FILE FORMAT (twctl add -f FILE, '-' for stdin)
   One entry per line; blank lines and everything after '#' are ignored:
-    LOCAL REMOTE snd_nxt=N rcv_nxt=N [win=N] [wscale=N] [ts_recent=N] [ts_offset=N] [ts] [fw2|tw]
+    LOCAL REMOTE snd_nxt=N rcv_nxt=N [win=N] [wscale=N] [ts_recent=N] [ts_offset=N] [ts]
+                 [tos=N] [mark=N] [bound_ifindex=N|IFACE] [flowlabel=N] [priority=N]
+                 [txhash=N] [fw2|tw]
   LOCAL, REMOTE  ADDR:PORT; IPv6 in brackets: [2001:db8::1]:80, link-local with its
                  interface (index or name): [fe80::1%3]:80, [fe80::1%eth0]:80.
                  Ports 1-65535; unicast addresses only; write IPv4 as IPv4, not ::ffff:a.b.c.d.
@@ -29,6 +31,14 @@ ENTRY FILE FORMAT (twctl add -f FILE, '-' for stdin)
   ts             the connection uses timestamps (without a known ts_recent: fw2 only)
   fw2 | tw       substate FIN_WAIT_2 or TIME_WAIT (default tw); a tw entry with timestamps
                  needs ts_recent= (only fw2 learns it from the peer's FIN)
+  The connection's attributes, each 0 (none) by default, given to the entry's replies:
+  tos=N          IPv4 TOS / IPv6 traffic class (0-255)
+  mark=N         the socket's mark (SO_MARK)
+  bound_ifindex=N  the device the socket was bound to (index or name; the entry then answers
+                 only segments that came in through it)
+  flowlabel=N    IPv6 flow label (0-0xfffff)
+  priority=N     the socket's priority (SO_PRIORITY)
+  txhash=N       the connection's transmit hash (ECMP path, automatic flow label)
   Numbers are decimal or 0x-hex. Aliases: last_win=, rcv_wscale=; '-' may replace '_'.
   The whole input is checked before anything is sent; errors name the line.
   Example:
@@ -207,7 +217,19 @@ pub fn check_timestamps(e: &Entry) -> Result<(), String> {
     Ok(())
 }
 
-const FIELDS: &str = "snd_nxt=, rcv_nxt=, win=, wscale=, ts_recent=, ts_offset=, ts, fw2, tw";
+const FIELDS: &str = "snd_nxt=, rcv_nxt=, win=, wscale=, ts_recent=, ts_offset=, ts, tos=, \
+mark=, bound_ifindex=, flowlabel=, priority=, txhash=, fw2, tw";
+
+/// A device: its index (not 0), or its name through the resolver.
+fn parse_ifindex(s: &str, resolve: ScopeResolver) -> Result<u32, String> {
+    if s.chars().all(|c| c.is_ascii_digit()) {
+        return parse_u32(s);
+    }
+    if s.starts_with("0x") || s.starts_with("0X") {
+        return parse_u32(s);
+    }
+    resolve(s).ok_or_else(|| format!("no interface named '{s}'"))
+}
 
 /// Parses one line. `Ok(None)` for a blank or comment-only line.
 pub fn parse_line(line: &str, resolve: ScopeResolver) -> Result<Option<Entry>, String> {
@@ -271,6 +293,19 @@ pub fn parse_line(line: &str, resolve: ScopeResolver) -> Result<Option<Entry>, S
                 e.ts_offset = field("ts_offset", parse_wrapping_u32(&need(value)?))?;
                 e.has_ts = true;
             }
+            "tos" => e.tos = field("tos", parse_number(&need(value)?, u8::MAX as u64))? as u8,
+            "mark" => e.mark = field("mark", parse_u32(&need(value)?))?,
+            "bound_ifindex" => {
+                e.bound_ifindex = field("bound_ifindex", parse_ifindex(&need(value)?, resolve))?
+            }
+            "flowlabel" => {
+                e.flowlabel = field(
+                    "flowlabel",
+                    parse_number(&need(value)?, MAX_FLOWLABEL as u64),
+                )? as u32
+            }
+            "priority" => e.priority = field("priority", parse_u32(&need(value)?))?,
+            "txhash" => e.txhash = field("txhash", parse_u32(&need(value)?))?,
             "ts" | "fw2" | "tw" if value.is_some() => {
                 return Err(format!("'{w}': {key} is a flag and takes no value"))
             }
@@ -350,6 +385,25 @@ pub fn format_line(e: &Entry) -> String {
             s.push_str(&format!(" ts_recent={r}"));
         }
         s.push_str(&format!(" ts_offset={}", e.ts_offset));
+    }
+    // The connection's attributes, only when set (0 is none): lines without them are as before.
+    if e.tos != 0 {
+        s.push_str(&format!(" tos={:#04x}", e.tos));
+    }
+    for (name, v) in [
+        ("mark", e.mark),
+        ("bound_ifindex", e.bound_ifindex),
+        ("flowlabel", e.flowlabel),
+        ("priority", e.priority),
+        ("txhash", e.txhash),
+    ] {
+        if v != 0 {
+            if matches!(name, "mark" | "flowlabel" | "txhash") {
+                s.push_str(&format!(" {name}={v:#x}"));
+            } else {
+                s.push_str(&format!(" {name}={v}"));
+            }
+        }
     }
     if e.substate == Substate::FinWait2 {
         s.push_str(" fw2");
@@ -486,6 +540,54 @@ mod tests {
     }
 
     #[test]
+    fn connection_attributes() {
+        let e = parse_line(
+            "[2001:db8::1]:80 [2001:db8::2]:1 snd_nxt=1 rcv_nxt=2 tos=0x2e mark=7 \
+             bound-ifindex=eth0 flowlabel=0x12345 priority=6 txhash=0xdeadbeef fw2",
+            &names,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            (
+                e.tos,
+                e.mark,
+                e.bound_ifindex,
+                e.flowlabel,
+                e.priority,
+                e.txhash
+            ),
+            (0x2e, 7, 7, 0x12345, 6, 0xdead_beef)
+        );
+        // Absent: 0, and a line without them formats as before.
+        let e = parse_line("10.0.0.1:80 10.0.0.2:1 snd_nxt=1 rcv_nxt=2", &names)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (
+                e.tos,
+                e.mark,
+                e.bound_ifindex,
+                e.flowlabel,
+                e.priority,
+                e.txhash
+            ),
+            (0, 0, 0, 0, 0, 0)
+        );
+        assert_eq!(
+            format_line(&e),
+            "10.0.0.1:80 10.0.0.2:1 snd_nxt=1 rcv_nxt=2 win=0 wscale=0"
+        );
+        let e = parse_line(
+            "10.0.0.1:80 10.0.0.2:1 snd_nxt=1 rcv_nxt=2 bound_ifindex=3",
+            &names,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(e.bound_ifindex, 3);
+    }
+
+    #[test]
     fn blank_and_comment_lines() {
         assert_eq!(parse_line("", &names), Ok(None));
         assert_eq!(parse_line("   \t ", &names), Ok(None));
@@ -536,6 +638,24 @@ mod tests {
             ("snd_nxt rcv_nxt=1", "needs a value"),
             ("snd_nxt=1 rcv_nxt=1 fw2=1", "takes no value"),
             ("snd_nxt=x rcv_nxt=1", "snd_nxt: 'x' is not a number"),
+            (
+                "snd_nxt=1 rcv_nxt=1 tos=256",
+                "tos: 256 is out of range (0-255)",
+            ),
+            (
+                "snd_nxt=1 rcv_nxt=1 flowlabel=0x100000",
+                "flowlabel: 0x100000 is out of range (0-1048575)",
+            ),
+            (
+                "snd_nxt=1 rcv_nxt=1 mark=4294967296",
+                "mark: 4294967296 is out of range",
+            ),
+            (
+                "snd_nxt=1 rcv_nxt=1 bound_ifindex=wlan9",
+                "no interface named 'wlan9'",
+            ),
+            ("snd_nxt=1 rcv_nxt=1 txhash", "needs a value"),
+            ("snd_nxt=1 rcv_nxt=1 tos=1 tos=2", "given twice"),
         ];
         for (fields, want) in field_cases {
             let input = format!("{base} {fields}");
@@ -587,6 +707,8 @@ mod tests {
             "10.0.0.1:80 10.0.0.2:40000 snd_nxt=1 rcv_nxt=2 win=3 wscale=4",
             "10.0.0.1:80 10.0.0.2:40000 snd_nxt=1 rcv_nxt=2 win=3 wscale=4 ts_recent=5 ts_offset=6 fw2",
             "[fe80::1%3]:80 [fe80::2%3]:40000 snd_nxt=4294967295 rcv_nxt=0 win=65535 wscale=14 ts_offset=0 fw2",
+            "[2001:db8::1]:80 [2001:db8::2]:1 snd_nxt=1 rcv_nxt=2 win=3 wscale=4 tos=0xb8 mark=0x10 bound_ifindex=7 flowlabel=0xfffff priority=6 txhash=0xdeadbeef fw2",
+            "10.0.0.1:80 10.0.0.2:40000 snd_nxt=1 rcv_nxt=2 win=3 wscale=4 priority=1",
         ];
         for l in lines {
             let e = parse_line(l, &names).unwrap().unwrap();

@@ -40,6 +40,8 @@ pub mod cmd {
     pub const FLUSH: u8 = 4;
     /// Read the counters.
     pub const GET_STATS: u8 = 5;
+    /// Take over live FIN_WAIT2 connections by tuple.
+    pub const ADOPT: u8 = 6;
 }
 
 /// The `main` attribute set.
@@ -74,13 +76,19 @@ pub mod entry_attr {
     pub const SUBSTATE: u16 = 15;
     pub const EXPIRES_MS: u16 = 16;
     pub const RESULT: u16 = 17;
+    pub const TOS: u16 = 18;
+    pub const MARK: u16 = 19;
+    pub const BOUND_IFINDEX: u16 = 20;
+    pub const FLOWLABEL: u16 = 21;
+    pub const PRIORITY: u16 = 22;
+    pub const TXHASH: u16 = 23;
 }
 
 /// Names of the `main` set, by attribute type (index 0 unused).
 pub const MAIN_ATTR_NAMES: [&str; 5] = ["unspec", "entry", "replace", "stats", "flushed"];
 
 /// Names of the `entry` set, by attribute type (index 0 unused).
-pub const ENTRY_ATTR_NAMES: [&str; 18] = [
+pub const ENTRY_ATTR_NAMES: [&str; 24] = [
     "unspec",
     "family",
     "local-addr",
@@ -99,6 +107,12 @@ pub const ENTRY_ATTR_NAMES: [&str; 18] = [
     "substate",
     "expires-ms",
     "result",
+    "tos",
+    "mark",
+    "bound-ifindex",
+    "flowlabel",
+    "priority",
+    "txhash",
 ];
 
 /// Names of the `stats` set, by attribute type minus one, in the spec's order.
@@ -153,6 +167,12 @@ pub enum EntryAttr {
     Substate(u8),
     ExpiresMs(u32),
     Result(i32),
+    Tos(u8),
+    Mark(u32),
+    BoundIfindex(u32),
+    Flowlabel(u32),
+    Priority(u32),
+    Txhash(u32),
     /// An attribute this version does not know (kept, ignored).
     Other(DefaultNla),
 }
@@ -187,10 +207,10 @@ impl Nla for EntryAttr {
     fn value_len(&self) -> usize {
         use EntryAttr::*;
         match self {
-            Family(_) | RcvWscale(_) | Substate(_) => 1,
+            Family(_) | RcvWscale(_) | Substate(_) | Tos(_) => 1,
             LocalPort(_) | RemotePort(_) | LastWin(_) => 2,
             Ifindex(_) | SndNxt(_) | RcvNxt(_) | TsRecent(_) | TsOffset(_) | ExpiresMs(_)
-            | Result(_) => 4,
+            | Result(_) | Mark(_) | BoundIfindex(_) | Flowlabel(_) | Priority(_) | Txhash(_) => 4,
             LocalAddr(a) | RemoteAddr(a) => addr_len(a),
             HasTs | TsRecentValid => 0,
             Other(n) => n.value_len(),
@@ -218,6 +238,12 @@ impl Nla for EntryAttr {
             Substate(_) => k::SUBSTATE,
             ExpiresMs(_) => k::EXPIRES_MS,
             Result(_) => k::RESULT,
+            Tos(_) => k::TOS,
+            Mark(_) => k::MARK,
+            BoundIfindex(_) => k::BOUND_IFINDEX,
+            Flowlabel(_) => k::FLOWLABEL,
+            Priority(_) => k::PRIORITY,
+            Txhash(_) => k::TXHASH,
             Other(n) => n.kind(),
         }
     }
@@ -225,9 +251,10 @@ impl Nla for EntryAttr {
     fn emit_value(&self, buf: &mut [u8]) {
         use EntryAttr::*;
         match self {
-            Family(v) | RcvWscale(v) | Substate(v) => buf[0] = *v,
+            Family(v) | RcvWscale(v) | Substate(v) | Tos(v) => buf[0] = *v,
             LocalPort(v) | RemotePort(v) | LastWin(v) => emit_u16(buf, *v).unwrap(),
-            Ifindex(v) | SndNxt(v) | RcvNxt(v) | TsRecent(v) | TsOffset(v) | ExpiresMs(v) => {
+            Ifindex(v) | SndNxt(v) | RcvNxt(v) | TsRecent(v) | TsOffset(v) | ExpiresMs(v)
+            | Mark(v) | BoundIfindex(v) | Flowlabel(v) | Priority(v) | Txhash(v) => {
                 emit_u32(buf, *v).unwrap()
             }
             Result(v) => emit_i32(buf, *v).unwrap(),
@@ -269,6 +296,12 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&'a T>> for EntryAttr {
             k::SUBSTATE => EntryAttr::Substate(parse_u8(v).with_context(ctx)?),
             k::EXPIRES_MS => EntryAttr::ExpiresMs(parse_u32(v).with_context(ctx)?),
             k::RESULT => EntryAttr::Result(parse_i32(v).with_context(ctx)?),
+            k::TOS => EntryAttr::Tos(parse_u8(v).with_context(ctx)?),
+            k::MARK => EntryAttr::Mark(parse_u32(v).with_context(ctx)?),
+            k::BOUND_IFINDEX => EntryAttr::BoundIfindex(parse_u32(v).with_context(ctx)?),
+            k::FLOWLABEL => EntryAttr::Flowlabel(parse_u32(v).with_context(ctx)?),
+            k::PRIORITY => EntryAttr::Priority(parse_u32(v).with_context(ctx)?),
+            k::TXHASH => EntryAttr::Txhash(parse_u32(v).with_context(ctx)?),
             _ => EntryAttr::Other(DefaultNla::parse(buf)?),
         })
     }
@@ -458,7 +491,8 @@ pub fn tuple_attrs(t: &Tuple) -> Vec<EntryAttr> {
 /// Every attribute of an entry as an add request sends it: the tuple, the sequence numbers,
 /// window and scale; `ts-recent` (with `ts-recent-valid`) only when it is known and `ts-offset`
 /// (with `has-ts`) only with timestamps, as the module refuses a `ts-recent` that is not valid;
-/// then `substate`.
+/// then `substate`; then each of `tos`, `mark`, `bound-ifindex`, `flowlabel`, `priority` and
+/// `txhash` that is not 0 (absent means 0, so an entry without them is sent as before).
 pub fn entry_attrs(e: &Entry) -> Vec<EntryAttr> {
     let mut v = tuple_attrs(&e.tuple);
     v.extend([
@@ -478,6 +512,20 @@ pub fn entry_attrs(e: &Entry) -> Vec<EntryAttr> {
         v.push(EntryAttr::TsRecentValid);
     }
     v.push(EntryAttr::Substate(e.substate.to_u8()));
+    if e.tos != 0 {
+        v.push(EntryAttr::Tos(e.tos));
+    }
+    for (val, attr) in [
+        (e.mark, EntryAttr::Mark as fn(u32) -> EntryAttr),
+        (e.bound_ifindex, EntryAttr::BoundIfindex),
+        (e.flowlabel, EntryAttr::Flowlabel),
+        (e.priority, EntryAttr::Priority),
+        (e.txhash, EntryAttr::Txhash),
+    ] {
+        if val != 0 {
+            v.push(attr(val));
+        }
+    }
     v
 }
 
@@ -493,6 +541,18 @@ pub fn add_message(entries: &[Entry], replace: bool) -> TwMessage {
     TwMessage {
         cmd: cmd::ADD,
         attrs,
+    }
+}
+
+/// `adopt`: one `entry` nest per tuple, with only its key (family, addresses, ports and
+/// ifindex, as `del` and `get` send it).
+pub fn adopt_message(tuples: &[Tuple]) -> TwMessage {
+    TwMessage {
+        cmd: cmd::ADOPT,
+        attrs: tuples
+            .iter()
+            .map(|t| MainAttr::Entry(tuple_attrs(t)))
+            .collect(),
     }
 }
 
@@ -587,6 +647,12 @@ pub struct ReplyEntry {
     pub substate: Option<u8>,
     pub expires_ms: Option<u32>,
     pub result: Option<i32>,
+    pub tos: Option<u8>,
+    pub mark: Option<u32>,
+    pub bound_ifindex: Option<u32>,
+    pub flowlabel: Option<u32>,
+    pub priority: Option<u32>,
+    pub txhash: Option<u32>,
 }
 
 impl ReplyEntry {
@@ -612,6 +678,12 @@ impl ReplyEntry {
                 EntryAttr::Substate(v) => r.substate = Some(v),
                 EntryAttr::ExpiresMs(v) => r.expires_ms = Some(v),
                 EntryAttr::Result(v) => r.result = Some(v),
+                EntryAttr::Tos(v) => r.tos = Some(v),
+                EntryAttr::Mark(v) => r.mark = Some(v),
+                EntryAttr::BoundIfindex(v) => r.bound_ifindex = Some(v),
+                EntryAttr::Flowlabel(v) => r.flowlabel = Some(v),
+                EntryAttr::Priority(v) => r.priority = Some(v),
+                EntryAttr::Txhash(v) => r.txhash = Some(v),
                 EntryAttr::Other(_) => {}
             }
         }
@@ -670,6 +742,12 @@ impl ReplyEntry {
             ts_offset: self.ts_offset.unwrap_or(0),
             substate,
             expires_ms: self.expires_ms,
+            tos: self.tos.unwrap_or(0),
+            mark: self.mark.unwrap_or(0),
+            bound_ifindex: self.bound_ifindex.unwrap_or(0),
+            flowlabel: self.flowlabel.unwrap_or(0),
+            priority: self.priority.unwrap_or(0),
+            txhash: self.txhash.unwrap_or(0),
         })
     }
 }
@@ -720,6 +798,85 @@ pub fn add_results(reply: &TwMessage, sent: &[Entry]) -> Result<Vec<i32>, Decode
             }
             r.result
                 .ok_or_else(|| format!("the add reply's entry {} has no result", i + 1).into())
+        })
+        .collect()
+}
+
+/// The outcome of one tuple of an `adopt`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdoptResult {
+    /// Result 0: the module took the connection over; its fin-wait2 entry, as `get` returns it
+    /// (the tuple is the one sent, its scope included).
+    Taken(Entry),
+    /// A negative errno: -ENOENT no connection with this tuple, -EINPROGRESS our FIN not
+    /// acknowledged yet, -EALREADY the peer's FIN came first, -ENOTCONN not shut down for
+    /// writing or not synchronized, -ENOTEMPTY unread data, -EOPNOTSUPP TCP-MD5/AO, microsecond
+    /// timestamps or a socket in repair mode, -EEXIST already guarded, -EADDRNOTAVAIL
+    /// nolocaltimewait.
+    Refused(i32),
+}
+
+impl AdoptResult {
+    /// The `result` attribute: 0 when taken, else the negative errno.
+    pub fn result(&self) -> i32 {
+        match self {
+            AdoptResult::Taken(_) => 0,
+            AdoptResult::Refused(r) => *r,
+        }
+    }
+
+    /// The entry, when taken.
+    pub fn entry(&self) -> Option<&Entry> {
+        match self {
+            AdoptResult::Taken(e) => Some(e),
+            AdoptResult::Refused(_) => None,
+        }
+    }
+}
+
+/// The per-tuple results of an adopt reply, matched to the request by order: one nest per
+/// tuple sent, naming it, with its `result`; a taken one carries the whole entry.
+pub fn adopt_results(reply: &TwMessage, sent: &[Tuple]) -> Result<Vec<AdoptResult>, DecodeError> {
+    let got = reply_entries(reply);
+    if got.len() != sent.len() {
+        return Err(format!(
+            "the adopt reply carries {} results for {} tuples sent",
+            got.len(),
+            sent.len()
+        )
+        .into());
+    }
+    got.iter()
+        .zip(sent)
+        .enumerate()
+        .map(|(i, (r, t))| {
+            if let Some(named) = r.tuple()? {
+                if !same_ends(&named, t) {
+                    return Err(format!(
+                        "the adopt reply's entry {} names {named}, not {t}",
+                        i + 1
+                    )
+                    .into());
+                }
+            }
+            let res = r
+                .result
+                .ok_or_else(|| format!("the adopt reply's entry {} has no result", i + 1))?;
+            if res != 0 {
+                return Ok(AdoptResult::Refused(res));
+            }
+            // The full state, under the tuple sent (the reply's may lack the scope).
+            let mut full = r.clone();
+            full.family = Some(t.family());
+            full.local_addr = Some(t.local.ip());
+            full.remote_addr = Some(t.remote.ip());
+            full.local_port = Some(t.local.port());
+            full.remote_port = Some(t.remote.port());
+            let mut e = full
+                .entry()
+                .map_err(|e| format!("the adopt reply's entry {}: {e}", i + 1))?;
+            e.tuple = *t;
+            Ok(AdoptResult::Taken(e))
         })
         .collect()
 }
@@ -1007,6 +1164,11 @@ pub fn errno_name(errno: i32) -> Option<&'static str> {
         libc::EAFNOSUPPORT => "EAFNOSUPPORT",
         libc::EBUSY => "EBUSY",
         libc::E2BIG => "E2BIG",
+        libc::EALREADY => "EALREADY",
+        libc::EINPROGRESS => "EINPROGRESS",
+        libc::ENOTCONN => "ENOTCONN",
+        libc::ENOTEMPTY => "ENOTEMPTY",
+        libc::EPROTO => "EPROTO",
         _ => return None,
     })
 }

@@ -29,6 +29,12 @@ fn v4_entry() -> Entry {
         ts_offset: 0x5566_7788,
         substate: Substate::TimeWait,
         expires_ms: None,
+        tos: 0,
+        mark: 0,
+        bound_ifindex: 0,
+        flowlabel: 0,
+        priority: 0,
+        txhash: 0,
     }
 }
 
@@ -496,4 +502,188 @@ fn timestamps_are_sent_only_when_known() {
     let k = kinds(&e);
     assert!(k.contains(&entry_attr::TS_OFFSET) && k.contains(&entry_attr::HAS_TS));
     assert!(!k.contains(&entry_attr::TS_RECENT) && !k.contains(&entry_attr::TS_RECENT_VALID));
+}
+
+/// An entry with every connection attribute set: what add sends comes back from get.
+fn v6_entry_with_attrs() -> Entry {
+    let mut e = Entry::new(tuple("[2001:db8::1]:443", "[2001:db8::2]:50000"), 7, 9);
+    e.substate = Substate::FinWait2;
+    e.has_ts = true;
+    e.ts_offset = 3;
+    e.tos = 0xb8;
+    e.mark = 0x1234_5678;
+    e.bound_ifindex = 4;
+    e.flowlabel = 0xfffff;
+    e.priority = 6;
+    e.txhash = 0xdead_beef;
+    e
+}
+
+#[test]
+fn connection_attributes_round_trip_through_add_and_get() {
+    let e = v6_entry_with_attrs();
+    let bytes = serialize_request(add_message(&[e], false), 0x20, 1, DO_FLAGS);
+    // The add request carries them after substate, in the spec's order, with their sizes.
+    #[rustfmt::skip]
+    let tail = [
+        5, 0, 15, 0,  1, 0, 0, 0,                   // substate fin-wait2
+        5, 0, 18, 0,  0xb8, 0, 0, 0,                // tos
+        8, 0, 19, 0,  0x78, 0x56, 0x34, 0x12,       // mark
+        8, 0, 20, 0,  4, 0, 0, 0,                   // bound-ifindex
+        8, 0, 21, 0,  0xff, 0xff, 0x0f, 0,          // flowlabel
+        8, 0, 22, 0,  6, 0, 0, 0,                   // priority
+        8, 0, 23, 0,  0xef, 0xbe, 0xad, 0xde,       // txhash
+    ];
+    assert!(bytes.ends_with(&tail), "{bytes:?}");
+    // The same nest as a get reply (with expires-ms) decodes to the same entry.
+    let mut attrs = entry_attrs(&e);
+    attrs.push(EntryAttr::ExpiresMs(1000));
+    let msg = TwMessage {
+        cmd: cmd::GET,
+        attrs: vec![MainAttr::Entry(attrs)],
+    };
+    let reply = serialize_request(msg, 0x20, 2, 0);
+    let got = reply_entries(&first_message(&reply))[0].entry().unwrap();
+    let mut want = e;
+    want.expires_ms = Some(1000);
+    assert_eq!(got, want);
+    // Zero is absent: an entry without them is sent exactly as before (V4_ADD above).
+    let k = entry_attrs(&v4_entry())
+        .iter()
+        .map(|a| a.kind())
+        .collect::<Vec<_>>();
+    assert!(k.iter().all(|k| *k <= entry_attr::SUBSTATE));
+}
+
+#[test]
+fn adopt_request_exact_bytes() {
+    let a = tuple("10.0.0.1:80", "10.0.0.2:40000");
+    let b = tuple("[fe80::1%3]:443", "[fe80::2]:50000");
+    let bytes = serialize_request(adopt_message(&[a, b]), 0x20, 7, DO_FLAGS);
+    #[rustfmt::skip]
+    let want: Vec<u8> = [
+        // nlmsghdr: len 20 + 52 + 76 = 148, type 0x20, REQUEST|ACK, seq 7; cmd adopt (6), v1
+        &[0x94, 0, 0, 0,  0x20, 0,  0x05, 0,  7, 0, 0, 0,  0, 0, 0, 0,  6, 1, 0, 0][..],
+        // entry 1: only the key
+        &[0x34, 0, 1, 0x80,
+            5, 0, 1, 0,   2, 0, 0, 0,             // family AF_INET
+            8, 0, 2, 0,   10, 0, 0, 1,            // local-addr
+            8, 0, 3, 0,   10, 0, 0, 2,            // remote-addr
+            6, 0, 4, 0,   0x50, 0, 0, 0,          // local-port 80
+            6, 0, 5, 0,   0x40, 0x9c, 0, 0,       // remote-port 40000
+            8, 0, 6, 0,   0, 0, 0, 0][..],        // ifindex 0
+        // entry 2: link-local IPv6 with its scope
+        &[0x4c, 0, 1, 0x80,
+            5, 0, 1, 0,   10, 0, 0, 0,
+            20, 0, 2, 0,  0xfe, 0x80, 0, 0, 0, 0, 0, 0,  0, 0, 0, 0, 0, 0, 0, 1,
+            20, 0, 3, 0,  0xfe, 0x80, 0, 0, 0, 0, 0, 0,  0, 0, 0, 0, 0, 0, 0, 2,
+            6, 0, 4, 0,   0xbb, 0x01, 0, 0,
+            6, 0, 5, 0,   0x50, 0xc3, 0, 0,
+            8, 0, 6, 0,   3, 0, 0, 0][..],        // ifindex 3
+    ]
+    .concat();
+    assert_eq!(bytes, want);
+}
+
+#[test]
+fn adopt_reply_with_mixed_results() {
+    let a = tuple("10.0.0.1:80", "10.0.0.2:40000");
+    let b = tuple("10.0.0.1:80", "10.0.0.2:40001");
+    #[rustfmt::skip]
+    let bytes: Vec<u8> = [
+        // reply: len 20 + 152 + 52 = 224, seq 7, cmd adopt
+        &[0xe0, 0, 0, 0,  0x20, 0,  0, 0,  7, 0, 0, 0,  0, 0, 0, 0,  6, 1, 0, 0][..],
+        // entry 1: taken (result 0) with the whole state
+        &[0x98, 0, 1, 0x80,
+            5, 0, 1, 0,   2, 0, 0, 0,
+            8, 0, 2, 0,   10, 0, 0, 1,
+            8, 0, 3, 0,   10, 0, 0, 2,
+            6, 0, 4, 0,   0x50, 0, 0, 0,
+            6, 0, 5, 0,   0x40, 0x9c, 0, 0,
+            8, 0, 17, 0,  0, 0, 0, 0,             // result 0
+            8, 0, 7, 0,   0x10, 0, 0, 0,          // snd-nxt 16
+            8, 0, 8, 0,   0x20, 0, 0, 0,          // rcv-nxt 32
+            6, 0, 9, 0,   0x00, 0x02, 0, 0,       // last-win 512
+            5, 0, 10, 0,  7, 0, 0, 0,             // rcv-wscale 7
+            5, 0, 15, 0,  1, 0, 0, 0,             // substate fin-wait2
+            8, 0, 16, 0,  0x60, 0xea, 0, 0,       // expires-ms 60000
+            4, 0, 13, 0,                          // has-ts
+            8, 0, 12, 0,  0x00, 0x10, 0, 0,       // ts-offset 4096
+            5, 0, 18, 0,  0x2e, 0, 0, 0,          // tos
+            8, 0, 19, 0,  9, 0, 0, 0,             // mark
+            8, 0, 20, 0,  2, 0, 0, 0,             // bound-ifindex
+            8, 0, 22, 0,  4, 0, 0, 0,             // priority
+            8, 0, 23, 0,  0x44, 0x33, 0x22, 0x11][..], // txhash
+        // entry 2: -EALREADY (-114), the key only
+        &[0x34, 0, 1, 0x80,
+            5, 0, 1, 0,   2, 0, 0, 0,
+            8, 0, 2, 0,   10, 0, 0, 1,
+            8, 0, 3, 0,   10, 0, 0, 2,
+            6, 0, 4, 0,   0x50, 0, 0, 0,
+            6, 0, 5, 0,   0x41, 0x9c, 0, 0,
+            8, 0, 17, 0,  0x8e, 0xff, 0xff, 0xff][..],
+    ]
+    .concat();
+    let msg = first_message(&bytes);
+    assert_eq!(msg.cmd, cmd::ADOPT);
+    let got = adopt_results(&msg, &[a, b]).unwrap();
+    let mut want = Entry::new(a, 16, 32);
+    want.last_win = 512;
+    want.rcv_wscale = 7;
+    want.substate = Substate::FinWait2;
+    want.expires_ms = Some(60_000);
+    want.has_ts = true;
+    want.ts_offset = 4096;
+    want.tos = 0x2e;
+    want.mark = 9;
+    want.bound_ifindex = 2;
+    want.priority = 4;
+    want.txhash = 0x1122_3344;
+    assert_eq!(
+        got,
+        vec![
+            AdoptResult::Taken(want),
+            AdoptResult::Refused(-libc::EALREADY)
+        ]
+    );
+    assert_eq!(got[0].result(), 0);
+    assert_eq!(got[1].result(), -libc::EALREADY);
+    assert!(got[1].entry().is_none());
+    // Matched by order: swapped tuples, or a count that differs, are errors.
+    let err = adopt_results(&msg, &[b, a]).unwrap_err().to_string();
+    assert!(err.contains("names 10.0.0.1:80 10.0.0.2:40000"), "{err}");
+    let err = adopt_results(&msg, &[a]).unwrap_err().to_string();
+    assert!(err.contains("2 results for 1 tuples"), "{err}");
+}
+
+#[test]
+fn adopt_reply_keeps_the_scope_sent() {
+    // A link-local tuple whose reply nest lacks ifindex keeps the scope of the tuple sent.
+    let t = tuple("[fe80::1%3]:443", "[fe80::2]:50000");
+    let mut nest: Vec<EntryAttr> = tuple_attrs(&t)
+        .into_iter()
+        .filter(|a| !matches!(a, EntryAttr::Ifindex(_)))
+        .collect();
+    nest.extend([
+        EntryAttr::Result(0),
+        EntryAttr::SndNxt(1),
+        EntryAttr::RcvNxt(2),
+        EntryAttr::Substate(1),
+        EntryAttr::Flowlabel(0x12345),
+    ]);
+    let reply = TwMessage {
+        cmd: cmd::ADOPT,
+        attrs: vec![MainAttr::Entry(nest)],
+    };
+    let got = adopt_results(&reply, &[t]).unwrap();
+    let e = got[0].entry().unwrap();
+    assert_eq!(e.tuple, t);
+    assert_eq!(e.flowlabel, 0x12345);
+    // A taken result without its state is an error, not a made-up entry.
+    let bare = TwMessage {
+        cmd: cmd::ADOPT,
+        attrs: vec![MainAttr::Entry(vec![EntryAttr::Result(0)])],
+    };
+    let err = adopt_results(&bare, &[t]).unwrap_err().to_string();
+    assert!(err.contains("snd-nxt"), "{err}");
 }
