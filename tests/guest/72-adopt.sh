@@ -16,7 +16,7 @@ import errno, os, socket, struct, sys, time
 from lib import YnlFamily, NlError
 
 TCP_REPAIR = 19
-ynl = YnlFamily("/ynl/rust_timewait.yaml")
+ynl = YnlFamily("/ynl/rust_timewait.yaml", schema="")
 n = 0
 failed = 0
 
@@ -180,7 +180,7 @@ cat >/tmp/adopt-nobody.py <<'EOF'
 import errno, sys
 from lib import YnlFamily, NlError
 try:
-    YnlFamily("/ynl/rust_timewait.yaml").do("adopt", {"entry": [{"family": 2,
+    YnlFamily("/ynl/rust_timewait.yaml", schema="").do("adopt", {"entry": [{"family": 2,
         "local-addr": bytes([127, 0, 0, 1]), "remote-addr": bytes([127, 0, 0, 1]),
         "local-port": 1, "remote-port": 2}]})
 except NlError as e:
