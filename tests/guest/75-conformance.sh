@@ -48,8 +48,6 @@ t5-syn-old-v6-nots    | D41              | RFC 9293 §3.10.7.4  | SYN below rcv_
 t8-ackunsent-v4-ts    | D42              | RFC 9293 §3.10.7.4  | in-order ACK of data never sent: Linux drops it, the module ACKs (rate-limited)
 d10-tszero-v4-ts      | D10              | RFC 7323 §5.3       | the FIN carries TSval 0: Linux takes ts_recent 0 for "none" and leaves the option off its ACK; the module honours 0 and echoes it
 f1-rst-oow-v4-nots    | D3               | RFC 5961 §3.2       | out-of-window RST in FIN_WAIT_2: Linux answers with an ACK, the module never answers a RST
-f1-oow-v6-ts          | D43              | RFC 7323 §4.3       | handed-off FIN_WAIT_2 entry before the FIN: Linux echoes the ts_recent of the socket on its out-of-window ACK, the entry echoes 0 (it cannot learn ts_recent before the FIN)
-f1-paws-fin-v4-ts     | D43              | RFC 7323 §5.3       | a FIN with an old TSval in FIN_WAIT_2: Linux rejects it by PAWS with the ts_recent of the socket, the entry has none yet and completes
 unread-close-v4       | D36              | RFC 2525 §2.17      | data left unread: close() resets at once; twctl shuts down first, refuses once FIN_WAIT2 is reached, and the close that follows resets
 '
 expected_ref() {
