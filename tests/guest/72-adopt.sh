@@ -89,7 +89,7 @@ t = tuple_of(c, socket.AF_INET)
 r = adopt(t)[0]
 print(f"# {r}")
 check(r.get("result") == 0, "adopt: taken (result 0)")
-check(r.get("substate") == 1, "adopt: a fin-wait2 entry")
+check(r.get("substate") == "fin-wait2", "adopt: a fin-wait2 entry")
 check(r.get("tos") == 0x28 and r.get("mark") == 7 and r.get("priority") == 3,
       "adopt: TOS, mark and priority copied from the socket")
 check(r.get("txhash", 0) != 0, "adopt: the connection's txhash copied")
@@ -128,6 +128,7 @@ s.close()
 # Refusals in one batch, each with its own errno, in request order.
 est, est_s = pair()                       # not shut down
 cw, cw_s = pair()                          # the peer's FIN first
+t_cw = tuple_of(cw, socket.AF_INET)        # (gone from the socket once it is closed)
 cw_s.shutdown(socket.SHUT_WR)
 wait_state(cw, CLOSE_WAIT)
 cw.shutdown(socket.SHUT_WR)                # LAST_ACK or closed by now
@@ -138,7 +139,7 @@ ur.shutdown(socket.SHUT_WR)
 wait_state(ur, FIN_WAIT2)
 gone = dict(tuple_of(est, socket.AF_INET), **{"remote-port": 9})
 entries_before = stat("entries")
-rs = adopt(tuple_of(est, socket.AF_INET), tuple_of(cw, socket.AF_INET),
+rs = adopt(tuple_of(est, socket.AF_INET), t_cw,
            tuple_of(ur, socket.AF_INET), gone)
 got = [r.get("result") for r in rs]
 print(f"# results {got}")
