@@ -8,7 +8,10 @@
 # The two run side by side on their own peer ports. Then the peer sends the case's segments,
 # the same in both, and prints what comes back, relative to both ISNs and to its own TS clock
 # (flags, seq, ack, window, length, options, TSecr, whether TSval is on the connection's clock,
-# and whether a new SYN reaches a listener). The transcripts are compared line by line:
+# and whether a new SYN reaches a listener) with the IP header of every reply (IPv4: TOS, TTL,
+# DF, total length, option bytes; IPv6: traffic class, flow label as "the connection's", "0" or
+# "other", hop limit, payload length, next header; see the head of rtw-script.c; the IPv4 ID is
+# recorded, not compared). The transcripts are compared line by line:
 #   match                 identical;
 #   expected-difference   they differ and the case is in EXPECTED below, which names the
 #                         decision (docs/decisions.md D-number, or the behaviour.md row whose
@@ -32,6 +35,7 @@ insmod /lib/modules/rust_timewait.ko || { not_ok "insmod"; tap_done; exit 0; }
 net_up
 old_rl=$(cat /proc/sys/net/ipv4/tcp_invalid_ratelimit)
 old_1337=$(cat /proc/sys/net/ipv4/tcp_rfc1337)
+old_ecn=$(cat /proc/sys/net/ipv4/tcp_ecn)
 
 # Where the two answers may differ on purpose: case | decision | RFC | what differs.
 EXPECTED='
@@ -60,6 +64,9 @@ expected_ref() {
 opts_of() {
 	case $1 in
 	ts) echo "mss,sack,ts,ws=7" ;;    # what Linux offers: timestamps and window scaling
+	ecn) echo "mss,sack,ts,ws=7,ecn" ;;       # as ts, and classic ECN (with ecn=1)
+	accecn) echo "mss,sack,ts,ws=7,accecn" ;; # as ts, and Accurate ECN (with ecn=3)
+	accecn) echo "mss,sack,ts,ws=7,accecn" ;; # as ts, and Accurate ECN (with ecn=3)
 	nots) echo "mss,sack,ws=7" ;;     # no timestamps
 	nows) echo "mss,sack,ts" ;;       # timestamps, no window scaling
 	bare) echo "mss" ;;               # neither, nor SACK
@@ -90,15 +97,21 @@ variant() {
 	sp=$!
 	wait_for $base.out '^# ready' 50 || echo "setup: the peer did not start" >>$base.setup
 	# The same application on both sides; only its end differs.
-	w="" h=""
+	w="" h="" q=""
+	for s in $settings; do
+		case $s in
+		tos=*) q="$q -Q ${s#*=}" ;;          # IP_TOS / IPV6_TCLASS on the socket
+		flowlabel=*) q="$q -F ${s#*=}" ;;    # an explicit IPv6 flow label
+		esac
+	done
 	case $app in
 	unread) w="-w 500" ;;          # the peer's data arrives before close() or the handoff
 	unread-half) w="-w 500" h=-H ;; # Linux: shutdown, wait for FIN_WAIT2, then close()
 	esac
 	if [ "$var" = linux ]; then
-		rtw-script -c "$dst" -t hello $w $h >$base.app 2>&1
+		rtw-script -c "$dst" -t hello $w $h $q >$base.app 2>&1
 	else
-		rtw-script -c "$dst" -t hello $w -- twctl handoff --fd 3 --shutdown >$base.app 2>&1
+		rtw-script -c "$dst" -t hello $w $q -- twctl handoff --fd 3 --shutdown >$base.app 2>&1
 	fi
 	rc=$?
 	echo "$(rtw-script -M) exit $rc" >>$base.app
@@ -135,11 +148,12 @@ variant() {
 
 SS=/usr/local/bin/ss
 n=0 ran=0 bg_ids="" bg_pids=""
-# sysctls RATELIMIT RFC1337: Linux's settings for the cases that run now (the module reads
+# sysctls RATELIMIT RFC1337 ECN: Linux's settings for the cases that run now (the module reads
 # tcp_invalid_ratelimit too).
 sysctls() {
 	echo "$1" >/proc/sys/net/ipv4/tcp_invalid_ratelimit
 	echo "$2" >/proc/sys/net/ipv4/tcp_rfc1337
+	echo "$3" >/proc/sys/net/ipv4/tcp_ecn
 }
 # run_case ID: both variants side by side.
 run_case() {
@@ -198,8 +212,10 @@ report() {
 # c ID ROWS FAMILY OPTSET "TITLE" [SETTING...] <<'EOF' steps EOF
 # FAMILY: v4, v6, m4 (an AF_INET6 socket talking to an IPv4 peer). OPTSET: see opts_of.
 # SETTING: ratelimit=MS (net.ipv4.tcp_invalid_ratelimit, default 0: every reply goes out),
-# rfc1337=0|1 (default 1, the Linux column of behaviour.md); a case with other settings than
-# these defaults runs alone, the others up to POOL at a time; listen (a listener on the host's
+# rfc1337=0|1 (default 1, the Linux column of behaviour.md), ecn=N (net.ipv4.tcp_ecn, default 2:
+# the host asks for no ECN); a case with other settings than these defaults runs alone, the
+# others up to POOL at a time; tos=N (the application sets IP_TOS, and IPV6_TCLASS on an
+# AF_INET6 socket, before connect()), flowlabel=N (an explicit IPv6 flow label); listen (a listener on the host's
 # port before the steps), app=close|unread|unread-half, isn=N, tsbase=N, bg (run in the
 # background, reported at the end). The steps follow a prologue that makes the connection and
 # takes it to FIN_WAIT2 (our FIN sent and acknowledged); app=unread* has its own.
@@ -208,11 +224,12 @@ c() {
 	shift 5
 	body=$(cat)
 	n=$((n + 1))
-	rl=0 r1337=1 listen=0 app=close isn="" tsbase="" bg=0
+	rl=0 r1337=1 ecn=2 listen=0 app=close isn="" tsbase="" bg=0
 	for s in "$@"; do
 		case $s in
 		ratelimit=*) rl=${s#*=} ;;
 		rfc1337=*) r1337=${s#*=} ;;
+		ecn=*) ecn=${s#*=} ;;
 		listen) listen=1 ;;
 		app=*) app=${s#*=} ;;
 		isn=*) isn=${s#*=} ;;
@@ -247,7 +264,7 @@ c() {
 	if [ $bg = 1 ]; then
 		run_case $id &
 		bg_pids="$bg_pids $!" bg_ids="$bg_ids $id"
-	elif [ "$rl:$r1337" = 0:1 ]; then
+	elif [ "$rl:$r1337:$ecn" = 0:1:2 ]; then
 		# The default settings: up to $POOL cases at a time.
 		run_case $id &
 		pool_pids="$pool_pids $!" pool_ids="$pool_ids $id"
@@ -255,10 +272,10 @@ c() {
 	else
 		# Its own settings: alone.
 		flush_pool
-		sysctls "$rl" "$r1337"
+		sysctls "$rl" "$r1337" "$ecn"
 		run_case $id
 		report $id
-		sysctls 0 1
+		sysctls 0 1 2
 	fi
 }
 # flush_pool: wait for the cases running together, report them in order.
@@ -269,7 +286,7 @@ flush_pool() {
 	for p in $pool_ids; do report $p; done
 	pool_pids="" pool_ids=""
 }
-sysctls 0 1
+sysctls 0 1 2
 
 # TIME_WAIT, expiry: started first, reported last; 2MSL is 60 s on both sides, and Linux's
 # timer may fire up to an eighth late (timer wheel), so the probe waits 75 s.
@@ -726,6 +743,7 @@ for id in $bg_ids; do report $id; done
 
 echo "$old_rl" >/proc/sys/net/ipv4/tcp_invalid_ratelimit
 echo "$old_1337" >/proc/sys/net/ipv4/tcp_rfc1337
+echo "$old_ecn" >/proc/sys/net/ipv4/tcp_ecn
 diag "conformance: $ran cases in $(($(date +%s) - start)) s"
 check "rmmod" rmmod rust_timewait
 net_down
