@@ -723,6 +723,94 @@ send FA seq=snd+5
 expect
 EOF
 
+# ---- The IP header of the replies (issue 9, item 5). Linux's TIME_WAIT (and its FIN_WAIT2,
+# which is a timewait socket too once the application has closed) sends with the socket's TOS
+# or traffic class, ECN bits cleared on every ACK but the one to the FIN that completes
+# FIN_WAIT2 and the one to a new SYN (tcp_v4_timewait_ack, tcp_v6_timewait_ack: only
+# TCP_TW_ACK_OOW clears them), with the connection's flow label (tw_flowlabel, else derived
+# from tw_txhash); its RST takes the DSCP of the segment it answers, ECN cleared
+# (tcp_v4_send_reset, tcp_v6_send_reset). The peer's own TOS is 0 unless a step says tos=.
+c ip-tos-v4-ts "F5,T6,T2" v4 ts "IP_TOS 0x28 (DSCP AF11): the ACKs carry the socket's TOS, not the segment's" tos=0x28 <<'EOF'
+send FA
+expect
+send FA seq=snd-1 tos=0xb9
+expect
+send A tsval=tsv-1000
+expect
+EOF
+c ip-tos-f1-v4-nots "F1,F6" v4 nots "IP_TOS 0x28: out-of-window data in FIN_WAIT2 gets an ACK with the socket's TOS; the RST to new data takes the segment's DSCP (0xb9: EF, ECT(1)), ECN cleared" tos=0x28 <<'EOF'
+send PA seq=snd+10000000 len=1 tos=0xb9
+expect
+send PA len=10 tos=0xb9
+expect
+send FA tos=0x11
+expect
+EOF
+c ip-tclass-v6-ts "F5,T6,T2" v6 ts "as ip-tos-v4-ts with IPV6_TCLASS 0x28; the replies carry the connection's flow label" tos=0x28 <<'EOF'
+send FA
+expect
+send FA seq=snd-1 tos=0xb9
+expect
+send A tsval=tsv-1000
+expect
+EOF
+c ip-tclass-f1-v6-nots "F1,F6" v6 nots "as ip-tos-f1-v4-nots with IPV6_TCLASS 0x28" tos=0x28 <<'EOF'
+send PA seq=snd+10000000 len=1 tos=0xb9
+expect
+send PA len=10 tos=0xb9
+expect
+send FA tos=0x11
+expect
+EOF
+c ip-tos-m4-ts "F5,T6" m4 ts "IP_TOS 0x28 on an AF_INET6 socket talking IPv4 (IPv4-mapped)" tos=0x28 <<'EOF'
+send FA
+expect
+send FA seq=snd-1
+expect
+EOF
+c ip-tos-ecnbits-v4-nots "F5,T6" v4 nots "IP_TOS 0x2b: Linux keeps the ECN bits of a TCP socket's TOS to itself, 0x28 is what takes" tos=0x2b <<'EOF'
+send FA
+expect
+send FA seq=snd-1
+expect
+EOF
+c ip-flowlabel-v6-nots "F5,T6,T10" v6 nots "an explicit flow label (0x12345, IPV6_FLOWLABEL_MGR and IPV6_FLOWINFO_SEND): the replies carry it" flowlabel=0x12345 <<'EOF'
+send FA
+expect
+send FA seq=snd-1
+expect
+send PA len=10
+expect
+EOF
+c ip-flowlabel-f6-v6-nots "F1,F6" v6 nots "as ip-flowlabel-v6-nots in FIN_WAIT2: the ACK to out-of-window data and the RST to new data" flowlabel=0x12345 <<'EOF'
+send PA seq=snd+10000000 len=1
+expect
+send PA len=10
+expect
+EOF
+c ip-ecn-v4-ts "F5,T6" v4 ecn "classic ECN (tcp_ecn=1) with IP_TOS 0x28: the FIN cleared ECT on the socket, the replies carry 0x28" tos=0x28 ecn=1 <<'EOF'
+send FA
+expect
+send FA seq=snd-1
+expect
+EOF
+c ip-accecn-v4-ts "F5,T6,T2" v4 accecn "Accurate ECN (tcp_ecn=3) with IP_TOS 0x28: ECT(0) stays on the socket; the ACK to the FIN keeps it, the out-of-window ACKs clear it" tos=0x28 ecn=3 <<'EOF'
+send FA
+expect
+send FA seq=snd-1
+expect
+send A tsval=tsv-1000
+expect
+EOF
+c ip-accecn-v6-ts "F5,T6,T2" v6 accecn "as ip-accecn-v4-ts with IPV6_TCLASS 0x28" tos=0x28 ecn=3 <<'EOF'
+send FA
+expect
+send FA seq=snd-1
+expect
+send A tsval=tsv-1000
+expect
+EOF
+
 # ---- Unread data at handoff (D36).
 c unread-close-v4 "§6" v4 ts "the peer's data is never read; the application closes" app=unread <<'EOF'
 seen F
