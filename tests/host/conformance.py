@@ -172,6 +172,8 @@ def ip_differences(lr, orr):
     out = []
     for i, (a, b) in enumerate(zip(lr, orr)):
         fa, fb = ip_fields(a), ip_fields(b)
+        if not fa or not fb:
+            continue  # "none" on one side: no IP header to compare
         for k in fa:
             if fa.get(k) != fb.get(k):
                 out.append(f"reply {i + 1}: IP {k} Linux {fa.get(k)}, ours {fb.get(k, '-')}")
