@@ -8,7 +8,10 @@
 # The two run side by side on their own peer ports. Then the peer sends the case's segments,
 # the same in both, and prints what comes back, relative to both ISNs and to its own TS clock
 # (flags, seq, ack, window, length, options, TSecr, whether TSval is on the connection's clock,
-# and whether a new SYN reaches a listener). The transcripts are compared line by line:
+# and whether a new SYN reaches a listener) with the IP header of every reply (IPv4: TOS, TTL,
+# DF, total length, option bytes; IPv6: traffic class, flow label as "the connection's", "0" or
+# "other", hop limit, payload length, next header; see the head of rtw-script.c; the IPv4 ID is
+# recorded, not compared). The transcripts are compared line by line:
 #   match                 identical;
 #   expected-difference   they differ and the case is in EXPECTED below, which names the
 #                         decision (docs/decisions.md D-number, or the behaviour.md row whose
@@ -32,6 +35,7 @@ insmod /lib/modules/rust_timewait.ko || { not_ok "insmod"; tap_done; exit 0; }
 net_up
 old_rl=$(cat /proc/sys/net/ipv4/tcp_invalid_ratelimit)
 old_1337=$(cat /proc/sys/net/ipv4/tcp_rfc1337)
+old_ecn=$(cat /proc/sys/net/ipv4/tcp_ecn)
 
 # Where the two answers may differ on purpose: case | decision | RFC | what differs.
 EXPECTED='
@@ -58,6 +62,9 @@ expected_ref() {
 opts_of() {
 	case $1 in
 	ts) echo "mss,sack,ts,ws=7" ;;    # what Linux offers: timestamps and window scaling
+	ecn) echo "mss,sack,ts,ws=7,ecn" ;;       # as ts, and classic ECN (with ecn=1)
+	accecn) echo "mss,sack,ts,ws=7,accecn" ;; # as ts, and Accurate ECN (with ecn=3)
+	accecn) echo "mss,sack,ts,ws=7,accecn" ;; # as ts, and Accurate ECN (with ecn=3)
 	nots) echo "mss,sack,ws=7" ;;     # no timestamps
 	nows) echo "mss,sack,ts" ;;       # timestamps, no window scaling
 	bare) echo "mss" ;;               # neither, nor SACK
@@ -88,15 +95,21 @@ variant() {
 	sp=$!
 	wait_for $base.out '^# ready' 50 || echo "setup: the peer did not start" >>$base.setup
 	# The same application on both sides; only its end differs.
-	w="" h=""
+	w="" h="" q=""
+	for s in $settings; do
+		case $s in
+		tos=*) q="$q -Q ${s#*=}" ;;          # IP_TOS / IPV6_TCLASS on the socket
+		flowlabel=*) q="$q -F ${s#*=}" ;;    # an explicit IPv6 flow label
+		esac
+	done
 	case $app in
 	unread) w="-w 500" ;;          # the peer's data arrives before close() or the handoff
 	unread-half) w="-w 500" h=-H ;; # Linux: shutdown, wait for FIN_WAIT2, then close()
 	esac
 	if [ "$var" = linux ]; then
-		rtw-script -c "$dst" -t hello $w $h >$base.app 2>&1
+		rtw-script -c "$dst" -t hello $w $h $q >$base.app 2>&1
 	else
-		rtw-script -c "$dst" -t hello $w -- twctl handoff --fd 3 --shutdown >$base.app 2>&1
+		rtw-script -c "$dst" -t hello $w $q -- twctl handoff --fd 3 --shutdown >$base.app 2>&1
 	fi
 	rc=$?
 	echo "$(rtw-script -M) exit $rc" >>$base.app
@@ -133,11 +146,12 @@ variant() {
 
 SS=/usr/local/bin/ss
 n=0 ran=0 bg_ids="" bg_pids=""
-# sysctls RATELIMIT RFC1337: Linux's settings for the cases that run now (the module reads
+# sysctls RATELIMIT RFC1337 ECN: Linux's settings for the cases that run now (the module reads
 # tcp_invalid_ratelimit too).
 sysctls() {
 	echo "$1" >/proc/sys/net/ipv4/tcp_invalid_ratelimit
 	echo "$2" >/proc/sys/net/ipv4/tcp_rfc1337
+	echo "$3" >/proc/sys/net/ipv4/tcp_ecn
 }
 # run_case ID: both variants side by side.
 run_case() {
@@ -196,8 +210,10 @@ report() {
 # c ID ROWS FAMILY OPTSET "TITLE" [SETTING...] <<'EOF' steps EOF
 # FAMILY: v4, v6, m4 (an AF_INET6 socket talking to an IPv4 peer). OPTSET: see opts_of.
 # SETTING: ratelimit=MS (net.ipv4.tcp_invalid_ratelimit, default 0: every reply goes out),
-# rfc1337=0|1 (default 1, the Linux column of behaviour.md); a case with other settings than
-# these defaults runs alone, the others up to POOL at a time; listen (a listener on the host's
+# rfc1337=0|1 (default 1, the Linux column of behaviour.md), ecn=N (net.ipv4.tcp_ecn, default 2:
+# the host asks for no ECN); a case with other settings than these defaults runs alone, the
+# others up to POOL at a time; tos=N (the application sets IP_TOS, and IPV6_TCLASS on an
+# AF_INET6 socket, before connect()), flowlabel=N (an explicit IPv6 flow label); listen (a listener on the host's
 # port before the steps), app=close|unread|unread-half, isn=N, tsbase=N, bg (run in the
 # background, reported at the end). The steps follow a prologue that makes the connection and
 # takes it to FIN_WAIT2 (our FIN sent and acknowledged); app=unread* has its own.
@@ -206,11 +222,12 @@ c() {
 	shift 5
 	body=$(cat)
 	n=$((n + 1))
-	rl=0 r1337=1 listen=0 app=close isn="" tsbase="" bg=0
+	rl=0 r1337=1 ecn=2 listen=0 app=close isn="" tsbase="" bg=0
 	for s in "$@"; do
 		case $s in
 		ratelimit=*) rl=${s#*=} ;;
 		rfc1337=*) r1337=${s#*=} ;;
+		ecn=*) ecn=${s#*=} ;;
 		listen) listen=1 ;;
 		app=*) app=${s#*=} ;;
 		isn=*) isn=${s#*=} ;;
@@ -245,7 +262,7 @@ c() {
 	if [ $bg = 1 ]; then
 		run_case $id &
 		bg_pids="$bg_pids $!" bg_ids="$bg_ids $id"
-	elif [ "$rl:$r1337" = 0:1 ]; then
+	elif [ "$rl:$r1337:$ecn" = 0:1:2 ]; then
 		# The default settings: up to $POOL cases at a time.
 		run_case $id &
 		pool_pids="$pool_pids $!" pool_ids="$pool_ids $id"
@@ -253,10 +270,10 @@ c() {
 	else
 		# Its own settings: alone.
 		flush_pool
-		sysctls "$rl" "$r1337"
+		sysctls "$rl" "$r1337" "$ecn"
 		run_case $id
 		report $id
-		sysctls 0 1
+		sysctls 0 1 2
 	fi
 }
 # flush_pool: wait for the cases running together, report them in order.
@@ -267,7 +284,7 @@ flush_pool() {
 	for p in $pool_ids; do report $p; done
 	pool_pids="" pool_ids=""
 }
-sysctls 0 1
+sysctls 0 1 2
 
 # TIME_WAIT, expiry: started first, reported last; 2MSL is 60 s on both sides, and Linux's
 # timer may fire up to an eighth late (timer wheel), so the probe waits 75 s.
@@ -704,6 +721,94 @@ send FA seq=snd+5
 expect
 EOF
 
+# ---- The IP header of the replies (issue 9, item 5). Linux's TIME_WAIT (and its FIN_WAIT2,
+# which is a timewait socket too once the application has closed) sends with the socket's TOS
+# or traffic class, ECN bits cleared on every ACK but the one to the FIN that completes
+# FIN_WAIT2 and the one to a new SYN (tcp_v4_timewait_ack, tcp_v6_timewait_ack: only
+# TCP_TW_ACK_OOW clears them), with the connection's flow label (tw_flowlabel, else derived
+# from tw_txhash); its RST takes the DSCP of the segment it answers, ECN cleared
+# (tcp_v4_send_reset, tcp_v6_send_reset). The peer's own TOS is 0 unless a step says tos=.
+c ip-tos-v4-ts "F5,T6,T2" v4 ts "IP_TOS 0x28 (DSCP AF11): the ACKs carry the socket's TOS, not the segment's" tos=0x28 <<'EOF'
+send FA
+expect
+send FA seq=snd-1 tos=0xb9
+expect
+send A tsval=tsv-1000
+expect
+EOF
+c ip-tos-f1-v4-nots "F1,F6" v4 nots "IP_TOS 0x28: out-of-window data in FIN_WAIT2 gets an ACK with the socket's TOS; the RST to new data takes the segment's DSCP (0xb9: EF, ECT(1)), ECN cleared" tos=0x28 <<'EOF'
+send PA seq=snd+10000000 len=1 tos=0xb9
+expect
+send PA len=10 tos=0xb9
+expect
+send FA tos=0x11
+expect
+EOF
+c ip-tclass-v6-ts "F5,T6,T2" v6 ts "as ip-tos-v4-ts with IPV6_TCLASS 0x28; the replies carry the connection's flow label" tos=0x28 <<'EOF'
+send FA
+expect
+send FA seq=snd-1 tos=0xb9
+expect
+send A tsval=tsv-1000
+expect
+EOF
+c ip-tclass-f1-v6-nots "F1,F6" v6 nots "as ip-tos-f1-v4-nots with IPV6_TCLASS 0x28" tos=0x28 <<'EOF'
+send PA seq=snd+10000000 len=1 tos=0xb9
+expect
+send PA len=10 tos=0xb9
+expect
+send FA tos=0x11
+expect
+EOF
+c ip-tos-m4-ts "F5,T6" m4 ts "IP_TOS 0x28 on an AF_INET6 socket talking IPv4 (IPv4-mapped)" tos=0x28 <<'EOF'
+send FA
+expect
+send FA seq=snd-1
+expect
+EOF
+c ip-tos-ecnbits-v4-nots "F5,T6" v4 nots "IP_TOS 0x2b: Linux keeps the ECN bits of a TCP socket's TOS to itself, 0x28 is what takes" tos=0x2b <<'EOF'
+send FA
+expect
+send FA seq=snd-1
+expect
+EOF
+c ip-flowlabel-v6-nots "F5,T6,T10" v6 nots "an explicit flow label (0x12345, IPV6_FLOWLABEL_MGR and IPV6_FLOWINFO_SEND): the replies carry it" flowlabel=0x12345 <<'EOF'
+send FA
+expect
+send FA seq=snd-1
+expect
+send PA len=10
+expect
+EOF
+c ip-flowlabel-f6-v6-nots "F1,F6" v6 nots "as ip-flowlabel-v6-nots in FIN_WAIT2: the ACK to out-of-window data and the RST to new data" flowlabel=0x12345 <<'EOF'
+send PA seq=snd+10000000 len=1
+expect
+send PA len=10
+expect
+EOF
+c ip-ecn-v4-ts "F5,T6" v4 ecn "classic ECN (tcp_ecn=1) with IP_TOS 0x28: the FIN cleared ECT on the socket, the replies carry 0x28" tos=0x28 ecn=1 <<'EOF'
+send FA
+expect
+send FA seq=snd-1
+expect
+EOF
+c ip-accecn-v4-ts "F5,T6,T2" v4 accecn "Accurate ECN (tcp_ecn=3) with IP_TOS 0x28: ECT(0) stays on the socket; the ACK to the FIN keeps it, the out-of-window ACKs clear it" tos=0x28 ecn=3 <<'EOF'
+send FA
+expect
+send FA seq=snd-1
+expect
+send A tsval=tsv-1000
+expect
+EOF
+c ip-accecn-v6-ts "F5,T6,T2" v6 accecn "as ip-accecn-v4-ts with IPV6_TCLASS 0x28" tos=0x28 ecn=3 <<'EOF'
+send FA
+expect
+send FA seq=snd-1
+expect
+send A tsval=tsv-1000
+expect
+EOF
+
 # ---- Unread data at handoff (D36).
 c unread-close-v4 "§6" v4 ts "the peer's data is never read; the application closes" app=unread <<'EOF'
 seen F
@@ -724,6 +829,7 @@ for id in $bg_ids; do report $id; done
 
 echo "$old_rl" >/proc/sys/net/ipv4/tcp_invalid_ratelimit
 echo "$old_1337" >/proc/sys/net/ipv4/tcp_rfc1337
+echo "$old_ecn" >/proc/sys/net/ipv4/tcp_ecn
 diag "conformance: $ran cases in $(($(date +%s) - start)) s"
 check "rmmod" rmmod rust_timewait
 net_down

@@ -110,9 +110,33 @@ def steps(transcript):
     return out
 
 
+# The IP header of a reply (rtw-script's "ip=" word): what a field is when nothing is special
+# about it. len/plen follow from the TCP part and are never shown in the table.
+IP_PLAIN = {"tos": "0x00", "ttl": "64", "df": "1", "opt": "0",
+            "tc": "0x00", "fl": "conn", "hl": "64", "nh": "6"}
+IP_HIDDEN = ("len", "plen")
+
+
+def ip_fields(reply):
+    """{field: value} of a reply's ip= word ({} when it has none)."""
+    for w in reply.split():
+        if w.startswith("ip="):
+            return dict(kv.split(":", 1) for kv in w[3:].split(",") if ":" in kv)
+    return {}
+
+
+def ip_shown(mine, other):
+    """The IP part of a reply in the table: fields that are not plain, or that differ from the
+    other transcript's reply in the same place; "" when there are none."""
+    keys = [k for k, v in mine.items() if k not in IP_HIDDEN and
+            (v != IP_PLAIN.get(k) or (other is not None and other.get(k) != v))]
+    return "ip(" + ",".join(f"{k}:{mine[k]}" for k in keys) + ")" if keys else ""
+
+
 def short(reply):
-    """A reply line, shortened for the table: no len=0, the usual TS block as 'ts'."""
-    words = [w for w in reply.split() if w != "len=0"]
+    """A reply line, shortened for the table: no len=0, the usual TS block as 'ts', no IP part
+    (answers() adds what is worth showing)."""
+    words = [w for w in reply.split() if w != "len=0" and not w.startswith("ip=")]
     words = ["ts" if w == "opts=nop,nop,ts" else w for w in words]
     words = [w for w in words if w != "tsclk=ok"]
     return " ".join(words)
@@ -123,13 +147,36 @@ def cell(items):
     return "<br>".join(esc) if esc else "–"
 
 
-def answers(transcript):
-    out = []
+def answers(transcript, other=None):
+    """One item per step; each reply with the IP fields worth showing (ip_shown), compared with
+    the reply in the same place of the other transcript."""
+    out, theirs = [], steps(other or [])
     for n, (what, replies) in enumerate(steps(transcript), 1):
         if what.startswith("seen "):
             out.append(f"{n}. {what.rsplit(' ', 1)[-1]}")
-        else:
-            out.append(f"{n}. " + ("; ".join(short(r) for r in replies if r != "none") or "none"))
+            continue
+        their = theirs[n - 1][1] if n - 1 < len(theirs) else []
+        items = []
+        for i, r in enumerate(replies):
+            if r == "none":
+                continue
+            o = ip_fields(their[i]) if other is not None and i < len(their) else None
+            ip = ip_shown(ip_fields(r), o)
+            items.append(short(r) + (" " + ip if ip else ""))
+        out.append(f"{n}. " + ("; ".join(items) or "none"))
+    return out
+
+
+def ip_differences(lr, orr):
+    """What differs in the IP headers of two steps' replies, as text."""
+    out = []
+    for i, (a, b) in enumerate(zip(lr, orr)):
+        fa, fb = ip_fields(a), ip_fields(b)
+        if not fa or not fb:
+            continue  # "none" on one side: no IP header to compare
+        for k in fa:
+            if fa.get(k) != fb.get(k):
+                out.append(f"reply {i + 1}: IP {k} Linux {fa.get(k)}, ours {fb.get(k, '-')}")
     return out
 
 
@@ -167,9 +214,18 @@ def render(cases, info):
         "on the wire; `ts` the NOP, NOP, timestamp block, `ecr=` the TSecr relative to the "
         "peer's TSval clock (0 when it is 0), `tsval=` the peer's TSval on that clock; the "
         "host's TSval is checked against the connection's clock measured at its SYN (within "
-        "5 ms; shown only when it is off). Every case runs with `net.ipv4.tcp_rfc1337=1` (the "
-        "Linux column of docs/behaviour.md) and `net.ipv4.tcp_invalid_ratelimit=0` unless its "
-        "title says otherwise. `snd`/`rcv` in a step are the peer's next sequence number and "
+        "5 ms; shown only when it is off). Every reply's IP header is compared too "
+        "(`tos` the IPv4 TOS byte, DSCP in its upper six bits and ECN in its lower two, `ttl`, "
+        "`df`, `opt` the bytes of IP options, the total length; `tc` the IPv6 traffic class, "
+        "`fl` the flow label, `conn` when it is the label the connection's own segments carried "
+        "before the steps, `0` or `other`, `hl` the hop limit, `nh` the next header, the payload "
+        "length; the IPv4 ID is not compared, see `rtw-script.c`); the table shows "
+        "`ip(...)` only for the fields that are not `tos:0x00`/`tc:0x00`, `ttl:64`/`hl:64`, "
+        "`df:1`, `opt:0`, `fl:conn`, `nh:6`, or that differ between the two answers; `tos=` in "
+        "a step is the TOS or traffic class the peer sent (0 otherwise). Every case runs "
+        "with `net.ipv4.tcp_rfc1337=1` (the Linux column of docs/behaviour.md), "
+        "`net.ipv4.tcp_invalid_ratelimit=0` and `net.ipv4.tcp_ecn=2` unless its settings say "
+        "otherwise. `snd`/`rcv` in a step are the peer's next sequence number and "
         "the host's.\n")
     summary = (f"**{len(cases)} cases: {counts['match']} match, "
                f"{counts['expected-difference']} expected-difference, "
@@ -183,12 +239,17 @@ def render(cases, info):
         title = c.title.replace("|", "\\|")
         opt = c.opt + "".join(f"<br>{x}" for x in c.settings.split())
         o.append(f"| `{c.id}`<br>{title} | {c.rows} | {c.fam} | {opt} | {cell(sent(c.linux))} | "
-                 f"{cell(answers(c.linux))} | {cell(answers(c.ours))} | {c.verdict} | {ref} |")
+                 f"{cell(answers(c.linux, c.ours))} | {cell(answers(c.ours, c.linux))} | "
+                 f"{c.verdict} | {ref} |")
     o.append("")
     o.append("Families: `v4` IPv4, `v6` IPv6, `m4` an AF_INET6 socket talking to an IPv4 peer "
              "(IPv4-mapped). Options, as the peer's SYN-ACK offers them: `ts` MSS, SACK, "
              "timestamps, window scale 7; `nots` the same without timestamps; `nows` without "
-             "window scaling; `bare` MSS only. Under them, the case's own settings: "
+             "window scaling; `bare` MSS only; `ecn` as `ts` with the "
+             "ECE of classic ECN on the SYN-ACK, `accecn` with the CWR of Accurate ECN. Under "
+             "them, the case's own settings: `tos=` (the application sets `IP_TOS`, and "
+             "`IPV6_TCLASS` on an AF_INET6 socket, before `connect()`), `flowlabel=` (an "
+             "explicit IPv6 flow label on the socket), `ecn=N` (`net.ipv4.tcp_ecn`), "
              "`ratelimit=MS` (`net.ipv4.tcp_invalid_ratelimit`), `rfc1337=0`, `listen` (a "
              "listener on the host's port before the steps), `isn=` (the peer's ISN), "
              "`tsbase=` (the start of the peer's TSval clock), `app=` (how the application "
@@ -210,6 +271,8 @@ def render(cases, info):
             for (w, lr), (_, orr) in zip(steps(c.linux), steps(c.ours)):
                 if lr != orr:
                     o.append(f"  * after `{w}`: Linux `{'; '.join(lr)}`, ours `{'; '.join(orr)}`")
+                    for d in ip_differences(lr, orr):
+                        o.append(f"    * {d}")
             if len(steps(c.linux)) != len(steps(c.ours)):
                 o.append("  * the transcripts have different numbers of steps")
         o.append("")

@@ -9,13 +9,18 @@
  *
  * Peer:     rtw-script -i IF -m HOSTMAC -s PEER -d HOST -p PORT [-g GOFILE] [-o PORTFILE]
  *                      [-T TOLERANCE_MS] < SCRIPT
- * App:      rtw-script -c ADDR:PORT [-t TEXT] [-w MS] [-H] [-- COMMAND...]
+ * App:      rtw-script -c ADDR:PORT [-t TEXT] [-w MS] [-H] [-Q TOS] [-F LABEL] [-- COMMAND...]
  *           connect (SO_REUSEADDR, so a listener can take the port later), send TEXT, wait MS,
  *           then close(); with -H first shutdown(SHUT_WR) and wait for FIN_WAIT2. With a
  *           COMMAND, run it instead of closing, with the socket as fd 3 (`twctl handoff --fd 3
  *           --shutdown`). Prints "connected local=ADDR:PORT" and "closed" or "exec COMMAND",
  *           each behind the time (CLOCK_MONOTONIC, ms). ADDR may be [IPv6] (an IPv4-mapped one
- *           for a dual-stack socket).
+ *           for a dual-stack socket). -Q: set IP_TOS (and IPV6_TCLASS on an AF_INET6 socket)
+ *           to TOS before connect(); Linux keeps the ECN bits of a TCP socket's TOS to itself
+ *           (ip_sockglue.c __ip_sock_set_tos, ipv6_sockglue.c IPV6_TCLASS), so only the DSCP
+ *           bits take. -F: an AF_INET6 socket sends with the explicit flow label LABEL
+ *           (IPV6_FLOWLABEL_MGR to lease it, shared with anyone: labels are leased per netns
+ *           and both variants of a case use the same; IPV6_FLOWINFO_SEND, sin6_flowinfo).
  * Clock:    rtw-script -M   prints CLOCK_MONOTONIC in ms.
  * Listener: rtw-script -l ADDR:PORT [-w MS]
  *           listen (SO_REUSEADDR) and print "accepted" if a connection completes within MS.
@@ -25,14 +30,18 @@
  *   accept [opts=LIST] [timeout=MS]
  *                                wait for the host's SYN to PORT, answer SYN-ACK. LIST is a
  *                                comma list of mss[=N], sack, ts, ws=N (our SYN options; also
- *                                used on a later SYN we send). Timestamps are in use when both
+ *                                used on a later SYN we send), ecn (our SYN-ACK carries ECE:
+ *                                classic ECN, RFC 3168, if the host's SYN asked for it), accecn
+ *                                (our SYN-ACK carries CWR alone: Accurate ECN, the answer to a
+ *                                not-ECT SYN, RFC 9768 Table 2). Timestamps are in use when both
  *                                SYNs carry them; the host's window scale when both carry one.
  *   wait FLAGS[,FLAGS...] [timeout=MS] [ack]
  *                                consume what arrives until a segment has all flags of one set;
  *                                with ack, acknowledge each data segment before that one at once
  *   send FLAGS [seq=E] [ack=E] [win=N] [len=N] [tsval=E] [tsraw=N] [tsecr=echo|0] [nots]
- *        [l2=bcast|mcast] [csum=bad]
- *                                FLAGS from "FSRPAUEC" ("." for none). seq is relative to our ISN
+ *        [l2=bcast|mcast] [csum=bad] [tos=N]
+ *                                FLAGS from "FSRPAUEC" ("." for none). tos: the IPv4 TOS byte or
+ *                                the IPv6 traffic class of the segment (default 0). seq is relative to our ISN
  *                                (default snd), ack to the host's ISN (default rcv), tsval to
  *                                tsbase (default tsv, which then advances by 10; tsraw: the TSval
  *                                as is); tsecr echoes the host's last TSval (0 on a SYN without
@@ -53,7 +62,21 @@
  *   snd_nxt + 65537, Linux's TIME_WAIT rule, else "fresh"); A relative to
  *   our ISN; E relative to tsbase (0 when it is 0); tsclk says whether TSval is on the host's
  *   connection clock (within TOLERANCE_MS, default 5) as measured at the host's SYN, using the
- *   receive timestamps of the packets.
+ *   receive timestamps of the packets. Every received line ends with the IP header's fields,
+ *   one word (grep -o ' ip=[^ ]*'):
+ *     IPv4  ip=tos:0xTT,ttl:N,df:0|1,len:N,opt:N    TOS byte (DSCP = TT >> 2, ECN = TT & 3), TTL,
+ *                                                   DF, total length, bytes of IP options
+ *     IPv6  ip=tc:0xTT,fl:L,hl:N,plen:N,nh:N        traffic class (the same split), flow label,
+ *                                                   hop limit, payload length, next header
+ *   L is the raw label (fl:0x12345) before `show`; from `show` on, "conn" when it equals the label
+ *   of the host's last segment before `show` (the connection's own: Linux derives it from the
+ *   socket's txhash, which is random per connection, or it is the socket's explicit label), "0",
+ *   or "other". Next header is always 6: a reply behind an extension header is not read (it
+ *   would show as missing). The IPv4 ID is not compared: it follows a "# ipid N" line of its own.
+ *   Linux's TIME_WAIT replies go out from its per-CPU control socket, which has no peer address
+ *   and sets DF, so their ID is 0 (include/net/ip.h ip_select_ident_segs); what a full socket
+ *   sends carries that socket's counter, which starts at random; and RFC 6864 §4.1 gives the ID
+ *   of an atomic (DF, unfragmented) datagram no meaning.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -166,7 +189,23 @@ static void print_endpoint(const char *what, const struct sockaddr_storage *ss)
 	}
 }
 
-static int app(const char *dst, const char *text, long wait, int half_close, char **exec_argv)
+#ifndef IPV6_FLOWLABEL_MGR
+#define IPV6_FLOWLABEL_MGR 32
+#endif
+#ifndef IPV6_FLOWINFO_SEND
+#define IPV6_FLOWINFO_SEND 33
+#endif
+/* struct in6_flowlabel_req of <linux/in6.h>, which clashes with <netinet/in.h>. */
+struct flowlabel_req {
+	struct in6_addr dst;
+	uint32_t label;                 /* network order */
+	uint8_t action, share;
+	uint16_t flags, expires, linger;
+	uint32_t pad;
+};
+
+static int app(const char *dst, const char *text, long wait, int half_close, char **exec_argv,
+	       int tos, long label)
 {
 	struct sockaddr_storage da, la;
 	socklen_t len = parse_endpoint(dst, &da), ll = sizeof(la);
@@ -178,6 +217,29 @@ static int app(const char *dst, const char *text, long wait, int half_close, cha
 	if (fd < 0)
 		fail("socket: %s", strerror(errno));
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (tos >= 0) {
+		/* An AF_INET6 socket takes IP_TOS for what it sends over IPv4 (IPv4-mapped). */
+		if (setsockopt(fd, IPPROTO_IP, IP_TOS, &tos, sizeof(tos)) < 0)
+			fail("IP_TOS: %s", strerror(errno));
+		if (da.ss_family == AF_INET6 &&
+		    setsockopt(fd, IPPROTO_IPV6, IPV6_TCLASS, &tos, sizeof(tos)) < 0)
+			fail("IPV6_TCLASS: %s", strerror(errno));
+	}
+	if (label >= 0) {
+		struct sockaddr_in6 *s6 = (void *)&da;
+		struct flowlabel_req fr = { .dst = s6->sin6_addr, .label = htonl((uint32_t)label),
+					    .action = 0 /* IPV6_FL_A_GET */,
+					    .share = 255 /* IPV6_FL_S_ANY */,
+					    .flags = 1 /* IPV6_FL_F_CREATE */ };
+
+		if (da.ss_family != AF_INET6)
+			fail("-F needs an IPv6 destination");
+		if (setsockopt(fd, IPPROTO_IPV6, IPV6_FLOWLABEL_MGR, &fr, sizeof(fr)) < 0)
+			fail("IPV6_FLOWLABEL_MGR: %s", strerror(errno));
+		if (setsockopt(fd, IPPROTO_IPV6, IPV6_FLOWINFO_SEND, &one, sizeof(one)) < 0)
+			fail("IPV6_FLOWINFO_SEND: %s", strerror(errno));
+		s6->sin6_flowinfo = htonl((uint32_t)label & 0xfffff);
+	}
 	if (connect(fd, (struct sockaddr *)&da, len) < 0)
 		fail("connect: %s", strerror(errno));
 	getsockname(fd, (struct sockaddr *)&la, &ll);
@@ -251,7 +313,7 @@ struct peer {
 	int have_host_ts, accepted;
 	uint16_t win;                   /* our window field */
 	/* Our SYN options. */
-	int o_mss, o_sack, o_ts, o_ws;
+	int o_mss, o_sack, o_ts, o_ws, o_ecn;  /* o_ecn: 1 classic ECN, 2 AccECN */
 	/* Negotiated. */
 	int use_ts, host_ws;
 	uint32_t hwnd;                  /* the host's last window, bytes */
@@ -264,6 +326,8 @@ struct peer {
 	int nseen;
 	const char *gofile, *portfile;
 	long long rt_minus_mono_ns;     /* CLOCK_REALTIME - CLOCK_MONOTONIC */
+	uint32_t conn_flow;             /* the flow label of the host's last segment before `show` */
+	int have_conn_flow;
 };
 
 struct seg {
@@ -274,6 +338,12 @@ struct seg {
 	/* The options as text: at most 40 option bytes, the longest text a byte ",nop" (4 chars). */
 	char opts[4 * 40 + 1];
 	long long rx_ms;                /* monotonic, from the packet's receive timestamp */
+	/* The IP header: v4 TOS or v6 traffic class, TTL or hop limit, DF, the length field
+	 * (v4 total, v6 payload), v4 option bytes, v4 ID, v6 flow label and next header. */
+	uint8_t tos, ttl, df, nh;
+	uint16_t iplen, ipid;
+	unsigned ipopt;
+	uint32_t flow;
 };
 
 static void out(struct peer *p, const char *fmt, ...)
@@ -397,6 +467,20 @@ static int recv_seg(struct peer *p, struct seg *s, long ms)
 			}
 			i += ol;
 		}
+		if (p->v6) {
+			s->tos = (uint8_t)(get16(r) >> 4);
+			s->flow = get32(r) & 0xfffff;
+			s->iplen = get16(r + 4);
+			s->nh = r[6];
+			s->ttl = r[7];
+		} else {
+			s->tos = r[1];
+			s->iplen = get16(r + 2);
+			s->ipid = get16(r + 4);
+			s->df = !!(r[6] & 0x40);
+			s->ttl = r[8];
+			s->ipopt = (unsigned)rh - 20;
+		}
 		s->rx_ms = mono_ms();
 		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
 			if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_TIMESTAMPNS) {
@@ -423,7 +507,7 @@ static int recv_seg(struct peer *p, struct seg *s, long ms)
 /* Account for a received segment and print it. */
 static void got(struct peer *p, struct seg *s)
 {
-	char fl[10], line[400];
+	char fl[10], line[512];
 	int n = 0;
 	/* A SYN-ACK after the handshake is a new connection on the same tuple (T3/T4). */
 	int new_conn = p->accepted && (s->flags & F_SYN);
@@ -468,7 +552,27 @@ static void got(struct peer *p, struct seg *s)
 		p->host_tsval = s->tsval;
 		p->have_host_ts = 1;
 	}
+	if (p->v6) {
+		char fl[16];
+
+		if (!p->show) {
+			snprintf(fl, sizeof(fl), "0x%05x", s->flow);
+			p->conn_flow = s->flow;
+			p->have_conn_flow = 1;
+		} else {
+			snprintf(fl, sizeof(fl), "%s", p->have_conn_flow && s->flow == p->conn_flow ?
+				 "conn" : s->flow ? "other" : "0");
+		}
+		n += sprintf(line + n, " ip=tc:0x%02x,fl:%s,hl:%u,plen:%u,nh:%u", s->tos, fl, s->ttl,
+			     s->iplen, s->nh);
+	} else {
+		n += sprintf(line + n, " ip=tos:0x%02x,ttl:%u,df:%u,len:%u,opt:%u", s->tos, s->ttl,
+			     s->df, s->iplen, s->ipopt);
+	}
 	out(p, "%s", line);
+	/* Not compared (see the header): for the record only. */
+	if (!p->v6)
+		printf("# ipid %u\n", s->ipid);
 	/* A reset takes no sequence space and advertises no window (its seq may be 0). */
 	if (!new_conn && !(s->flags & F_RST)) {
 		uint32_t end = s->seq - p->irs + s->len + !!(s->flags & F_SYN) + !!(s->flags & F_FIN);
@@ -538,7 +642,7 @@ static const char *arg(const char *args, const char *key)
 
 static void parse_opts(struct peer *p, const char *l)
 {
-	p->o_mss = p->o_sack = p->o_ts = 0;
+	p->o_mss = p->o_sack = p->o_ts = p->o_ecn = 0;
 	p->o_ws = -1;
 	while (l && *l && *l != ' ') {
 		if (!strncmp(l, "mss", 3))
@@ -549,6 +653,10 @@ static void parse_opts(struct peer *p, const char *l)
 			p->o_ts = 1;
 		else if (!strncmp(l, "ws", 2))
 			p->o_ws = atoi(l + 3);
+		else if (!strncmp(l, "accecn", 6))
+			p->o_ecn = 2;
+		else if (!strncmp(l, "ecn", 3))
+			p->o_ecn = 1;
 		else
 			fail("bad option list at '%s'", l);
 		l = strpbrk(l, ", ");
@@ -558,7 +666,8 @@ static void parse_opts(struct peer *p, const char *l)
 }
 
 static void send_seg(struct peer *p, uint8_t flags, uint32_t seq, uint32_t ack, uint16_t win,
-		     unsigned len, int ts, uint32_t tsval, uint32_t tsecr, int l2, int badcsum)
+		     unsigned len, int ts, uint32_t tsval, uint32_t tsecr, int l2, int badcsum,
+		     uint8_t tos)
 {
 	uint8_t pkt[2048] = { 0 }, opt[40];
 	size_t ol = 0;
@@ -594,7 +703,8 @@ static void send_seg(struct peer *p, uint8_t flags, uint32_t seq, uint32_t ack, 
 	if (tlen + iphl > sizeof(pkt))
 		fail("segment too long");
 	if (p->v6) {
-		ip[0] = 0x60;
+		ip[0] = (uint8_t)(0x60 | tos >> 4);
+		ip[1] = (uint8_t)(tos << 4);
 		put16(ip + 4, (uint16_t)tlen);
 		ip[6] = 6;
 		ip[7] = 64;
@@ -602,6 +712,7 @@ static void send_seg(struct peer *p, uint8_t flags, uint32_t seq, uint32_t ack, 
 		memcpy(ip + 24, p->daddr, 16);
 	} else {
 		ip[0] = 0x45;
+		ip[1] = tos;
 		put16(ip + 2, (uint16_t)(iphl + tlen));
 		ip[6] = 0x40;
 		ip[8] = 64;
@@ -666,10 +777,15 @@ static void do_accept(struct peer *p, const char *args)
 	p->use_ts = s.has_ts && p->o_ts;
 	p->host_ws = s.ws >= 0 && p->o_ws >= 0 ? s.ws : 0;
 	p->snd = 0;
-	send_seg(p, F_SYN | F_ACK, p->isn, p->irs + 1, p->win, 0, p->use_ts, p->tsbase + p->tsv,
-		 s.tsval, 0, 0);
+	/* ECN (RFC 3168 §6.1.1): ECE on the SYN-ACK to a SYN with ECE and CWR; Accurate ECN
+	 * (RFC 9768 §3.1.1): CWR alone, "the SYN arrived not-ECT". */
+	uint8_t ecn = p->o_ecn == 1 && (s.flags & (F_ECE | F_CWR)) == (F_ECE | F_CWR) ? F_ECE :
+		      p->o_ecn == 2 ? F_CWR : 0;
+	send_seg(p, F_SYN | F_ACK | ecn, p->isn, p->irs + 1, p->win, 0, p->use_ts,
+		 p->tsbase + p->tsv, s.tsval, 0, 0, 0);
 	printf("# host port %u\n", p->dport);
-	out(p, "> SA seq=0 ack=1 (ts %s, host wscale %d)", p->use_ts ? "on" : "off", p->host_ws);
+	out(p, "> SA%s seq=0 ack=1 (ts %s, host wscale %d)", ecn == F_ECE ? "E" : ecn ? "C" : "",
+	    p->use_ts ? "on" : "off", p->host_ws);
 	p->tsv += 10;
 	p->accepted = 1;
 }
@@ -696,7 +812,8 @@ static int flagset_match(const char *sets, uint8_t f)
 }
 
 static void send_seg(struct peer *p, uint8_t flags, uint32_t seq, uint32_t ack, uint16_t win,
-		     unsigned len, int ts, uint32_t tsval, uint32_t tsecr, int l2, int badcsum);
+		     unsigned len, int ts, uint32_t tsval, uint32_t tsecr, int l2, int badcsum,
+		     uint8_t tos);
 
 static void do_wait(struct peer *p, const char *args)
 {
@@ -720,7 +837,7 @@ static void do_wait(struct peer *p, const char *args)
 		 * the host cut its data into segments must not change the TSvals that follow. */
 		if (ack && s.len && !(s.flags & (F_SYN | F_RST | F_FIN))) {
 			send_seg(p, F_ACK, p->isn + p->snd, p->irs + p->rcv, p->win, 0, p->use_ts,
-				 p->tsbase + p->tsv, p->host_tsval, 0, 0);
+				 p->tsbase + p->tsv, p->host_tsval, 0, 0, 0);
 			out(p, "> A seq=%d ack=%d (data acknowledged)", (int32_t)p->snd, (int32_t)p->rcv);
 		}
 		if (flagset_match(args, s.flags))
@@ -736,7 +853,8 @@ static void do_send(struct peer *p, const char *args)
 	uint16_t win = p->win;
 	unsigned len = 0;
 	int ts = p->use_ts, l2 = 0, auto_ts = 1, badcsum = 0;
-	char fl[10], tsdesc[48] = "";
+	uint8_t tos = 0;
+	char fl[10], tsdesc[48] = "", tosdesc[16] = "";
 
 	if ((v = arg(args, "seq")))
 		seq = p->isn + eval(p, v);
@@ -765,14 +883,18 @@ static void do_send(struct peer *p, const char *args)
 		l2 = !strncmp(v, "bcast", 5) ? 1 : !strncmp(v, "mcast", 5) ? 2 : 0;
 	if ((v = arg(args, "csum")))
 		badcsum = !strncmp(v, "bad", 3);
+	if ((v = arg(args, "tos"))) {
+		tos = (uint8_t)strtoul(v, NULL, 0);
+		snprintf(tosdesc, sizeof(tosdesc), " tos=0x%02x", tos);
+	}
 	flags_str(flags, fl);
 	if (ts)
 		snprintf(tsdesc, sizeof(tsdesc), " tsval=%+d tsecr=%s", (int32_t)(tsval - p->tsbase),
 			 tsecr ? "echo" : "0");
-	out(p, "> %s seq=%d ack=%d win=%u len=%u%s%s%s", fl, (int32_t)(seq - p->isn),
+	out(p, "> %s seq=%d ack=%d win=%u len=%u%s%s%s%s", fl, (int32_t)(seq - p->isn),
 	    (int32_t)(ack - p->irs), win, len, tsdesc, l2 ? (l2 == 1 ? " l2=bcast" : " l2=mcast") : "",
-	    badcsum ? " csum=bad" : "");
-	send_seg(p, flags, seq, ack, win, len, ts, tsval, tsecr, l2, badcsum);
+	    badcsum ? " csum=bad" : "", tosdesc);
+	send_seg(p, flags, seq, ack, win, len, ts, tsval, tsecr, l2, badcsum, tos);
 	if (ts && auto_ts)
 		p->tsv += 10;
 }
@@ -950,11 +1072,11 @@ int main(int argc, char **argv)
 	const char *ifname = NULL, *mac = NULL, *src = NULL, *dst = NULL, *gofile = NULL;
 	const char *portfile = NULL, *conn = NULL, *lst = NULL, *text = NULL;
 	unsigned long port = 0;
-	long wait = 0, tol = 5;
-	int half = 0, opt;
+	long wait = 0, tol = 5, label = -1;
+	int half = 0, opt, tos = -1;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	while ((opt = getopt(argc, argv, "i:m:s:d:p:g:o:T:c:l:t:w:HM")) != -1) {
+	while ((opt = getopt(argc, argv, "i:m:s:d:p:g:o:T:c:l:t:w:HMQ:F:")) != -1) {
 		switch (opt) {
 		case 'i': ifname = optarg; break;
 		case 'm': mac = optarg; break;
@@ -969,12 +1091,14 @@ int main(int argc, char **argv)
 		case 't': text = optarg; break;
 		case 'w': wait = atol(optarg); break;
 		case 'H': half = 1; break;
+		case 'Q': tos = (int)strtol(optarg, NULL, 0); break;
+		case 'F': label = strtol(optarg, NULL, 0); break;
 		case 'M': printf("%lld\n", mono_ms()); return 0;
 		default: fprintf(stderr, "usage: see the header of rtw-script.c\n"); return 2;
 		}
 	}
 	if (conn)
-		return app(conn, text, wait, half, argv + optind);
+		return app(conn, text, wait, half, argv + optind, tos, label);
 	if (lst)
 		return listener(lst, wait);
 	if (!ifname || !mac || !src || !dst || !port) {
