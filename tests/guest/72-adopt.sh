@@ -127,11 +127,15 @@ s.close()
 
 # Refusals in one batch, each with its own errno, in request order.
 est, est_s = pair()                       # not shut down
-cw, cw_s = pair()                          # the peer's FIN first
-t_cw = tuple_of(cw, socket.AF_INET)        # (gone from the socket once it is closed)
+cw, cw_s = pair()                          # the peer's FIN first: CLOSE_WAIT
 cw_s.shutdown(socket.SHUT_WR)
 wait_state(cw, CLOSE_WAIT)
-cw.shutdown(socket.SHUT_WR)                # LAST_ACK or closed by now
+tw, tw_s = pair()                          # both FINs: Linux's own TIME_WAIT holds it
+t_tw = tuple_of(tw, socket.AF_INET)
+tw.shutdown(socket.SHUT_WR)
+wait_state(tw, FIN_WAIT2)
+tw_s.close()
+time.sleep(0.2)
 ur, ur_s = pair()                          # data left unread
 ur_s.sendall(b"unread")
 time.sleep(0.1)
@@ -139,18 +143,19 @@ ur.shutdown(socket.SHUT_WR)
 wait_state(ur, FIN_WAIT2)
 gone = dict(tuple_of(est, socket.AF_INET), **{"remote-port": 9})
 entries_before = stat("entries")
-rs = adopt(tuple_of(est, socket.AF_INET), t_cw,
-           tuple_of(ur, socket.AF_INET), gone)
+rs = adopt(tuple_of(est, socket.AF_INET), tuple_of(cw, socket.AF_INET),
+           tuple_of(ur, socket.AF_INET), gone, t_tw)
 got = [r.get("result") for r in rs]
 print(f"# results {got}")
 check(got[0] == -errno.ENOTCONN, "established, not shut down: -ENOTCONN")
-check(got[1] == -errno.EALREADY, "the peer's FIN came first: -EALREADY")
+check(got[1] == -errno.EALREADY, "the peer's FIN came first (CLOSE_WAIT): -EALREADY")
+check(got[4] == -errno.EALREADY, "Linux's TIME_WAIT holds the tuple: -EALREADY")
 check(got[2] == -errno.ENOTEMPTY, "data received and not read: -ENOTEMPTY (close() would reset)")
 check(got[3] == -errno.ENOENT, "no such connection: -ENOENT")
 check(stat("entries") == entries_before, "no refusal left an entry")
 check(state(ur) == FIN_WAIT2 and ur.recv(10) == b"unread",
       "the refused socket is untouched: its data still readable")
-for x in (est, est_s, cw, cw_s, ur, ur_s):
+for x in (est, est_s, cw, cw_s, ur, ur_s, tw):
     x.close()
 
 # A malformed request: extack names it, nothing happens.
