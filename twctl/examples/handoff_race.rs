@@ -154,7 +154,7 @@ fn main() -> ExitCode {
         // judge once nothing is in a transient state.
         let deadline = Instant::now() + Duration::from_secs(2);
         let (entry, socks) = loop {
-            let entry = match client.get(&tuple) {
+            let entry = match client.get(tuple) {
                 Ok(_) => Some(true),
                 Err(e) if e.errno() == Some(libc::ENOENT) => Some(false),
                 Err(e) => {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::client::{AddOutcome, Client};
-use crate::entry::{Entry, Substate, Tuple, AF_INET, AF_INET6, MAX_FLOWLABEL, MAX_WSCALE};
+use crate::entry::{Entry, Key, Substate, Tuple, AF_INET, AF_INET6, MAX_FLOWLABEL, MAX_WSCALE};
 use crate::error::{exit, Error, EXIT_CODES_HELP};
 use crate::format;
 use crate::handoff::{self, Outcome};
@@ -26,7 +26,7 @@ const HANDOFF_HELP: &str = "\
 HANDOFF PROTOCOL (docs/behaviour.md §6 in the rust_timewait sources)
   1. shutdown(SHUT_WR) after the last write; the kernel sends our FIN.
   2. Once TCP_INFO shows FIN-WAIT-2 (our FIN acknowledged), ask the module to adopt the
-     connection by its tuple: under the socket's lock it checks it and reads what Linux's
+     connection by its tuple and bound device (SO_BINDTOIFINDEX, the entry's VRF): under the socket's lock it checks it and reads what Linux's
      TIME_WAIT would keep (snd_nxt, rcv_nxt, window and scale, timestamps, TOS, mark, bound
      device, flow label, priority, transmit hash) into a FIN_WAIT_2 entry (ts_recent is
      learned from the peer's FIN). The socket is not closed by the module.
@@ -64,10 +64,11 @@ pub enum Command {
     /// Add entries: one from LOCAL REMOTE and flags, or many from a file (-f), in batches
     #[command(after_help = FORMAT_HELP)]
     Add(AddArgs),
-    /// Delete the entry guarding LOCAL REMOTE (needs CAP_NET_ADMIN)
+    /// Delete the entry guarding LOCAL REMOTE in the VRF of --bound-ifindex (needs CAP_NET_ADMIN)
     #[command(visible_alias = "delete")]
     Del(TupleArgs),
-    /// Show the entry guarding LOCAL REMOTE (needs CAP_NET_ADMIN: entries carry sequence numbers)
+    /// Show the entry guarding LOCAL REMOTE in the VRF of --bound-ifindex (needs CAP_NET_ADMIN:
+    /// entries carry sequence numbers)
     Get(TupleArgs),
     /// List the entries, like `ss -tan state time-wait`, with the remaining lifetime (needs
     /// CAP_NET_ADMIN)
@@ -133,6 +134,19 @@ pub struct TupleArgs {
     /// The peer's end, same syntax
     #[arg(value_parser = endpoint_arg)]
     pub remote: SocketAddr,
+    /// The device the socket was bound to, index or name: the entry is looked up in its VRF
+    /// [default: 0, the default VRF]
+    #[arg(long, value_name = "N|IFACE", value_parser = ifindex_arg)]
+    pub bound_ifindex: Option<u32>,
+}
+
+impl TupleArgs {
+    /// The key these arguments name.
+    pub fn key(&self) -> Result<Key, String> {
+        let (l, r) = (self.local, self.remote);
+        let t = Tuple::new(l, r).map_err(|e| format!("'{l} {r}': {e}"))?;
+        Ok(Key::new(t, self.bound_ifindex.unwrap_or(0)))
+    }
 }
 
 /// `twctl add`.
@@ -339,12 +353,10 @@ fn request<T>(op: impl FnOnce(&mut Client) -> Result<T, Error>) -> Result<T, u8>
 fn tuple_request<T>(
     name: &str,
     args: TupleArgs,
-    op: impl FnOnce(&mut Client, &Tuple) -> Result<T, Error>,
+    op: impl FnOnce(&mut Client, Key) -> Result<T, Error>,
 ) -> Result<T, u8> {
-    let (local, remote) = (args.local, args.remote);
-    let t =
-        Tuple::new(local, remote).map_err(|e| usage_error(format!("'{local} {remote}': {e}")))?;
-    with_client(|c| op(c, &t))?.map_err(|e| not_found(name, &t, &e).unwrap_or_else(|| fail(&e)))
+    let k = args.key().map_err(usage_error)?;
+    with_client(|c| op(c, k))?.map_err(|e| not_found(name, &k, &e).unwrap_or_else(|| fail(&e)))
 }
 
 /// The entry of `twctl add LOCAL REMOTE --snd-nxt ...`.
@@ -494,25 +506,36 @@ fn cmd_add(a: AddArgs, json: bool) -> Exit {
     Ok(code)
 }
 
-fn not_found(op: &str, t: &Tuple, e: &Error) -> Option<u8> {
+/// What `twctl del/get` says when no entry guards the key.
+pub fn not_found_text(op: &str, k: &Key, msg: Option<&str>) -> String {
+    let mut s = format!("{op}: no entry guards {k}");
+    if let Some(m) = msg {
+        s.push_str(&format!(" ({m})"));
+    }
+    if k.bound_ifindex == 0 {
+        s.push_str(
+            "; an entry of a socket bound to a device or VRF is found with its --bound-ifindex",
+        );
+    }
+    s
+}
+
+fn not_found(op: &str, k: &Key, e: &Error) -> Option<u8> {
     if e.errno() == Some(libc::ENOENT) && matches!(e, Error::Refused { .. }) {
         let msg = e.refusal().and_then(|r| r.msg.clone());
-        match msg {
-            Some(m) => eprintln!("twctl: {op}: no entry guards {t} ({m})"),
-            None => eprintln!("twctl: {op}: no entry guards {t}"),
-        }
+        eprintln!("twctl: {}", not_found_text(op, k, msg.as_deref()));
         return Some(exit::FAILED);
     }
     None
 }
 
 fn cmd_del(t: TupleArgs) -> Exit {
-    tuple_request("del", t, Client::del)?;
+    tuple_request("del", t, |c, k| c.del(k))?;
     Ok(exit::OK)
 }
 
 fn cmd_get(t: TupleArgs, json: bool) -> Exit {
-    let e = tuple_request("get", t, Client::get)?;
+    let e = tuple_request("get", t, |c, k| c.get(k))?;
     if json {
         println_json(&format::entry_json(&e));
     } else {
@@ -732,6 +755,70 @@ mod tests {
         );
     }
 
+    /// The arguments of a `del` or `get` command line that parses.
+    fn tuple_args(args: &[&str]) -> TupleArgs {
+        match parse(args).unwrap().command {
+            Command::Del(t) | Command::Get(t) => t,
+            c => panic!("{c:?}"),
+        }
+    }
+
+    #[test]
+    fn del_and_get_take_a_bound_ifindex() {
+        let t = Tuple::new(
+            "10.0.0.1:80".parse().unwrap(),
+            "10.0.0.2:40000".parse().unwrap(),
+        )
+        .unwrap();
+        for cmd in ["del", "delete", "get"] {
+            let a = tuple_args(&words(&format!("{cmd} 10.0.0.1:80 10.0.0.2:40000")));
+            assert_eq!(a.bound_ifindex, None);
+            assert_eq!(a.key().unwrap(), Key::new(t, 0));
+            let a = tuple_args(&words(&format!(
+                "{cmd} 10.0.0.1:80 10.0.0.2:40000 --bound-ifindex 12"
+            )));
+            assert_eq!(a.key().unwrap(), Key::new(t, 12));
+            // Before the tuple, in hex, and by name (lo is there on every host).
+            let a = tuple_args(&words(&format!(
+                "{cmd} --bound-ifindex 0x10 10.0.0.1:80 10.0.0.2:40000"
+            )));
+            assert_eq!(a.key().unwrap(), Key::new(t, 16));
+            let a = tuple_args(&words(&format!(
+                "{cmd} 10.0.0.1:80 10.0.0.2:40000 --bound-ifindex lo"
+            )));
+            assert_eq!(a.bound_ifindex, if_index("lo"));
+            assert!(a.bound_ifindex.is_some_and(|i| i > 0));
+        }
+        // A link-local tuple keeps its scope next to the device.
+        let a = tuple_args(&words("get [fe80::1%3]:80 [fe80::2]:1 --bound-ifindex 4"));
+        let k = a.key().unwrap();
+        assert_eq!((k.tuple.ifindex(), k.bound_ifindex), (3, 4));
+        // A tuple that does not hold is refused before anything is sent.
+        let a = tuple_args(&words("del 10.0.0.1:80 [::1]:1 --bound-ifindex 4"));
+        assert!(a.key().unwrap_err().contains("different families"));
+    }
+
+    #[test]
+    fn not_found_names_the_key() {
+        let t = Tuple::new(
+            "10.0.0.1:80".parse().unwrap(),
+            "10.0.0.2:1".parse().unwrap(),
+        )
+        .unwrap();
+        let s = not_found_text("del", &Key::new(t, 5), Some("no entry guards this tuple"));
+        assert_eq!(
+            s,
+            "del: no entry guards 10.0.0.1:80 10.0.0.2:1 bound-ifindex 5 \
+             (no entry guards this tuple)"
+        );
+        let s = not_found_text("get", &Key::from(t), None);
+        assert!(
+            s.starts_with("get: no entry guards 10.0.0.1:80 10.0.0.2:1; "),
+            "{s}"
+        );
+        assert!(s.contains("--bound-ifindex"), "{s}");
+    }
+
     #[test]
     fn add_usage_errors_are_exit_2() {
         let cases = [
@@ -748,6 +835,10 @@ mod tests {
             "add -f x 10.0.0.1:80",
             "add -f x --batch 0",
             "add host:80 10.0.0.2:1 --snd-nxt 1 --rcv-nxt 2",
+            "del 10.0.0.1:80 10.0.0.2:1 --bound-ifindex nosuchif0",
+            "get 10.0.0.1:80 10.0.0.2:1 --bound-ifindex -1",
+            "get 10.0.0.1:80 10.0.0.2:1 --bound-ifindex 0x100000000",
+            "get 10.0.0.1:80 10.0.0.2:1 --bound-ifindex",
             "frobnicate",
         ];
         for args in cases.map(words) {

@@ -10,7 +10,7 @@ use netlink_packet_generic::ctrl::{GenlCtrl, GenlCtrlCmd};
 use netlink_packet_generic::{GenlHeader, GenlMessage};
 use netlink_sys::{protocols::NETLINK_GENERIC, Socket, SocketAddr};
 
-use crate::entry::{Entry, Tuple};
+use crate::entry::{Entry, Key};
 use crate::error::Error;
 pub use crate::proto::AdoptResult;
 use crate::proto::{self, Extack, RawGenl, Refusal, Reply, Stats, TwMessage, FAMILY_NAME};
@@ -320,23 +320,30 @@ impl Client {
     /// with the entry the module added for each one taken. The sockets are not closed: the
     /// caller closes each taken one in TCP_REPAIR mode (see [`crate::handoff`]). An `Err` is a
     /// refusal of the whole message (or an answer that could not be read).
-    pub fn adopt(&mut self, tuples: &[Tuple]) -> Result<Vec<AdoptResult>, Error> {
-        let replies = self.transact("adopt", proto::adopt_message(tuples), false)?;
+    ///
+    /// Each one is a [`Tuple`] or a [`Key`]: a socket bound to a device (SO_BINDTODEVICE, or to
+    /// a VRF) is only found with its device as the key's `bound_ifindex` (the handoff reads it
+    /// with `SO_BINDTOIFINDEX`). A `bound_ifindex` naming no device of the netns refuses the
+    /// message with ENODEV.
+    pub fn adopt<K: Copy + Into<Key>>(&mut self, keys: &[K]) -> Result<Vec<AdoptResult>, Error> {
+        let replies = self.transact("adopt", proto::adopt_message(keys), false)?;
         let reply = replies
             .first()
             .ok_or_else(|| Error::Protocol("adopt: no reply with the tuples' results".into()))?;
-        proto::adopt_results(reply, tuples).map_err(|e| Error::Protocol(format!("adopt: {e}")))
+        proto::adopt_results(reply, keys).map_err(|e| Error::Protocol(format!("adopt: {e}")))
     }
 
-    /// Deletes the entry guarding a tuple (ENOENT when there is none).
-    pub fn del(&mut self, t: &Tuple) -> Result<(), Error> {
-        self.transact("del", proto::del_message(t), false)
+    /// Deletes the entry guarding a key (ENOENT when there is none): a `&Tuple` (the default
+    /// VRF), an `&Entry` (its tuple in the VRF of its `bound_ifindex`, as an adopted entry is
+    /// deleted again) or a [`Key`]. ENODEV: the `bound_ifindex` names no device of the netns.
+    pub fn del(&mut self, k: impl Into<Key>) -> Result<(), Error> {
+        self.transact("del", proto::del_message(k), false)
             .map(|_| ())
     }
 
-    /// Gets the entry guarding a tuple (ENOENT when there is none).
-    pub fn get(&mut self, t: &Tuple) -> Result<Entry, Error> {
-        let replies = self.transact("get", proto::get_message(t), false)?;
+    /// Gets the entry guarding a key (ENOENT when there is none), as [`Client::del`] names it.
+    pub fn get(&mut self, k: impl Into<Key>) -> Result<Entry, Error> {
+        let replies = self.transact("get", proto::get_message(k), false)?;
         let e = replies
             .iter()
             .flat_map(proto::reply_entries)

@@ -179,6 +179,73 @@ impl fmt::Display for Tuple {
     }
 }
 
+/// What names an entry in a request that carries only a key (`del`, `get`, `adopt`): the
+/// tuple, and the device the socket was bound to, whose VRF (L3 master) is part of the
+/// module's key. `bound_ifindex` 0 (not sent) is the default VRF; an entry of a socket bound
+/// to a device in a VRF (SO_BINDTODEVICE, or to the VRF itself) is only found with it. For
+/// `adopt` it is also the device the module looks the socket up by.
+///
+/// Every `del`/`get`/`adopt` of [`crate::Client`] takes anything that converts into a key: a
+/// [`Tuple`] (default VRF), an [`Entry`] (its `bound_ifindex`), or a `Key`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Key {
+    /// The 4-tuple (with its IPv6 link-local scope).
+    pub tuple: Tuple,
+    /// The socket's bound device (`bound-ifindex`), 0: none (the default VRF).
+    pub bound_ifindex: u32,
+}
+
+impl Key {
+    /// The key of a tuple in the VRF of the device `bound_ifindex` (0: the default VRF).
+    pub fn new(tuple: Tuple, bound_ifindex: u32) -> Self {
+        Key {
+            tuple,
+            bound_ifindex,
+        }
+    }
+}
+
+impl From<Tuple> for Key {
+    fn from(tuple: Tuple) -> Self {
+        Key::new(tuple, 0)
+    }
+}
+
+impl From<&Tuple> for Key {
+    fn from(tuple: &Tuple) -> Self {
+        Key::new(*tuple, 0)
+    }
+}
+
+impl From<&Key> for Key {
+    fn from(k: &Key) -> Self {
+        *k
+    }
+}
+
+impl From<Entry> for Key {
+    fn from(e: Entry) -> Self {
+        e.key()
+    }
+}
+
+impl From<&Entry> for Key {
+    fn from(e: &Entry) -> Self {
+        e.key()
+    }
+}
+
+impl fmt::Display for Key {
+    /// The tuple, then `bound-ifindex N` when it is not 0.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.tuple)?;
+        if self.bound_ifindex != 0 {
+            write!(f, " bound-ifindex {}", self.bound_ifindex)?;
+        }
+        Ok(())
+    }
+}
+
 /// One entry: the tuple and the TCP state the module needs to answer for it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Entry {
@@ -238,6 +305,11 @@ impl Entry {
             priority: 0,
             txhash: 0,
         }
+    }
+
+    /// The key that names this entry: its tuple and `bound_ifindex` (its VRF).
+    pub fn key(&self) -> Key {
+        Key::new(self.tuple, self.bound_ifindex)
     }
 }
 
@@ -304,5 +376,20 @@ mod tests {
         }
         assert_eq!(Substate::from_u8(2), None);
         assert_eq!(Substate::FinWait2.ss_name(), "FIN-WAIT-2");
+    }
+
+    #[test]
+    fn keys_of_tuples_and_entries() {
+        let t = Tuple::new(sa("10.0.0.1:80"), sa("10.0.0.2:40000")).unwrap();
+        assert_eq!(Key::from(t), Key::new(t, 0));
+        assert_eq!(Key::from(&t).to_string(), "10.0.0.1:80 10.0.0.2:40000");
+        let mut e = Entry::new(t, 1, 2);
+        e.bound_ifindex = 7;
+        assert_eq!(Key::from(&e), Key::new(t, 7));
+        assert_eq!(e.key(), Key::from(e));
+        assert_eq!(
+            e.key().to_string(),
+            "10.0.0.1:80 10.0.0.2:40000 bound-ifindex 7"
+        );
     }
 }

@@ -22,7 +22,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use crate::client::{AdoptResult, Client};
-use crate::entry::{Entry, Substate, Tuple};
+use crate::entry::{Entry, Key, Substate, Tuple};
 use crate::error::{exit, Error, PERMISSION_HINT};
 use crate::proto::{Extack, Refusal};
 
@@ -44,6 +44,14 @@ pub const TCP_SEND_QUEUE: libc::c_int = 2;
 pub const TCP_REPAIR_ON: libc::c_int = 1;
 /// `TCP_REPAIR_OFF_NO_WP`: leave repair mode without sending a window probe.
 pub const TCP_REPAIR_OFF_NO_WP: libc::c_int = -1;
+/// `SO_BINDTOIFINDEX` (SOL_SOCKET): the index of the device the socket is bound to, 0 when
+/// unbound (include/uapi/asm-generic/socket.h; sparc and parisc number it apart).
+#[cfg(any(target_arch = "sparc", target_arch = "sparc64"))]
+pub const SO_BINDTOIFINDEX: libc::c_int = 0x0041;
+/// `SO_BINDTOIFINDEX` (SOL_SOCKET): the index of the device the socket is bound to, 0 when
+/// unbound (include/uapi/asm-generic/socket.h; sparc and parisc number it apart).
+#[cfg(not(any(target_arch = "sparc", target_arch = "sparc64")))]
+pub const SO_BINDTOIFINDEX: libc::c_int = 62;
 /// `TCPI_OPT_TIMESTAMPS`.
 pub const TCPI_OPT_TIMESTAMPS: u8 = 1;
 /// `TCPI_OPT_USEC_TS`: the connection's TSval counts microseconds.
@@ -231,8 +239,9 @@ pub struct RepairState {
 }
 
 /// The FIN_WAIT_2 entry a dry run shows for a socket: `ts_recent` is unknown (the entry learns
-/// it from the peer's FIN); the connection's TOS, mark, bound device, flow label, priority and
-/// transmit hash are not read (the module's adopt reads them).
+/// it from the peer's FIN); the connection's TOS, mark, flow label, priority and transmit hash
+/// are not read (the module's adopt reads them); the dry run sets the bound device it read
+/// (`SO_BINDTOIFINDEX`) itself.
 pub fn build_entry(tuple: Tuple, s: &RepairState) -> Entry {
     let mut e = Entry::new(tuple, s.snd_nxt, s.rcv_nxt);
     e.last_win = advertised_window(&s.window, s.rcv_nxt, s.rcv_wscale);
@@ -520,6 +529,13 @@ pub(crate) fn setsockopt_int(fd: RawFd, level: i32, name: i32, val: libc::c_int)
     Ok(())
 }
 
+/// The device the socket is bound to (`SO_BINDTOIFINDEX`: SO_BINDTODEVICE, or a VRF), 0 when
+/// unbound: the `bound-ifindex` of the adopt and of the undo's `del`, as the module finds such
+/// a socket only by its device and keys its entry by the device's VRF.
+pub fn bound_ifindex(fd: RawFd) -> io::Result<u32> {
+    getsockopt::<libc::c_int>(fd, libc::SOL_SOCKET, SO_BINDTOIFINDEX).map(|i| i.max(0) as u32)
+}
+
 /// `TCP_INFO`.
 pub fn tcp_info(fd: RawFd) -> io::Result<TcpInfo> {
     getsockopt(fd, libc::IPPROTO_TCP, libc::TCP_INFO)
@@ -577,11 +593,12 @@ fn check_tcp(fd: RawFd) -> Result<(), HandoffErrorKind> {
     Ok(())
 }
 
-/// Checks a socket and returns it as a stream with its tuple, or the error with the socket.
+/// Checks a socket and returns it as a stream with its key (its tuple and bound device), or the
+/// error with the socket.
 pub(crate) fn precheck(
     fd: OwnedFd,
     will_wait: bool,
-) -> Result<(TcpStream, Tuple, Readiness), HandoffError> {
+) -> Result<(TcpStream, Key, Readiness), HandoffError> {
     let raw = fd.as_raw_fd();
     let refuse = |kind, fd| {
         Err(HandoffError {
@@ -603,6 +620,10 @@ pub(crate) fn precheck(
         }
         Err(k) => return refuse(k, fd),
     };
+    let bound = match bound_ifindex(raw) {
+        Ok(i) => i,
+        Err(e) => return refuse(HandoffErrorKind::Sys("getsockopt(SO_BINDTOIFINDEX)", e), fd),
+    };
     let stream = TcpStream::from(fd);
     let ends = stream
         .local_addr()
@@ -617,7 +638,7 @@ pub(crate) fn precheck(
         }
     };
     match Tuple::new(unmap(l), unmap(r)) {
-        Ok(t) => Ok((stream, t, ready)),
+        Ok(t) => Ok((stream, Key::new(t, bound), ready)),
         Err(e) => refuse(HandoffErrorKind::NotTcp(e.to_string()), stream.into()),
     }
 }
@@ -807,23 +828,25 @@ pub(crate) enum AfterAdopt {
 /// enter repair mode, check again that nothing arrived (unread data: give the socket back) and
 /// that the socket is still in FIN_WAIT2 (the race rule: if not, the peer's FIN got in first),
 /// and close it in repair mode. Every way out but the handoff deletes the entry again with
-/// `del` (ENOENT counts as done: the module takes an entry back itself when it sees the change).
+/// `del` of the entry's key, its tuple and `bound_ifindex` (its VRF) (ENOENT counts as done:
+/// the module takes an entry back itself when it sees the change).
 /// `del` may be the caller's code: the socket is held by an [`InRepair`] meanwhile.
 pub(crate) fn close_adopted(
     stream: TcpStream,
     entry: Entry,
-    del: &mut dyn FnMut(&Tuple) -> Result<(), Error>,
+    del: &mut dyn FnMut(&Key) -> Result<(), Error>,
 ) -> AfterAdopt {
     use HandoffErrorKind::*;
     let tuple = entry.tuple;
-    let mut undo = |t: &Tuple| match del(t) {
+    let key = entry.key();
+    let mut undo = |k: &Key| match del(k) {
         Err(e) if e.errno() != Some(libc::ENOENT) => Err(e),
         _ => Ok(()),
     };
     let repaired = match InRepair::enter(stream) {
         Ok(r) => r,
         Err((kind, stream)) => {
-            return match undo(&tuple) {
+            return match undo(&key) {
                 Ok(()) => AfterAdopt::RepairRefused(kind, stream),
                 Err(err) => {
                     drop(stream);
@@ -840,7 +863,7 @@ pub(crate) fn close_adopted(
     // Data that arrived after the module's check: give the socket back, unread data and all,
     // rather than close it under the module.
     if let Some(n) = inq(fd).filter(|n| *n > 0) {
-        if let Err(err) = undo(&tuple) {
+        if let Err(err) = undo(&key) {
             drop(repaired);
             return AfterAdopt::Closed(Err(Undo {
                 why: Box::new(UnreadData(n)),
@@ -857,7 +880,7 @@ pub(crate) fn close_adopted(
             AfterAdopt::Closed(Ok(Outcome::HandedOff(entry)))
         }
         other => {
-            if let Err(e) = undo(&tuple) {
+            if let Err(e) = undo(&key) {
                 drop(repaired);
                 return AfterAdopt::Closed(Err(Cleanup(tuple, e)));
             }
@@ -880,8 +903,9 @@ pub(crate) fn close_adopted(
 fn hand_off_ready(
     client: Option<&mut Client>,
     stream: TcpStream,
-    tuple: Tuple,
+    key: Key,
 ) -> Result<Outcome, HandoffError> {
+    let tuple = key.tuple;
     let fd = stream.as_raw_fd();
     let given_back = |kind, stream: TcpStream| {
         Err(HandoffError {
@@ -898,9 +922,9 @@ fn hand_off_ready(
         return given_back(HandoffErrorKind::UnreadData(n), stream);
     }
     let Some(client) = client else {
-        return dry_run_ready(stream, tuple);
+        return dry_run_ready(stream, key);
     };
-    let result = match client.adopt(&[tuple]) {
+    let result = match client.adopt(&[key]) {
         Ok(r) => r.into_iter().next(),
         // No CAP_NET_ADMIN: nothing was done (as when TCP_REPAIR was refused first).
         Err(e @ Error::PermissionDenied { .. }) => {
@@ -908,14 +932,14 @@ fn hand_off_ready(
         }
         Err(e) => {
             if may_have_adopted(&e) {
-                let _ = client.del(&tuple);
+                let _ = client.del(key);
             }
             return closed(HandoffErrorKind::Module(e), stream);
         }
     };
     match result {
         Some(AdoptResult::Taken(entry)) => {
-            match close_adopted(stream, entry, &mut |t| client.del(t)) {
+            match close_adopted(stream, entry, &mut |k| client.del(k)) {
                 AfterAdopt::Closed(Ok(o)) => Ok(o),
                 AfterAdopt::Closed(Err(kind)) => Err(HandoffError { kind, socket: None }),
                 AfterAdopt::GiveBack(kind, s) | AfterAdopt::RepairRefused(kind, s) => {
@@ -947,7 +971,7 @@ fn hand_off_ready(
 
 /// A dry run on a FIN_WAIT2 socket: repair mode, the state reads, the entry built; repair mode
 /// is left again and the socket closed normally.
-fn dry_run_ready(stream: TcpStream, tuple: Tuple) -> Result<Outcome, HandoffError> {
+fn dry_run_ready(stream: TcpStream, key: Key) -> Result<Outcome, HandoffError> {
     let repaired = match InRepair::enter(stream) {
         Ok(r) => r,
         Err((kind, stream)) => {
@@ -960,7 +984,9 @@ fn dry_run_ready(stream: TcpStream, tuple: Tuple) -> Result<Outcome, HandoffErro
     match read_repair_state(repaired.fd()) {
         Ok(state) => {
             drop(repaired.leave());
-            Ok(Outcome::DryRun(build_entry(tuple, &state)))
+            let mut e = build_entry(key.tuple, &state);
+            e.bound_ifindex = key.bound_ifindex;
+            Ok(Outcome::DryRun(e))
         }
         Err(kind) => {
             drop(repaired);
@@ -983,24 +1009,24 @@ fn open_client(stream: TcpStream) -> Result<(Client, TcpStream), HandoffError> {
 /// was acknowledged), through a new netlink connection. On success the socket is closed. When
 /// the handoff is refused before anything was done, the error gives the socket back.
 pub fn handoff(fd: OwnedFd) -> Result<Outcome, HandoffError> {
-    let (stream, tuple, _) = precheck(fd, false)?;
+    let (stream, key, _) = precheck(fd, false)?;
     let (mut client, stream) = open_client(stream)?;
-    hand_off_ready(Some(&mut client), stream, tuple)
+    hand_off_ready(Some(&mut client), stream, key)
 }
 
 /// [`handoff`] through an open [`Client`].
 pub fn handoff_with(client: &mut Client, fd: OwnedFd) -> Result<Outcome, HandoffError> {
-    let (stream, tuple, _) = precheck(fd, false)?;
-    hand_off_ready(Some(client), stream, tuple)
+    let (stream, key, _) = precheck(fd, false)?;
+    hand_off_ready(Some(client), stream, key)
 }
 
 /// Closes a connected socket with a handoff: `shutdown(SHUT_WR)`, wait (at most `timeout`)
 /// for our FIN to be acknowledged, then [`handoff`]. The socket is always consumed once the
 /// shutdown is done: on a failure after it, it is closed normally.
 pub fn close_with_handoff(fd: OwnedFd, timeout: Duration) -> Result<Outcome, HandoffError> {
-    let (stream, tuple, ready) = precheck(fd, true)?;
+    let (stream, key, ready) = precheck(fd, true)?;
     let (mut client, stream) = open_client(stream)?;
-    finish_close(Some(&mut client), stream, tuple, ready, timeout)
+    finish_close(Some(&mut client), stream, key, ready, timeout)
 }
 
 /// [`close_with_handoff`] through an open [`Client`].
@@ -1009,16 +1035,16 @@ pub fn close_with_handoff_with(
     fd: OwnedFd,
     timeout: Duration,
 ) -> Result<Outcome, HandoffError> {
-    let (stream, tuple, ready) = precheck(fd, true)?;
-    finish_close(Some(client), stream, tuple, ready, timeout)
+    let (stream, key, ready) = precheck(fd, true)?;
+    finish_close(Some(client), stream, key, ready, timeout)
 }
 
 /// A dry run: like [`handoff`] (or [`close_with_handoff`] with `shutdown`), but only builds the
 /// entry ([`Outcome::DryRun`]): repair mode is left again without sending anything, and the
 /// socket is closed normally. Needs CAP_NET_ADMIN (TCP_REPAIR), not the module.
 pub fn dry_run(fd: OwnedFd, shutdown: bool, timeout: Duration) -> Result<Outcome, HandoffError> {
-    let (stream, tuple, ready) = precheck(fd, shutdown)?;
-    finish_close(None, stream, tuple, ready, timeout)
+    let (stream, key, ready) = precheck(fd, shutdown)?;
+    finish_close(None, stream, key, ready, timeout)
 }
 
 /// What waiting for FIN_WAIT2 gave.
@@ -1079,19 +1105,19 @@ fn shutdown_and_wait(
 fn finish_close(
     client: Option<&mut Client>,
     stream: TcpStream,
-    tuple: Tuple,
+    key: Key,
     ready: Readiness,
     timeout: Duration,
 ) -> Result<Outcome, HandoffError> {
     let stream = if ready == Readiness::Wait {
-        match shutdown_and_wait(stream, tuple, timeout)? {
+        match shutdown_and_wait(stream, key.tuple, timeout)? {
             Waited::FinWait2(s) => s,
             Waited::Done(outcome) => return Ok(outcome),
         }
     } else {
         stream
     };
-    hand_off_ready(client, stream, tuple).map_err(|mut e| {
+    hand_off_ready(client, stream, key).map_err(|mut e| {
         if ready == Readiness::Wait {
             // After our shutdown the socket is ours to close.
             e.socket = None;
@@ -1412,7 +1438,7 @@ mod tests {
             AfterAdopt::Closed(Ok(Outcome::HandedOff(e))) => assert_eq!(e.tuple, t),
             AfterAdopt::RepairRefused(HandoffErrorKind::Permission, _) => {
                 // No CAP_NET_ADMIN: the entry is taken back and the socket given back.
-                assert_eq!(dels, vec![t]);
+                assert_eq!(dels, vec![Key::from(t)]);
                 return;
             }
             AfterAdopt::Closed(r) => panic!("{r:?}"),
@@ -1426,15 +1452,18 @@ mod tests {
         );
 
         // The peer's FIN got in first: the entry is deleted, the socket closed normally.
+        // An entry of a bound socket is deleted in its VRF: by its tuple and bound_ifindex.
         let (c, s, t) = fin_wait2();
         drop(c);
         std::thread::sleep(Duration::from_millis(50));
-        let r = close_adopted(s, fw2_entry(t), &mut |t| {
-            dels.push(*t);
+        let mut bound = fw2_entry(t);
+        bound.bound_ifindex = 1;
+        let r = close_adopted(s, bound, &mut |k| {
+            dels.push(*k);
             Ok(())
         });
         assert!(matches!(r, AfterAdopt::Closed(Ok(Outcome::PeerFinFirst(x))) if x == t));
-        assert_eq!(dels, vec![t]);
+        assert_eq!(dels, vec![Key::new(t, 1)]);
 
         // Data arrived after the module's check: the entry is deleted (ENOENT counts as done:
         // the module took it back itself) and the socket comes back with its data.
@@ -1487,6 +1516,33 @@ mod tests {
         drop(w);
         let err = handoff(OwnedFd::from(r)).unwrap_err();
         assert!(matches!(err.kind, HandoffErrorKind::NotTcp(_)), "{err}");
+    }
+
+    /// The precheck reads the socket's bound device (SO_BINDTOIFINDEX) into its key: 0 unbound,
+    /// the device's index once bound (here lo; binding an unbound socket needs no privilege).
+    #[test]
+    fn precheck_reads_the_bound_device() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let established = || {
+            let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+            let (s, _) = l.accept().unwrap();
+            (c, s)
+        };
+        let (_c, s) = established();
+        let t = Tuple::new(s.local_addr().unwrap(), s.peer_addr().unwrap()).unwrap();
+        assert_eq!(bound_ifindex(s.as_raw_fd()).unwrap(), 0);
+        let (_, key, ready) = precheck(s.into(), true).unwrap();
+        assert_eq!((key, ready), (Key::new(t, 0), Readiness::Wait));
+
+        // SAFETY: a NUL-terminated string.
+        let lo = unsafe { libc::if_nametoindex(c"lo".as_ptr()) };
+        assert_ne!(lo, 0);
+        let (_c, s) = established();
+        let t = Tuple::new(s.local_addr().unwrap(), s.peer_addr().unwrap()).unwrap();
+        setsockopt_int(s.as_raw_fd(), libc::SOL_SOCKET, SO_BINDTOIFINDEX, lo as i32).unwrap();
+        assert_eq!(bound_ifindex(s.as_raw_fd()).unwrap(), lo);
+        let (_, key, _) = precheck(s.into(), true).unwrap();
+        assert_eq!(key, Key::new(t, lo));
     }
 
     #[test]

@@ -43,7 +43,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use crate::client::{AdoptResult, Client, MAX_ADOPT};
-use crate::entry::Tuple;
+use crate::entry::{Key, Tuple};
 use crate::error::Error;
 use crate::handoff::{
     adopt_refusal, build_entry, close_adopted, inq, may_have_adopted, precheck,
@@ -61,41 +61,44 @@ const EVENTS: usize = 256;
 
 /// Where a queue's sockets are adopted.
 pub trait EntrySink {
-    /// Adopts the connections of these tuples in one message (as [`Client::adopt`]): one
-    /// result per tuple, in order, with the entry of each one taken. An `Err` means the message
-    /// was refused (or its answer lost) as a whole.
-    fn adopt(&mut self, tuples: &[Tuple]) -> Result<Vec<AdoptResult>, Error>;
-    /// Deletes the entry guarding a tuple (an error with ENOENT when there is none).
-    fn del(&mut self, tuple: &Tuple) -> Result<(), Error>;
+    /// Adopts the connections of these keys in one message (as [`Client::adopt`]): each the
+    /// socket's tuple and the device it is bound to (`SO_BINDTOIFINDEX`, 0: none), by which
+    /// the module finds a bound socket. One result per key, in order, with the entry of each
+    /// one taken. An `Err` means the message was refused (or its answer lost) as a whole.
+    fn adopt(&mut self, keys: &[Key]) -> Result<Vec<AdoptResult>, Error>;
+    /// Deletes the entry guarding a key, its tuple in the VRF of its `bound_ifindex` (an error
+    /// with ENOENT when there is none). An adopted entry is deleted by [`Entry::key`](
+    /// crate::Entry::key).
+    fn del(&mut self, key: &Key) -> Result<(), Error>;
 }
 
 impl EntrySink for Client {
-    fn adopt(&mut self, tuples: &[Tuple]) -> Result<Vec<AdoptResult>, Error> {
-        Client::adopt(self, tuples)
+    fn adopt(&mut self, keys: &[Key]) -> Result<Vec<AdoptResult>, Error> {
+        Client::adopt(self, keys)
     }
 
-    fn del(&mut self, tuple: &Tuple) -> Result<(), Error> {
-        Client::del(self, tuple)
+    fn del(&mut self, key: &Key) -> Result<(), Error> {
+        Client::del(self, key)
     }
 }
 
 impl<T: EntrySink + ?Sized> EntrySink for &mut T {
-    fn adopt(&mut self, tuples: &[Tuple]) -> Result<Vec<AdoptResult>, Error> {
-        (**self).adopt(tuples)
+    fn adopt(&mut self, keys: &[Key]) -> Result<Vec<AdoptResult>, Error> {
+        (**self).adopt(keys)
     }
 
-    fn del(&mut self, tuple: &Tuple) -> Result<(), Error> {
-        (**self).del(tuple)
+    fn del(&mut self, key: &Key) -> Result<(), Error> {
+        (**self).del(key)
     }
 }
 
 impl<T: EntrySink + ?Sized> EntrySink for Box<T> {
-    fn adopt(&mut self, tuples: &[Tuple]) -> Result<Vec<AdoptResult>, Error> {
-        (**self).adopt(tuples)
+    fn adopt(&mut self, keys: &[Key]) -> Result<Vec<AdoptResult>, Error> {
+        (**self).adopt(keys)
     }
 
-    fn del(&mut self, tuple: &Tuple) -> Result<(), Error> {
-        (**self).del(tuple)
+    fn del(&mut self, key: &Key) -> Result<(), Error> {
+        (**self).del(key)
     }
 }
 
@@ -138,12 +141,21 @@ pub struct QueueStats {
 struct Pending {
     stream: TcpStream,
     tuple: Tuple,
+    /// The device it is bound to (`SO_BINDTOIFINDEX`), for the adopt.
+    bound_ifindex: u32,
     /// Our `shutdown(SHUT_WR)`: the socket is the queue's to close on a failure.
     shut_by_us: bool,
     /// Its token in the epoll set and the deadlines.
     token: u64,
     /// When it is closed normally if our FIN is still not acknowledged.
     deadline: Instant,
+}
+
+impl Pending {
+    /// What the adopt names it by: its tuple and bound device.
+    fn key(&self) -> Key {
+        Key::new(self.tuple, self.bound_ifindex)
+    }
 }
 
 /// A socket that reached FIN_WAIT2, on its way through repair mode.
@@ -257,7 +269,8 @@ impl<S: EntrySink> HandoffQueue<S> {
     /// returns its tuple at once. From then on the socket is the queue's: it is reported by
     /// [`process`](Self::process).
     pub fn push(&mut self, fd: OwnedFd) -> Result<Tuple, HandoffError> {
-        let (stream, tuple, ready) = precheck(fd, true)?;
+        let (stream, key, ready) = precheck(fd, true)?;
+        let tuple = key.tuple;
         let token = self.next_token;
         self.next_token += 1;
         // Edge-triggered: after our shutdown EPOLLOUT is always set, so every wakeup of the
@@ -301,6 +314,7 @@ impl<S: EntrySink> HandoffQueue<S> {
             Pending {
                 stream,
                 tuple,
+                bound_ifindex: key.bound_ifindex,
                 shut_by_us,
                 token,
                 deadline,
@@ -526,17 +540,17 @@ impl<S: EntrySink> HandoffQueue<S> {
             }
             return;
         };
-        let tuples: Vec<Tuple> = ready.iter().map(|r| r.pending.tuple).collect();
+        let keys: Vec<Key> = ready.iter().map(|r| r.pending.key()).collect();
         self.stats.adopt_messages += 1;
-        self.stats.tuples_sent += tuples.len() as u64;
+        self.stats.tuples_sent += keys.len() as u64;
         let start = Instant::now();
-        let adopted = sink.adopt(&tuples);
+        let adopted = sink.adopt(&keys);
         self.stats.adopt_ns += start.elapsed().as_nanos() as u64;
         let adopted = match adopted {
-            Ok(r) if r.len() != tuples.len() => Err(Error::Protocol(format!(
+            Ok(r) if r.len() != keys.len() => Err(Error::Protocol(format!(
                 "adopt: {} results for {} tuples",
                 r.len(),
-                tuples.len()
+                keys.len()
             ))),
             other => other,
         };
@@ -549,7 +563,7 @@ impl<S: EntrySink> HandoffQueue<S> {
                 let undo = may_have_adopted(&e);
                 for Ready { pending: p, .. } in ready {
                     if undo {
-                        let _ = sink.del(&p.tuple);
+                        let _ = sink.del(&p.key());
                     }
                     out.push(closed_normally(p, HandoffErrorKind::Module(dup_error(&e))));
                 }
@@ -584,6 +598,7 @@ impl<S: EntrySink> HandoffQueue<S> {
             let Pending {
                 stream,
                 tuple,
+                bound_ifindex,
                 shut_by_us,
                 token,
                 deadline,
@@ -591,11 +606,12 @@ impl<S: EntrySink> HandoffQueue<S> {
             let back = |stream| Pending {
                 stream,
                 tuple,
+                bound_ifindex,
                 shut_by_us,
                 token,
                 deadline,
             };
-            match close_adopted(stream, entry, &mut |t| sink.del(t)) {
+            match close_adopted(stream, entry, &mut |k| sink.del(k)) {
                 AfterAdopt::Closed(result) => out.push(Handoff {
                     tuple,
                     result: result.map_err(|kind| HandoffError { kind, socket: None }),
@@ -642,6 +658,7 @@ fn dry_run_one(epfd: RawFd, p: Pending, info: &TcpInfo, timens: i64) -> Handoff 
     let Pending {
         stream,
         tuple,
+        bound_ifindex,
         shut_by_us,
         token,
         deadline,
@@ -652,6 +669,7 @@ fn dry_run_one(epfd: RawFd, p: Pending, info: &TcpInfo, timens: i64) -> Handoff 
             let p = Pending {
                 stream,
                 tuple,
+                bound_ifindex,
                 shut_by_us,
                 token,
                 deadline,
@@ -665,7 +683,11 @@ fn dry_run_one(epfd: RawFd, p: Pending, info: &TcpInfo, timens: i64) -> Handoff 
         }
     };
     let result = match read_repair_state_with(repaired.fd(), info, || timens) {
-        Ok(state) => Ok(Outcome::DryRun(build_entry(tuple, &state))),
+        Ok(state) => {
+            let mut e = build_entry(tuple, &state);
+            e.bound_ifindex = bound_ifindex;
+            Ok(Outcome::DryRun(e))
+        }
         Err(kind) => Err(HandoffError { kind, socket: None }),
     };
     // Leaves repair mode and closes normally.
@@ -726,8 +748,8 @@ mod tests {
     use super::*;
     use crate::entry::{Entry, Substate};
     use crate::handoff::{
-        setsockopt_int, TCP_QUEUE_SEQ, TCP_RECV_QUEUE, TCP_REPAIR, TCP_REPAIR_OFF_NO_WP,
-        TCP_REPAIR_ON, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE,
+        bound_ifindex, setsockopt_int, SO_BINDTOIFINDEX, TCP_QUEUE_SEQ, TCP_RECV_QUEUE, TCP_REPAIR,
+        TCP_REPAIR_OFF_NO_WP, TCP_REPAIR_ON, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE,
     };
     use crate::proto::{Extack, Refusal};
     use std::cell::RefCell;
@@ -753,7 +775,11 @@ mod tests {
     #[derive(Default)]
     struct FakeSink {
         adopts: Vec<Vec<Tuple>>,
+        /// Every key adopted, in order (the tuples above with their bound devices).
+        adopt_keys: Vec<Key>,
         dels: Vec<Tuple>,
+        /// Every key deleted, in order.
+        del_keys: Vec<Key>,
         fds: HashMap<Tuple, RawFd>,
         refuse: HashMap<Tuple, i32>,
         fail: bool,
@@ -763,7 +789,8 @@ mod tests {
     }
 
     impl FakeSink {
-        fn adopt_one(&self, t: &Tuple) -> AdoptResult {
+        fn adopt_one(&self, k: &Key) -> AdoptResult {
+            let t = &k.tuple;
             if let Some(&r) = self.refuse.get(t) {
                 return AdoptResult::Refused(r);
             }
@@ -771,6 +798,7 @@ mod tests {
                 let mut e = Entry::new(*t, 1, 2);
                 e.substate = Substate::FinWait2;
                 e.tos = 0x10;
+                e.bound_ifindex = k.bound_ifindex;
                 return AdoptResult::Taken(e);
             };
             let info = tcp_info(fd).unwrap();
@@ -780,7 +808,10 @@ mod tests {
                     setsockopt_int(fd, libc::IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_ON).unwrap();
                     let st = read_repair_state_with(fd, &info, || 0);
                     let _ = setsockopt_int(fd, libc::IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_OFF_NO_WP);
-                    return AdoptResult::Taken(build_entry(*t, &st.unwrap()));
+                    let mut e = build_entry(*t, &st.unwrap());
+                    // As the module does: the socket's device (sk_bound_dev_if).
+                    e.bound_ifindex = bound_ifindex(fd).unwrap();
+                    return AdoptResult::Taken(e);
                 }
                 TcpState::FinWait1 => -libc::EINPROGRESS,
                 TcpState::CloseWait
@@ -795,7 +826,7 @@ mod tests {
     }
 
     impl EntrySink for FakeSink {
-        fn adopt(&mut self, tuples: &[Tuple]) -> Result<Vec<AdoptResult>, Error> {
+        fn adopt(&mut self, keys: &[Key]) -> Result<Vec<AdoptResult>, Error> {
             if let Some(f) = self.on_adopt.as_mut() {
                 f();
             }
@@ -808,13 +839,15 @@ mod tests {
                     refusal: Box::new(Refusal::new(errno, &Extack::default(), &[])),
                 });
             }
-            self.adopts.push(tuples.to_vec());
-            Ok(tuples.iter().map(|t| self.adopt_one(t)).collect())
+            self.adopts.push(keys.iter().map(|k| k.tuple).collect());
+            self.adopt_keys.extend_from_slice(keys);
+            Ok(keys.iter().map(|k| self.adopt_one(k)).collect())
         }
 
-        fn del(&mut self, tuple: &Tuple) -> Result<(), Error> {
+        fn del(&mut self, key: &Key) -> Result<(), Error> {
             assert!(!self.panic_on_del, "the test's sink panics in del");
-            self.dels.push(*tuple);
+            self.dels.push(key.tuple);
+            self.del_keys.push(*key);
             Ok(())
         }
     }
@@ -1089,6 +1122,66 @@ mod tests {
         let sink = q.sink_mut().unwrap();
         assert_eq!(sink.adopts.len(), 1);
         assert_eq!(sink.dels, vec![t]);
+    }
+
+    /// A socket bound to a device (here SO_BINDTOIFINDEX to lo) is adopted by its tuple and
+    /// device, and its entry deleted again by both (the race rule, or repair mode refused
+    /// without CAP_NET_ADMIN); an unbound one sends no device.
+    #[test]
+    fn bound_sockets_are_adopted_and_deleted_by_their_device() {
+        let repair = can_repair();
+        let lo = lo_index();
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (c, s) = pair(&l);
+        setsockopt_int(s.as_raw_fd(), libc::SOL_SOCKET, SO_BINDTOIFINDEX, lo as i32).unwrap();
+        s.shutdown(Shutdown::Write).unwrap();
+        wait_state(&s, TcpState::FinWait2);
+        let (c2, s2) = pair(&l);
+        s2.shutdown(Shutdown::Write).unwrap();
+        wait_state(&s2, TcpState::FinWait2);
+        let client = Rc::new(RefCell::new(Some(c)));
+        let cl = client.clone();
+        let sink = FakeSink {
+            // The peer's FIN gets in after the module's check: the entry is deleted again.
+            on_adopt: Some(Box::new(move || {
+                drop(cl.borrow_mut().take());
+                std::thread::sleep(Duration::from_millis(100));
+            })),
+            ..Default::default()
+        };
+        let mut q = queue(sink, 2000);
+        let t = q.push(s.into()).unwrap();
+        let t2 = q.push(s2.into()).unwrap();
+        let out = run(&mut q, 2);
+        let by = |t: Tuple| &out.iter().find(|h| h.tuple == t).unwrap().result;
+        if repair {
+            assert!(
+                matches!(by(t), Ok(Outcome::PeerFinFirst(x)) if *x == t),
+                "{:?}",
+                by(t)
+            );
+        } else {
+            let e = by(t).as_ref().unwrap_err();
+            assert!(matches!(e.kind, HandoffErrorKind::Permission), "{e}");
+        }
+        let sink = q.sink_mut().unwrap();
+        assert_eq!(sink.adopts.len(), 1, "one adopt message");
+        let mut keys = sink.adopt_keys.clone();
+        keys.sort_by_key(|k| k.bound_ifindex);
+        assert_eq!(keys, vec![Key::new(t2, 0), Key::new(t, lo)]);
+        assert!(
+            sink.del_keys.contains(&Key::new(t, lo)),
+            "{:?}",
+            sink.del_keys
+        );
+        drop(c2);
+    }
+
+    fn lo_index() -> u32 {
+        // SAFETY: a NUL-terminated string.
+        let i = unsafe { libc::if_nametoindex(c"lo".as_ptr()) };
+        assert_ne!(i, 0);
+        i
     }
 
     /// D36: data nobody read is never discarded; the socket comes back with it.

@@ -21,7 +21,7 @@ pub mod line;
 pub mod proto;
 
 pub use client::{AddOutcome, AddReport, AdoptResult, Client};
-pub use entry::{Entry, Substate, Tuple};
+pub use entry::{Entry, Key, Substate, Tuple};
 pub use error::{exit, Error};
 pub use handoff::{close_with_handoff, handoff, HandoffError, Outcome};
 pub use handoff_queue::{EntrySink, Handoff, HandoffQueue};

@@ -21,7 +21,7 @@ use netlink_packet_core::{
 };
 use netlink_packet_generic::{GenlFamily, GenlHeader, GenlMessage};
 
-use crate::entry::{Entry, Substate, Tuple, AF_INET, AF_INET6};
+use crate::entry::{Entry, Key, Substate, Tuple, AF_INET, AF_INET6};
 
 /// The family's name, as the generic netlink controller knows it.
 pub const FAMILY_NAME: &str = "rust_timewait";
@@ -544,31 +544,42 @@ pub fn add_message(entries: &[Entry], replace: bool) -> TwMessage {
     }
 }
 
-/// `adopt`: one `entry` nest per tuple, with only its key (family, addresses, ports and
-/// ifindex, as `del` and `get` send it).
-pub fn adopt_message(tuples: &[Tuple]) -> TwMessage {
+/// The attributes of a key: the tuple's, then `bound-ifindex` when it is not 0 (the VRF of
+/// the socket's device, part of the module's key; absent: the default VRF).
+pub fn key_attrs(k: &Key) -> Vec<EntryAttr> {
+    let mut v = tuple_attrs(&k.tuple);
+    if k.bound_ifindex != 0 {
+        v.push(EntryAttr::BoundIfindex(k.bound_ifindex));
+    }
+    v
+}
+
+/// `adopt`: one `entry` nest per key, with only its attributes (family, addresses, ports,
+/// ifindex and, when not 0, bound-ifindex, the device the module looks the socket up by), as
+/// `del` and `get` send them. Tuples are keys without a bound device.
+pub fn adopt_message<K: Copy + Into<Key>>(keys: &[K]) -> TwMessage {
     TwMessage {
         cmd: cmd::ADOPT,
-        attrs: tuples
+        attrs: keys
             .iter()
-            .map(|t| MainAttr::Entry(tuple_attrs(t)))
+            .map(|k| MainAttr::Entry(key_attrs(&(*k).into())))
             .collect(),
     }
 }
 
-/// `del` of one tuple.
-pub fn del_message(t: &Tuple) -> TwMessage {
+/// `del` of one key (a tuple, an entry, or a [`Key`]).
+pub fn del_message(k: impl Into<Key>) -> TwMessage {
     TwMessage {
         cmd: cmd::DEL,
-        attrs: vec![MainAttr::Entry(tuple_attrs(t))],
+        attrs: vec![MainAttr::Entry(key_attrs(&k.into()))],
     }
 }
 
-/// `get` (do) of one tuple.
-pub fn get_message(t: &Tuple) -> TwMessage {
+/// `get` (do) of one key (a tuple, an entry, or a [`Key`]).
+pub fn get_message(k: impl Into<Key>) -> TwMessage {
     TwMessage {
         cmd: cmd::GET,
-        attrs: vec![MainAttr::Entry(tuple_attrs(t))],
+        attrs: vec![MainAttr::Entry(key_attrs(&k.into()))],
     }
 }
 
@@ -835,8 +846,11 @@ impl AdoptResult {
 }
 
 /// The per-tuple results of an adopt reply, matched to the request by order: one nest per
-/// tuple sent, naming it, with its `result`; a taken one carries the whole entry.
-pub fn adopt_results(reply: &TwMessage, sent: &[Tuple]) -> Result<Vec<AdoptResult>, DecodeError> {
+/// key sent, naming its tuple, with its `result`; a taken one carries the whole entry.
+pub fn adopt_results<K: Copy + Into<Key>>(
+    reply: &TwMessage,
+    sent: &[K],
+) -> Result<Vec<AdoptResult>, DecodeError> {
     let got = reply_entries(reply);
     if got.len() != sent.len() {
         return Err(format!(
@@ -849,7 +863,9 @@ pub fn adopt_results(reply: &TwMessage, sent: &[Tuple]) -> Result<Vec<AdoptResul
     got.iter()
         .zip(sent)
         .enumerate()
-        .map(|(i, (r, t))| {
+        .map(|(i, (r, k))| {
+            let key: Key = (*k).into();
+            let t = &key.tuple;
             if let Some(named) = r.tuple()? {
                 if !same_ends(&named, t) {
                     return Err(format!(
@@ -875,6 +891,8 @@ pub fn adopt_results(reply: &TwMessage, sent: &[Tuple]) -> Result<Vec<AdoptResul
             let mut e = full
                 .entry()
                 .map_err(|e| format!("the adopt reply's entry {}: {e}", i + 1))?;
+            // Its bound_ifindex is the reply's (the socket's device, absent: none), the
+            // entry's key in the module, whatever was sent to find the socket.
             e.tuple = *t;
             Ok(AdoptResult::Taken(e))
         })

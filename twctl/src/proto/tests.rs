@@ -3,7 +3,7 @@
 //! Exact bytes of requests, computed by hand from the spec, and hand-made replies.
 
 use super::*;
-use crate::entry::{Entry, Substate, Tuple};
+use crate::entry::{Entry, Key, Substate, Tuple};
 
 fn tuple(l: &str, r: &str) -> Tuple {
     Tuple::new(l.parse().unwrap(), r.parse().unwrap()).unwrap()
@@ -131,16 +131,63 @@ fn small_requests_exact_bytes() {
     ];
     let t = tuple("192.0.2.1:22", "192.0.2.2:65535");
     assert_eq!(
-        serialize_request(del_message(&t), 0x20, 4, DO_FLAGS),
+        serialize_request(del_message(t), 0x20, 4, DO_FLAGS),
         del.to_vec()
     );
     let mut get = del;
     get[16] = 3; // only the command differs
     get[8] = 5;
     assert_eq!(
-        serialize_request(get_message(&t), 0x20, 5, DO_FLAGS),
+        serialize_request(get_message(t), 0x20, 5, DO_FLAGS),
         get.to_vec()
     );
+}
+
+/// `del` and `get` with a bound device: the key's nest gains `bound-ifindex` (attribute 20)
+/// after the tuple's; an entry names itself by its `bound_ifindex`; 0 is not sent.
+#[test]
+fn del_and_get_with_bound_ifindex_exact_bytes() {
+    #[rustfmt::skip]
+    let del = [
+        // len 20 + 60 = 80, cmd del (2)
+        0x50, 0, 0, 0,  0x20, 0,  0x05, 0,  4, 0, 0, 0,  0, 0, 0, 0,  2, 1, 0, 0,
+        0x3c, 0, 1, 0x80,
+          5, 0, 1, 0,  2, 0, 0, 0,
+          8, 0, 2, 0,  192, 0, 2, 1,
+          8, 0, 3, 0,  192, 0, 2, 2,
+          6, 0, 4, 0,  0x16, 0, 0, 0,
+          6, 0, 5, 0,  0xff, 0xff, 0, 0,
+          8, 0, 6, 0,  0, 0, 0, 0,
+          8, 0, 20, 0, 0x2a, 0x01, 0, 0,     // bound-ifindex 298 = 0x12a
+    ];
+    let t = tuple("192.0.2.1:22", "192.0.2.2:65535");
+    let k = Key::new(t, 298);
+    assert_eq!(
+        serialize_request(del_message(k), 0x20, 4, DO_FLAGS),
+        del.to_vec()
+    );
+    let mut e = Entry::new(t, 1, 2);
+    e.bound_ifindex = 298;
+    assert_eq!(
+        serialize_request(del_message(e), 0x20, 4, DO_FLAGS),
+        del.to_vec()
+    );
+    let mut get = del;
+    get[16] = 3;
+    assert_eq!(
+        serialize_request(get_message(k), 0x20, 4, DO_FLAGS),
+        get.to_vec()
+    );
+    // Without a device (a tuple, a key or an entry with 0): the 72 bytes of before, as
+    // small_requests_exact_bytes has them.
+    let mut plain = del[..0x48].to_vec();
+    plain[0] = 0x48; // message length
+    plain[20] = 0x34; // nest length
+    e.bound_ifindex = 0;
+    for msg in [del_message(t), del_message(Key::new(t, 0)), del_message(e)] {
+        assert_eq!(serialize_request(msg, 0x20, 4, DO_FLAGS), plain);
+    }
+    assert_eq!(key_attrs(&k).last(), Some(&EntryAttr::BoundIfindex(298)));
 }
 
 #[rustfmt::skip]
@@ -583,6 +630,85 @@ fn adopt_request_exact_bytes() {
     ]
     .concat();
     assert_eq!(bytes, want);
+}
+
+#[test]
+fn adopt_request_with_bound_ifindex_exact_bytes() {
+    // A bound socket's key sends its device (bound-ifindex 5); an unbound one sends none.
+    let a = tuple("10.0.0.1:80", "10.0.0.2:40000");
+    let b = tuple("[fe80::1%3]:443", "[fe80::2]:50000");
+    let keys = [Key::new(a, 5), Key::new(b, 7), Key::new(a, 0)];
+    let bytes = serialize_request(adopt_message(&keys), 0x20, 8, DO_FLAGS);
+    #[rustfmt::skip]
+    let want: Vec<u8> = [
+        // nlmsghdr: len 20 + 60 + 84 + 52 = 216, seq 8; cmd adopt (6), v1
+        &[0xd8, 0, 0, 0,  0x20, 0,  0x05, 0,  8, 0, 0, 0,  0, 0, 0, 0,  6, 1, 0, 0][..],
+        &[0x3c, 0, 1, 0x80,
+            5, 0, 1, 0,   2, 0, 0, 0,
+            8, 0, 2, 0,   10, 0, 0, 1,
+            8, 0, 3, 0,   10, 0, 0, 2,
+            6, 0, 4, 0,   0x50, 0, 0, 0,
+            6, 0, 5, 0,   0x40, 0x9c, 0, 0,
+            8, 0, 6, 0,   0, 0, 0, 0,
+            8, 0, 20, 0,  5, 0, 0, 0][..],        // bound-ifindex 5
+        // link-local: ifindex (the scope, 3) and bound-ifindex (7) both sent
+        &[0x54, 0, 1, 0x80,
+            5, 0, 1, 0,   10, 0, 0, 0,
+            20, 0, 2, 0,  0xfe, 0x80, 0, 0, 0, 0, 0, 0,  0, 0, 0, 0, 0, 0, 0, 1,
+            20, 0, 3, 0,  0xfe, 0x80, 0, 0, 0, 0, 0, 0,  0, 0, 0, 0, 0, 0, 0, 2,
+            6, 0, 4, 0,   0xbb, 0x01, 0, 0,
+            6, 0, 5, 0,   0x50, 0xc3, 0, 0,
+            8, 0, 6, 0,   3, 0, 0, 0,
+            8, 0, 20, 0,  7, 0, 0, 0][..],
+        &[0x34, 0, 1, 0x80,
+            5, 0, 1, 0,   2, 0, 0, 0,
+            8, 0, 2, 0,   10, 0, 0, 1,
+            8, 0, 3, 0,   10, 0, 0, 2,
+            6, 0, 4, 0,   0x50, 0, 0, 0,
+            6, 0, 5, 0,   0x40, 0x9c, 0, 0,
+            8, 0, 6, 0,   0, 0, 0, 0][..],
+    ]
+    .concat();
+    assert_eq!(bytes, want);
+    // Tuples are keys without a device: exactly what adopt_request_exact_bytes sends.
+    assert_eq!(
+        serialize_request(adopt_message(&[a, b]), 0x20, 7, DO_FLAGS),
+        serialize_request(
+            adopt_message(&[Key::from(a), Key::from(b)]),
+            0x20,
+            7,
+            DO_FLAGS
+        )
+    );
+}
+
+#[test]
+fn adopt_reply_entry_has_the_device_the_module_read() {
+    // The taken entry's bound_ifindex is the reply's (the socket's sk_bound_dev_if): absent
+    // is 0, whatever key was sent; its key() then deletes it in the module's VRF.
+    let t = tuple("10.0.0.1:80", "10.0.0.2:40000");
+    let nest = |bound: Option<u32>| {
+        let mut v = tuple_attrs(&t);
+        v.extend([
+            EntryAttr::Result(0),
+            EntryAttr::SndNxt(1),
+            EntryAttr::RcvNxt(2),
+            EntryAttr::Substate(1),
+        ]);
+        v.extend(bound.map(EntryAttr::BoundIfindex));
+        TwMessage {
+            cmd: cmd::ADOPT,
+            attrs: vec![MainAttr::Entry(v)],
+        }
+    };
+    let got = adopt_results(&nest(Some(9)), &[Key::new(t, 9)]).unwrap();
+    let e = got[0].entry().unwrap();
+    assert_eq!(e.key(), Key::new(t, 9));
+    let got = adopt_results(&nest(None), &[Key::new(t, 9)]).unwrap();
+    assert_eq!(got[0].entry().unwrap().key(), Key::new(t, 0));
+    // A key naming another tuple than the reply's is refused, as a tuple is.
+    let other = Key::new(tuple("10.0.0.1:80", "10.0.0.2:40001"), 9);
+    assert!(adopt_results(&nest(Some(9)), &[other]).is_err());
 }
 
 #[test]
