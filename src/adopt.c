@@ -10,14 +10,20 @@
 #include <net/inet6_hashtables.h>
 #include <net/inet_hashtables.h>
 #include <net/ipv6.h>
+#include <net/l3mdev.h>
 #include <net/tcp.h>
 
 #include "glue.h"
 #include "glue_internal.h"
 
-/* The established socket (or TIME_WAIT / request socket) for the entry's tuple, held. */
+/*
+ * The established socket (or TIME_WAIT / request socket) for the entry's tuple, held. A socket
+ * bound to a device is found only by that device (inet_sk_bound_dev_eq): the request names it
+ * as bound-ifindex, or as ifindex for a link-local scope.
+ */
 static struct sock *rtw_adopt_lookup(struct net *net, const struct rtw_glue_entry *e)
 {
+	int dif = e->ifindex ?: e->conn.bound_ifindex;
 	struct sock *sk;
 
 	rcu_read_lock();
@@ -27,12 +33,12 @@ static struct sock *rtw_adopt_lookup(struct net *net, const struct rtw_glue_entr
 		memcpy(&l, e->laddr, 4);
 		memcpy(&r, e->raddr, 4);
 		/* Also finds an IPv6 socket talking to an IPv4-mapped peer, as tcp_v4_rcv does. */
-		sk = __inet_lookup_established(net, r, htons(e->rport), l, e->lport, e->ifindex, 0);
+		sk = __inet_lookup_established(net, r, htons(e->rport), l, e->lport, dif, 0);
 	} else {
 #if IS_ENABLED(CONFIG_IPV6)
 		sk = __inet6_lookup_established(net, (const struct in6_addr *)e->raddr,
 						htons(e->rport), (const struct in6_addr *)e->laddr,
-						e->lport, e->ifindex, 0);
+						e->lport, dif, 0);
 #else
 		sk = NULL;
 #endif
@@ -78,6 +84,14 @@ static int rtw_adopt_check(struct sock *sk)
 #endif
 	if (tp->tcp_usec_ts)
 		return -EOPNOTSUPP;
+	/*
+	 * Not a plain TCP socket: an MPTCP subflow or a ULP (kTLS, espintcp) holds state an entry
+	 * cannot keep; sockmap or another kernel user may hold data rcv_nxt does not show; a
+	 * transparent socket's replies need a non-local source (tw_transparent, not kept: D45).
+	 */
+	if (sk_is_mptcp(sk) || inet_csk(sk)->icsk_ulp_ops || rcu_access_pointer(sk->sk_user_data) ||
+	    inet_test_bit(TRANSPARENT, sk))
+		return -EOPNOTSUPP;
 	/* RFC 2525 §2.17: close() would reset; an entry would ACK data nobody read. */
 	if (READ_ONCE(tp->rcv_nxt) != READ_ONCE(tp->copied_seq))
 		return -ENOTEMPTY;
@@ -96,8 +110,11 @@ static void rtw_adopt_copy(struct sock *sk, struct rtw_glue_entry *e)
 	/* Linux's TIME_WAIT ACK: tw_rcv_wnd >> tw_rcv_wscale. */
 	e->last_win = min_t(u32, tcp_receive_window(tp) >> wscale, U16_MAX);
 	e->has_ts = tp->rx_opt.tstamp_ok;
-	/* ts_recent_stamp is set whenever ts_recent was learned (tcp_store_ts_recent). */
-	e->ts_recent_valid = e->has_ts && tp->rx_opt.ts_recent_stamp;
+	/*
+	 * ts_recent_stamp is set whenever ts_recent was learned (tcp_store_ts_recent); a
+	 * ts_recent of 0 is no value to Linux's PAWS (tcp_paws_check), so none to ours either.
+	 */
+	e->ts_recent_valid = e->has_ts && tp->rx_opt.ts_recent_stamp && tp->rx_opt.ts_recent;
 	e->ts_recent = e->ts_recent_valid ? tp->rx_opt.ts_recent : 0;
 	/* The module's clock is tcp_clock_ms(), the clock tsoffset is added to. */
 	e->ts_offset = tp->tsoffset;
@@ -107,6 +124,8 @@ static void rtw_adopt_copy(struct sock *sk, struct rtw_glue_entry *e)
 	e->conn.priority = READ_ONCE(sk->sk_priority);
 	e->conn.txhash = READ_ONCE(sk->sk_txhash);
 	e->conn.bound_ifindex = READ_ONCE(sk->sk_bound_dev_if);
+	/* The entry is keyed by the socket's VRF, as its TIME_WAIT would be found only there. */
+	e->l3index = l3mdev_master_ifindex_by_index(sock_net(sk), e->conn.bound_ifindex);
 	/* An IPv4-mapped IPv6 socket's IPv4 packets carry inet->tos, as its TIME_WAIT's do. */
 	e->conn.tos = READ_ONCE(inet_sk(sk)->tos);
 #if IS_ENABLED(CONFIG_IPV6)
@@ -147,7 +166,13 @@ int rtw_adopt(struct rtw_glue_net *gn, struct rtw_glue_entry *e)
 		sock_gen_put(sk);
 		return err;
 	}
-	if (sk->sk_protocol != IPPROTO_TCP) {
+	/*
+	 * Not TCP, or an IPv4 request that matched a native IPv6 socket by its address pair (the
+	 * ehash compares no family): not the connection asked for.
+	 */
+	if (sk->sk_protocol != IPPROTO_TCP ||
+	    (e->family == AF_INET && sk->sk_family == AF_INET6 &&
+	     !ipv6_addr_v4mapped(&sk->sk_v6_daddr))) {
 		sock_put(sk);
 		return -ENOENT;
 	}

@@ -371,6 +371,7 @@ static noinline unsigned int rtw_bench_linux(const struct rtw_bench_seg *s)
 struct rtw_bench_key4 {
 	__u8 laddr[4], raddr[4];
 	__u16 lport, rport;
+	__u32 l3index;
 };
 
 /* The pieces of the miss path timed on their own, to say where its cost goes. */
@@ -384,6 +385,7 @@ static noinline unsigned int rtw_bench_lookup(const struct rtw_bench_seg *s)
 	memcpy(k.laddr, &iph->daddr, 4);
 	k.lport = ntohs(th->dest);
 	k.rport = ntohs(th->source);
+	k.l3index = 0;
 	return rtw_glue_table_lookup(rtw_gn(s->state.net)->tables, AF_INET, &k) ? NF_DROP : NF_ACCEPT;
 }
 

@@ -7,6 +7,7 @@
 #include <linux/slab.h>
 #include <net/genetlink.h>
 #include <net/ipv6.h>
+#include <net/l3mdev.h>
 
 #include "glue.h"
 #include "glue_internal.h"
@@ -66,6 +67,8 @@ enum {
 
 /* Entries per add request: bounds the kernel memory one message can pin while it is parsed. */
 #define RTW_ADD_BATCH_MAX 4096
+/* Per adopt request: its reply carries each entry's whole state, about 200 bytes (IPv6). */
+#define RTW_ADOPT_BATCH_MAX 1024
 
 
 /* ---- generic netlink ---- */
@@ -125,8 +128,8 @@ static const char *const rtw_entry_attr_names[RTW_E_MAX + 1] = {
  * Parse one `entry` nest (already validated against rtw_entry_policy). With `full`, the state
  * needed to guard the tuple is required too (add); otherwise only the key (del, get).
  */
-static int rtw_parse_entry(const struct nlattr *nest, bool full, struct rtw_glue_entry *e,
-			   struct netlink_ext_ack *extack)
+static int rtw_parse_entry(struct net *net, const struct nlattr *nest, bool full,
+			   struct rtw_glue_entry *e, struct netlink_ext_ack *extack)
 {
 	static const int key_attrs[] = { RTW_E_FAMILY, RTW_E_LOCAL_ADDR, RTW_E_REMOTE_ADDR,
 					 RTW_E_LOCAL_PORT, RTW_E_REMOTE_PORT };
@@ -196,6 +199,13 @@ static int rtw_parse_entry(const struct nlattr *nest, bool full, struct rtw_glue
 		const struct in6_addr *l = (const struct in6_addr *)e->laddr;
 		const struct in6_addr *r = (const struct in6_addr *)e->raddr;
 
+		/* Its segments arrive as IPv4: an IPv6 entry would never see them. */
+		if (ipv6_addr_v4mapped(l) || ipv6_addr_v4mapped(r)) {
+			NL_SET_ERR_MSG_ATTR(extack, tb[ipv6_addr_v4mapped(l) ? RTW_E_LOCAL_ADDR :
+							      RTW_E_REMOTE_ADDR],
+					    "IPv4-mapped address: give the IPv4 tuple with family AF_INET");
+			return -EINVAL;
+		}
 		if (ipv6_addr_is_multicast(l) || ipv6_addr_any(l)) {
 			NL_SET_ERR_MSG_ATTR(extack, tb[RTW_E_LOCAL_ADDR],
 					    "local-addr: must be a unicast address");
@@ -210,6 +220,21 @@ static int rtw_parse_entry(const struct nlattr *nest, bool full, struct rtw_glue
 	e->lport = nla_get_u16(tb[RTW_E_LOCAL_PORT]);
 	e->rport = nla_get_u16(tb[RTW_E_REMOTE_PORT]);
 	e->ifindex = nla_get_u32_default(tb[RTW_E_IFINDEX], 0);
+	/* Part of the key: the VRF of the device the socket was bound to (D45). */
+	e->conn.bound_ifindex = nla_get_u32_default(tb[RTW_E_BOUND_IFINDEX], 0);
+	if (e->conn.bound_ifindex) {
+		struct net_device *dev;
+
+		rcu_read_lock();
+		dev = dev_get_by_index_rcu(net, e->conn.bound_ifindex);
+		e->l3index = dev ? l3mdev_master_ifindex_rcu(dev) : 0;
+		rcu_read_unlock();
+		if (!dev) {
+			NL_SET_ERR_MSG_ATTR(extack, tb[RTW_E_BOUND_IFINDEX],
+					    "bound-ifindex: no such device in this netns");
+			return -ENODEV;
+		}
+	}
 	if (!full)
 		return 0;
 
@@ -224,7 +249,6 @@ static int rtw_parse_entry(const struct nlattr *nest, bool full, struct rtw_glue
 	e->substate = nla_get_u8_default(tb[RTW_E_SUBSTATE], RTW_GLUE_TIME_WAIT);
 	e->conn.tos = nla_get_u8_default(tb[RTW_E_TOS], 0);
 	e->conn.mark = nla_get_u32_default(tb[RTW_E_MARK], 0);
-	e->conn.bound_ifindex = nla_get_u32_default(tb[RTW_E_BOUND_IFINDEX], 0);
 	e->conn.flowlabel = nla_get_u32_default(tb[RTW_E_FLOWLABEL], 0);
 	e->conn.priority = nla_get_u32_default(tb[RTW_E_PRIORITY], 0);
 	e->conn.txhash = nla_get_u32_default(tb[RTW_E_TXHASH], 0);
@@ -349,7 +373,7 @@ static int rtw_nl_add(struct sk_buff *skb, struct genl_info *info)
 	/* Parse every entry before taking any: a malformed request changes nothing. */
 	i = 0;
 	nlmsg_for_each_attr_type(nla, RTW_A_ENTRY, info->nlhdr, GENL_HDRLEN, rem) {
-		err = rtw_parse_entry(nla, true, &entries[i], extack);
+		err = rtw_parse_entry(genl_info_net(info), nla, true, &entries[i], extack);
 		if (err) {
 			rtw_rs_count_invalid(rtw_info_rs(info));
 			goto out;
@@ -405,7 +429,7 @@ static int rtw_nl_one_entry(struct genl_info *info, struct rtw_glue_entry *e)
 		NL_SET_ERR_MSG(info->extack, "missing attribute entry");
 		return -EINVAL;
 	}
-	return rtw_parse_entry(found, false, e, info->extack);
+	return rtw_parse_entry(genl_info_net(info), found, false, e, info->extack);
 }
 
 static int rtw_nl_del(struct sk_buff *skb, struct genl_info *info)
@@ -511,11 +535,25 @@ static int rtw_nl_dump(struct sk_buff *skb, struct netlink_callback *cb)
  * Adopt live FIN_WAIT2 connections by tuple (adopt.c), many per message: each entry's result,
  * and the state taken when it was taken. Every tuple is parsed before any is adopted.
  */
+/* Take back the entries of an adoption whose caller will not hear of it. */
+static void rtw_adopt_undo(struct rtw_glue_net *gn, struct rtw_glue_entry *entries, int n,
+			   const int *results)
+{
+	int i;
+
+	mutex_lock(&gn->nl_lock);
+	for (i = 0; i < n; i++)
+		if (!results[i])
+			rtw_rs_del(gn->rs, &entries[i]);
+	mutex_unlock(&gn->nl_lock);
+}
+
 static int rtw_nl_adopt(struct sk_buff *skb, struct genl_info *info)
 {
 	struct rtw_glue_net *gn = rtw_gn(genl_info_net(info));
 	struct netlink_ext_ack *extack = info->extack;
-	struct rtw_glue_entry *entries;
+	struct rtw_glue_entry *entries = NULL;
+	int *results = NULL;
 	const struct nlattr *nla;
 	struct sk_buff *msg;
 	void *hdr;
@@ -527,17 +565,20 @@ static int rtw_nl_adopt(struct sk_buff *skb, struct genl_info *info)
 		NL_SET_ERR_MSG(extack, "adopt: no entry attribute");
 		return -EINVAL;
 	}
-	if (n > RTW_ADD_BATCH_MAX) {
+	if (n > RTW_ADOPT_BATCH_MAX) {
 		NL_SET_ERR_MSG_FMT(extack, "adopt: at most %d entries per message",
-				   RTW_ADD_BATCH_MAX);
+				   RTW_ADOPT_BATCH_MAX);
 		return -E2BIG;
 	}
 	entries = kvcalloc(n, sizeof(*entries), GFP_KERNEL);
-	if (!entries)
-		return -ENOMEM;
+	results = kcalloc(n, sizeof(*results), GFP_KERNEL);
+	if (!entries || !results) {
+		err = -ENOMEM;
+		goto out;
+	}
 	i = 0;
 	nlmsg_for_each_attr_type(nla, RTW_A_ENTRY, info->nlhdr, GENL_HDRLEN, rem) {
-		err = rtw_parse_entry(nla, false, &entries[i], extack);
+		err = rtw_parse_entry(genl_info_net(info), nla, false, &entries[i], extack);
 		if (err) {
 			rtw_rs_count_invalid(gn->rs);
 			goto out;
@@ -556,22 +597,31 @@ static int rtw_nl_adopt(struct sk_buff *skb, struct genl_info *info)
 		goto out;
 	}
 	for (i = 0; i < n; i++) {
-		struct rtw_glue_entry *e = &entries[i];
-		int result = rtw_adopt(gn, e);
-
+		results[i] = rtw_adopt(gn, &entries[i]);
 		/* As stored (and with its expiry); gone already if the peer reset it meanwhile. */
-		if (!result)
-			rtw_rs_get(gn->rs, e);
-		if (rtw_put_entry(msg, e, result ? RTW_PUT_RESULT : RTW_PUT_RESULT | RTW_PUT_STATE,
-				  result)) {
+		if (!results[i])
+			rtw_rs_get(gn->rs, &entries[i]);
+	}
+	for (i = 0; i < n; i++) {
+		int what = results[i] ? RTW_PUT_RESULT : RTW_PUT_RESULT | RTW_PUT_STATE;
+
+		if (rtw_put_entry(msg, &entries[i], what, results[i])) {
 			nlmsg_free(msg);
+			rtw_adopt_undo(gn, entries, n, results);
 			err = -EMSGSIZE;
 			goto out;
 		}
 	}
 	genlmsg_end(msg, hdr);
 	err = genlmsg_reply(msg, info);
+	/*
+	 * A caller that does not learn its sockets were adopted closes them normally: Linux's own
+	 * TIME_WAIT then guards the tuples, so take the entries back rather than guard twice.
+	 */
+	if (err)
+		rtw_adopt_undo(gn, entries, n, results);
 out:
+	kfree(results);
 	kvfree(entries);
 	return err;
 }

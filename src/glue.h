@@ -103,6 +103,8 @@ struct rtw_glue_entry {
 	bool has_ts;
 	bool ts_recent_valid;
 	struct rtw_glue_conn conn;
+	/* Part of the key: the L3 master (VRF) of conn.bound_ifindex, 0 for none (C fills it). */
+	__u32 l3index;
 };
 
 /* A segment seen by a hook for a tuple the table holds: its first bytes from the IP header on. */

@@ -186,7 +186,11 @@ int rtw_glue_reply_send(void *vctx, void *vdst, const struct rtw_glue_conn *conn
 	nf_ct_attach(nskb, ctx->skb);
 	nskb->mark = (v4 ? IP4_REPLY_MARK(net, ctx->skb->mark) : IP6_REPLY_MARK(net, ctx->skb->mark)) ?:
 		     conn->mark;
-	nskb->priority = conn->priority;
+	/*
+	 * IPv6 replies carry the connection's priority (tcp_v6_send_response's ip6_xmit); IPv4
+	 * ones do not: ip_send_unicast_reply's cork takes the priority of an empty ipcm cookie.
+	 */
+	nskb->priority = v4 ? 0 : conn->priority;
 	/* The connection's hash: the same transmit queue and path as its data. */
 	if (conn->txhash)
 		skb_set_hash(nskb, conn->txhash, PKT_HASH_TYPE_L4);
@@ -199,11 +203,30 @@ int rtw_glue_reply_send(void *vctx, void *vdst, const struct rtw_glue_conn *conn
 
 /* The key of table.c's hash, from our side of the conversation (Rust's `Key`). */
 union rtw_hook_key {
-	struct { __u8 laddr[4], raddr[4]; __u16 lport, rport; } v4;
-	struct { __u8 laddr[16], raddr[16]; __u16 lport, rport; } v6;
+	struct { __u8 laddr[4], raddr[4]; __u16 lport, rport; __u32 l3index; } v4;
+	struct { __u8 laddr[16], raddr[16]; __u16 lport, rport; __u32 l3index; } v6;
 	/* Hashed as 32-bit words (jhash2). */
 	__u32 align;
 };
+
+/*
+ * The L3 master (VRF) a segment belongs to, as TCP's own lookup sees it (l3index in
+ * tcp_v4_rcv's MD5/AO lookups): LOCAL_IN, the master it came in through when it came through an
+ * enslaved device (inet_sdif set; then inet_iif is the master); LOCAL_OUT, the master of the
+ * device it leaves by. 0 outside any VRF.
+ */
+static u32 rtw_l3index(struct sk_buff *skb, const struct nf_hook_state *state, u8 family)
+{
+#if IS_ENABLED(CONFIG_NET_L3_MASTER_DEV)
+	if (state->hook == NF_INET_LOCAL_OUT)
+		return state->out ? l3mdev_master_ifindex_rcu(state->out) : 0;
+	if (family == AF_INET)
+		return inet_sdif(skb) ? inet_iif(skb) : 0;
+	return inet6_sdif(skb) ? inet6_iif(skb) : 0;
+#else
+	return 0;
+#endif
+}
 
 /*
  * Every TCP segment of a netns that guards something comes here. The miss path (almost every
@@ -251,13 +274,11 @@ static noinline unsigned int rtw_hook_hit(struct rtw_glue_net *gn, struct sk_buf
 	pkt.bound_port = output && skb->sk && sk_fullsock(skb->sk) &&
 			 (skb->sk->sk_userlocks & SOCK_BINDPORT_LOCK);
 	pkt.ifindex = state->in ? state->in->ifindex : state->out ? state->out->ifindex : 0;
-	if (!output) {
-		/* What tcp_v4_rcv/tcp_v6_rcv match a bound socket against (inet_sk_bound_dev_eq). */
-		pkt.dif = family == AF_INET ? inet_iif(skb) : inet6_iif(skb);
-		pkt.sdif = family == AF_INET ? inet_sdif(skb) : inet6_sdif(skb);
-		pkt.l3mdev_accept = IS_ENABLED(CONFIG_NET_L3_MASTER_DEV) ?
-				    READ_ONCE(state->net->ipv4.sysctl_tcp_l3mdev_accept) : true;
-	}
+	/* What tcp_v4_rcv/tcp_v6_rcv match a bound socket against (inet_sk_bound_dev_eq). */
+	pkt.dif = output ? 0 : family == AF_INET ? inet_iif(skb) : inet6_iif(skb);
+	pkt.sdif = output ? 0 : family == AF_INET ? inet_sdif(skb) : inet6_sdif(skb);
+	pkt.l3mdev_accept = !IS_ENABLED(CONFIG_NET_L3_MASTER_DEV) ||
+			    READ_ONCE(state->net->ipv4.sysctl_tcp_l3mdev_accept);
 	pkt.dsfield = family == AF_INET ? ipv4_get_dsfield(ip_hdr(skb))
 					: ipv6_get_dsfield(ipv6_hdr(skb));
 	pkt.link_bcast = skb->pkt_type == PACKET_BROADCAST || skb->pkt_type == PACKET_MULTICAST;
@@ -280,6 +301,7 @@ unsigned int rtw_hook(void *priv, struct sk_buff *skb, const struct nf_hook_stat
 	__u8 *local, *remote;
 	unsigned int alen;
 	void *entry;
+	u32 l3index;
 	u8 family;
 
 	if (state->pf == NFPROTO_IPV4) {
@@ -336,14 +358,29 @@ unsigned int rtw_hook(void *priv, struct sk_buff *skb, const struct nf_hook_stat
 	/* LOCAL_OUT only cares about a local connect(): a SYN without ACK (docs/behaviour.md §7). */
 	if (output && !(th->syn && !th->ack))
 		return NF_ACCEPT;
+	l3index = rtw_l3index(skb, state, family);
 	if (family == AF_INET) {
 		key.v4.lport = ntohs(output ? th->source : th->dest);
 		key.v4.rport = ntohs(output ? th->dest : th->source);
+		key.v4.l3index = l3index;
 	} else {
 		key.v6.lport = ntohs(output ? th->source : th->dest);
 		key.v6.rport = ntohs(output ? th->dest : th->source);
+		key.v6.l3index = l3index;
 	}
 	entry = rtw_glue_table_lookup(gn->tables, family, &key);
+	/*
+	 * Inside a VRF, an entry of an unbound socket answers too when tcp_l3mdev_accept says so,
+	 * as an unbound socket does (inet_bound_dev_eq): a second lookup, for VRF traffic only.
+	 */
+	if (!entry && l3index && !output &&
+	    READ_ONCE(state->net->ipv4.sysctl_tcp_l3mdev_accept)) {
+		if (family == AF_INET)
+			key.v4.l3index = 0;
+		else
+			key.v6.l3index = 0;
+		entry = rtw_glue_table_lookup(gn->tables, family, &key);
+	}
 	if (likely(!entry))
 		return NF_ACCEPT;
 	/*

@@ -149,7 +149,7 @@ fn errno(r: Result) -> c_int {
 
 /// The tuple of a netlink entry, for address family `A`.
 fn key_of<A: Addr>(g: &ffi::rtw_glue_entry) -> Key<A> {
-    Key { laddr: A::from_buf(&g.laddr), raddr: A::from_buf(&g.raddr), lport: g.lport, rport: g.rport }
+    Key { laddr: A::from_buf(&g.laddr), raddr: A::from_buf(&g.raddr), lport: g.lport, rport: g.rport, l3index: g.l3index }
 }
 
 fn conn_of(g: &ffi::rtw_glue_entry) -> Conn {
@@ -188,6 +188,7 @@ fn fill<A: Addr>(key: &Key<A>, s: &Snapshot, g: &mut ffi::rtw_glue_entry) {
     g.raddr[..n].copy_from_slice(key.raddr.bytes());
     g.lport = key.lport;
     g.rport = key.rport;
+    g.l3index = key.l3index;
     g.ifindex = s.ifindex;
     g.snd_nxt = s.state.snd_nxt;
     g.rcv_nxt = s.state.rcv_nxt;

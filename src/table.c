@@ -44,11 +44,13 @@ struct rtw_link {
 static_assert(sizeof(struct rtw_link) == sizeof(struct rtw_glue_link));
 static_assert(__alignof__(struct rtw_link) == __alignof__(struct rtw_glue_link));
 
+/* The key (Rust's `Key`): the tuple and the L3 master (VRF) it belongs to, 0 for none. */
 struct rtw_key4 {
 	__u8 laddr[4];
 	__u8 raddr[4];
 	__u16 lport;
 	__u16 rport;
+	__u32 l3index;
 };
 
 struct rtw_key6 {
@@ -56,6 +58,7 @@ struct rtw_key6 {
 	__u8 raddr[16];
 	__u16 lport;
 	__u16 rport;
+	__u32 l3index;
 };
 
 /*

@@ -99,9 +99,9 @@ pub(crate) fn ratelimit_stamp(now: u64) -> u64 {
 /// Where a segment came in, as TCP's own lookup matches a bound socket against it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Arrival {
-    /// The interface (`inet_iif`, `inet6_iif`).
+    /// The interface it came in on, or in a VRF the L3 master (`inet_iif`, `inet6_iif`).
     pub(crate) dif: u32,
-    /// The L3 master (VRF) it is enslaved to, 0 outside one (`inet_sdif`, `inet6_sdif`).
+    /// In a VRF, the enslaved device it came in on; 0 outside one (`inet_sdif`, `inet6_sdif`).
     pub(crate) sdif: u32,
     /// `net.ipv4.tcp_l3mdev_accept`: unbound sockets also answer inside a VRF.
     pub(crate) l3mdev_accept: bool,
@@ -126,7 +126,7 @@ mod tests {
     #[test]
     fn bound_device_as_inet_bound_dev_eq() {
         let plain = Arrival { dif: 2, sdif: 0, l3mdev_accept: false };
-        let in_vrf = Arrival { dif: 3, sdif: 10, l3mdev_accept: false };
+        let in_vrf = Arrival { dif: 10, sdif: 3, l3mdev_accept: false };
         // Unbound: the default VRF only, unless tcp_l3mdev_accept.
         assert!(bound_dev_matches(0, plain));
         assert!(!bound_dev_matches(0, in_vrf));

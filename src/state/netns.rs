@@ -73,12 +73,13 @@ pub(crate) struct Via {
 }
 
 
-/// A segment's tuple from our side: incoming segments are addressed to us, outgoing from us.
+/// A segment's tuple from our side: incoming segments are addressed to us, outgoing from us
+/// (its VRF is the hook's to match).
 fn key_of<A: Addr>(seg: &TcpSegment, incoming: bool) -> Key<A> {
     if incoming {
-        Key { laddr: A::from_buf(&seg.dst_addr), raddr: A::from_buf(&seg.src_addr), lport: seg.dst_port, rport: seg.src_port }
+        Key { laddr: A::from_buf(&seg.dst_addr), raddr: A::from_buf(&seg.src_addr), lport: seg.dst_port, rport: seg.src_port, l3index: 0 }
     } else {
-        Key { laddr: A::from_buf(&seg.src_addr), raddr: A::from_buf(&seg.dst_addr), lport: seg.src_port, rport: seg.dst_port }
+        Key { laddr: A::from_buf(&seg.src_addr), raddr: A::from_buf(&seg.dst_addr), lport: seg.src_port, rport: seg.dst_port, l3index: 0 }
     }
 }
 
@@ -160,7 +161,7 @@ impl NetState {
     /// LOCAL_IN: a segment for the tuple of `e` (which the hook's lookup found).
     pub(crate) fn input<A: Addr>(&self, seg: &TcpSegment, via: &Via, pkt: &Packet<'_>, e: &Entry<A>) -> Action {
         let key = key_of::<A>(seg, true);
-        if e.key != key
+        if !e.key.same_tuple(&key)
             || !A::scope_matches(e.scope, &key.laddr, via.ifindex)
             || !policy::bound_dev_matches(e.conn.bound_ifindex, via.arrival)
         {
@@ -303,7 +304,7 @@ impl NetState {
             return Action::Accept;
         }
         let key = key_of::<A>(seg, false);
-        if e.key != key || !A::scope_matches(e.scope, &key.laddr, ifindex) {
+        if !e.key.same_tuple(&key) || !A::scope_matches(e.scope, &key.laddr, ifindex) {
             return Action::Accept;
         }
         let timeouts = self.timeouts();

@@ -320,7 +320,7 @@ mod tests {
     }
 
     fn key(port: u16) -> Key<V4> {
-        Key { laddr: V4([10, 0, 0, 1]), raddr: V4([10, 0, 0, 2]), lport: 80, rport: port }
+        Key { laddr: V4([10, 0, 0, 1]), raddr: V4([10, 0, 0, 2]), lport: 80, rport: port, l3index: 0 }
     }
 
     /// A private table for a test, freed (after emptying) when dropped.

@@ -6,7 +6,7 @@
 S=/proc/sys/net/rust_timewait
 check "insmod" insmod /lib/modules/rust_timewait.ko
 check "module is live" grep -q '^rust_timewait .* Live' /proc/modules
-check "load message names the entry sizes" sh -c 'dmesg | grep -q "rust_timewait: loaded: entries of 64 bytes (IPv4)"'
+check "load message names the entry sizes" sh -c 'dmesg | grep -q "rust_timewait: loaded: entries of 96 bytes (IPv4)"'
 check_eq "msl_ms default (FreeBSD's MSL)" 30000 "$(cat $S/msl_ms)"
 check_eq "fin_timeout_ms default (Linux's tcp_fin_timeout)" 60000 "$(cat $S/fin_timeout_ms)"
 check_eq "maxtcptw default 0 (auto)" 0 "$(cat $S/maxtcptw)"

@@ -2,10 +2,13 @@
 # SPDX-License-Identifier: GPL-2.0
 # The adopt operation (issue 10, D45), driven through the kernel's own ynl library from the YAML
 # spec, on real loopback connections: a connection in FIN_WAIT2 becomes a fin-wait2 entry with
-# what Linux's TIME_WAIT would copy from the socket (sequence numbers, ts_recent and its
-# validity, the TSval offset, TOS / traffic class, mark, priority, bound device, txhash), and
-# every other state gets its own errno and no entry: not shut down, the peer's FIN first, data
-# left unread, already guarded, no such connection, an unprivileged caller.
+# what Linux's TIME_WAIT would copy from the socket (sequence numbers and the TSval offset, each
+# compared with what TCP_REPAIR reads from the same socket; ts_recent and its validity; TOS /
+# traffic class, mark, priority, txhash; a bound socket's device, by which alone it is found),
+# and every other state gets its own errno and no entry: not shut down, the peer's FIN first,
+# Linux's own TIME_WAIT, data left unread, a socket in repair mode, already guarded, no such
+# connection, an IPv4-mapped IPv6 tuple, an unprivileged caller. (FIN_WAIT1 cannot be held on
+# loopback, where our FIN is acknowledged at once: -EINPROGRESS is left to twctl's host tests.)
 . /tests/tap.inc
 insmod /lib/modules/rust_timewait.ko || { not_ok "insmod"; tap_done; exit 0; }
 ip link set lo up
@@ -15,7 +18,9 @@ cat >/tmp/adopt.py <<'EOF'
 import errno, os, socket, struct, sys, time
 from lib import YnlFamily, NlError
 
-TCP_REPAIR = 19
+TCP_REPAIR, TCP_REPAIR_QUEUE, TCP_QUEUE_SEQ, TCP_TIMESTAMP = 19, 20, 21, 24
+SEND_QUEUE, RECV_QUEUE = 2, 1
+SO_BINDTOIFINDEX = 62
 ynl = YnlFamily("/ynl/rust_timewait.yaml", schema="")
 n = 0
 failed = 0
@@ -95,17 +100,24 @@ check(r.get("tos") == 0x28 and r.get("mark") == 7 and r.get("priority") == 3,
 check(r.get("txhash", 0) != 0, "adopt: the connection's txhash copied")
 check("has-ts" in r and "ts-recent-valid" in r and r.get("ts-recent", 0) != 0,
       "adopt: ts_recent read from the socket and valid (userspace cannot read it, D43)")
-check(r.get("rcv-nxt") is not None and r.get("snd-nxt") is not None and
-      r.get("expires-ms", 0) > 0, "adopt: sequence numbers and a lifetime")
-g = ynl.do("get", {"entry": [t]})["entry"][0]
-check(g.get("tos") == 0x28 and g.get("snd-nxt") == r.get("snd-nxt"),
-      "get: the stored entry carries the same state")
+check(r.get("expires-ms", 0) > 0, "adopt: a lifetime")
 # Adopting it again: the tuple is guarded already.
 r2 = adopt(t)[0]
 check(r2.get("result") == -errno.EEXIST and "snd-nxt" not in r2,
       f"adopt twice: -EEXIST and no state ({r2.get('result')})")
-# Close in repair mode: Linux sends nothing; the entry answers the peer's FIN (F5).
+# What TCP_REPAIR reads from the same socket (the handoff's old way) must agree.
 c.setsockopt(socket.IPPROTO_TCP, TCP_REPAIR, 1)
+c.setsockopt(socket.IPPROTO_TCP, TCP_REPAIR_QUEUE, SEND_QUEUE)
+snd = struct.unpack("I", c.getsockopt(socket.IPPROTO_TCP, TCP_QUEUE_SEQ, 4))[0]
+c.setsockopt(socket.IPPROTO_TCP, TCP_REPAIR_QUEUE, RECV_QUEUE)
+rcv = struct.unpack("I", c.getsockopt(socket.IPPROTO_TCP, TCP_QUEUE_SEQ, 4))[0]
+check(r.get("snd-nxt") == snd and r.get("rcv-nxt") == rcv,
+      f"adopt: snd_nxt and rcv_nxt as the socket's queues say ({snd}, {rcv})")
+mono = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000000
+tsval = struct.unpack("I", c.getsockopt(socket.IPPROTO_TCP, TCP_TIMESTAMP, 4))[0]
+drift = ((tsval - mono - r.get("ts-offset", 0)) + 2**31) % 2**32 - 2**31
+check(abs(drift) <= 2, f"adopt: the TSval offset puts the module's clock on the socket's ({drift} ms)")
+# Close in repair mode: Linux sends nothing; the entry answers the peer's FIN (F5).
 c.close()
 before = stat("fin-wait2-completed")
 s.close()
@@ -122,6 +134,34 @@ r = adopt(tuple_of(c, socket.AF_INET6))[0]
 check(r.get("result") == 0 and r.get("family") == 10 and r.get("tos") == 0x48,
       f"adopt IPv6: taken, traffic class 0x48 ({r.get('result')}, {r.get('tos')})")
 c.setsockopt(socket.IPPROTO_TCP, TCP_REPAIR, 1)
+c.close()
+s.close()
+
+# A socket bound to a device is found only by it (inet_bound_dev_eq), and keeps it.
+c, s = pair(setup=lambda c: c.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"lo"))
+c.shutdown(socket.SHUT_WR)
+wait_state(c, FIN_WAIT2)
+lo = struct.unpack("i", c.getsockopt(socket.SOL_SOCKET, SO_BINDTOIFINDEX, 4))[0]
+t = tuple_of(c, socket.AF_INET)
+r = adopt(t)[0]
+check(r.get("result") == -errno.ENOENT, f"a bound socket without its device: -ENOENT ({r.get('result')})")
+r = adopt(dict(t, **{"bound-ifindex": lo}))[0]
+check(r.get("result") == 0 and r.get("bound-ifindex") == lo,
+      f"with bound-ifindex {lo}: taken, the device kept ({r.get('result')}, {r.get('bound-ifindex')})")
+g = ynl.do("get", {"entry": [dict(t, **{"bound-ifindex": lo})]})["entry"][0]
+check(g.get("snd-nxt") == r.get("snd-nxt"), "get finds it by its device")
+ynl.do("del", {"entry": [dict(t, **{"bound-ifindex": lo})]})
+c.close()
+s.close()
+
+# A socket already in repair mode belongs to whoever restores it.
+c, s = pair()
+c.shutdown(socket.SHUT_WR)
+wait_state(c, FIN_WAIT2)
+c.setsockopt(socket.IPPROTO_TCP, TCP_REPAIR, 1)
+r = adopt(tuple_of(c, socket.AF_INET))[0]
+check(r.get("result") == -errno.EOPNOTSUPP, f"a socket in repair mode: -EOPNOTSUPP ({r.get('result')})")
+c.setsockopt(socket.IPPROTO_TCP, TCP_REPAIR, -1)
 c.close()
 s.close()
 
@@ -157,6 +197,16 @@ check(state(ur) == FIN_WAIT2 and ur.recv(10) == b"unread",
       "the refused socket is untouched: its data still readable")
 for x in (est, est_s, cw, cw_s, ur, ur_s, tw):
     x.close()
+
+# An IPv4-mapped IPv6 tuple: its segments arrive as IPv4, so an IPv6 entry would guard nothing.
+try:
+    mapped = bytes(10) + b"\xff\xff" + bytes([127, 0, 0, 1])
+    adopt({"family": 10, "local-addr": mapped, "remote-addr": mapped, "local-port": 1,
+           "remote-port": 2})
+    check(False, "an IPv4-mapped IPv6 tuple is refused")
+except NlError as e:
+    check(e.error == errno.EINVAL and "IPv4-mapped" in str(e),
+          f"an IPv4-mapped IPv6 tuple: EINVAL, extack says why ({e})")
 
 # A malformed request: extack names it, nothing happens.
 try:

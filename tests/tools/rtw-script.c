@@ -61,7 +61,9 @@
  *   ACK; a SYN-ACK of a new connection: "rcv+65537" when its ISN is the old connection's
  *   snd_nxt + 65537, Linux's TIME_WAIT rule, else "fresh"); A relative to
  *   our ISN; E relative to tsbase (0 when it is 0); tsclk says whether TSval is on the host's
- *   connection clock (within TOLERANCE_MS, default 5) as measured at the host's SYN, using the
+ *   connection clock (at most TOLERANCE_MS, default 5, ahead of it, and at most RTW_LATE_MS
+ *   behind: a reply delivered late on a loaded machine looks behind by its delay, while a
+ *   wrong clock is off by far more) as measured at the host's SYN, using the
  *   receive timestamps of the packets. Every received line ends with the IP header's fields,
  *   one word (grep -o ' ip=[^ ]*'):
  *     IPv4  ip=tos:0xTT,ttl:N,df:0|1,len:N,opt:N    TOS byte (DSCP = TT >> 2, ECN = TT & 3), TTL,
@@ -99,6 +101,9 @@
 #include <unistd.h>
 
 #include "rtw-wire.h"
+
+/* How far behind the connection's clock a reply's TSval may look: its delivery delay. */
+#define RTW_LATE_MS 30
 
 #define F_FIN 0x01
 #define F_SYN 0x02
@@ -544,7 +549,7 @@ static void got(struct peer *p, struct seg *s)
 				p->clk = clk;
 			p->have_clk = 1;
 			n += sprintf(line + n, " tsclk=base");
-		} else if (p->have_clk && labs((long)(clk - p->clk)) <= p->tol) {
+		} else if (p->have_clk && clk - p->clk <= p->tol && p->clk - clk <= RTW_LATE_MS) {
 			n += sprintf(line + n, " tsclk=ok");
 		} else {
 			n += sprintf(line + n, " tsclk=off(%d)", p->have_clk ? clk - p->clk : 0);

@@ -15,8 +15,9 @@ use crate::error::Error;
 pub use crate::proto::AdoptResult;
 use crate::proto::{self, Extack, RawGenl, Refusal, Reply, Stats, TwMessage, FAMILY_NAME};
 
-/// The most tuples the module takes in one adopt message (as for add, `RTW_ADD_BATCH_MAX`).
-pub const MAX_ADOPT: usize = 4096;
+/// The most tuples the module takes in one adopt message (`RTW_ADOPT_BATCH_MAX`: each answer
+/// carries a whole entry, so the reply of a larger batch would need one large allocation).
+pub const MAX_ADOPT: usize = 1024;
 
 /// `GENL_ID_CTRL`, the controller's fixed family id.
 const GENL_ID_CTRL: u16 = 16;
