@@ -156,6 +156,7 @@ static void rtw_adopt_copy(struct sock *sk, struct rtw_glue_entry *e)
 int rtw_adopt(struct rtw_glue_net *gn, struct rtw_glue_entry *e)
 {
 	struct sock *sk = rtw_adopt_lookup(gn->net, e);
+	int want_dev = e->conn.bound_ifindex;
 	int err;
 
 	if (!sk)
@@ -179,6 +180,12 @@ int rtw_adopt(struct rtw_glue_net *gn, struct rtw_glue_entry *e)
 
 	lock_sock(sk);
 	err = rtw_adopt_check(sk);
+	/*
+	 * Asked for the socket bound to a device: an unbound one of the same tuple (in another
+	 * VRF, which the lookup also matches) is another application's connection.
+	 */
+	if (!err && want_dev && READ_ONCE(sk->sk_bound_dev_if) != want_dev)
+		err = -ENOENT;
 	if (!err) {
 		rtw_adopt_copy(sk, e);
 		mutex_lock(&gn->nl_lock);

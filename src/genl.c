@@ -346,40 +346,54 @@ static size_t rtw_adopt_result_size(void)
 	       11 * nla_total_size(sizeof(u32));	/* the u32s */
 }
 
-static int rtw_nl_add(struct sk_buff *skb, struct genl_info *info)
+/*
+ * The entry nests of a batch request (add, adopt), every one parsed before any is acted on, so
+ * a malformed request changes nothing. Returns the count, or a negative errno with extack set.
+ */
+static int rtw_parse_batch(struct genl_info *info, const char *op, int max, bool full,
+			   struct rtw_glue_entry **out)
 {
 	struct netlink_ext_ack *extack = info->extack;
-	bool replace = nla_get_flag(info->attrs[RTW_A_REPLACE]);
 	struct rtw_glue_entry *entries;
 	const struct nlattr *nla;
-	struct sk_buff *msg;
-	void *hdr;
-	int n = 0, i, rem, err;
+	int n = 0, i = 0, rem, err;
 
 	nlmsg_for_each_attr_type(nla, RTW_A_ENTRY, info->nlhdr, GENL_HDRLEN, rem)
 		n++;
 	if (n == 0) {
-		NL_SET_ERR_MSG(extack, "add: no entry attribute");
+		NL_SET_ERR_MSG_FMT(extack, "%s: no entry attribute", op);
 		return -EINVAL;
 	}
-	if (n > RTW_ADD_BATCH_MAX) {
-		NL_SET_ERR_MSG_FMT(extack, "add: at most %d entries per message", RTW_ADD_BATCH_MAX);
+	if (n > max) {
+		NL_SET_ERR_MSG_FMT(extack, "%s: at most %d entries per message", op, max);
 		return -E2BIG;
 	}
 	entries = kvcalloc(n, sizeof(*entries), GFP_KERNEL);
 	if (!entries)
 		return -ENOMEM;
-
-	/* Parse every entry before taking any: a malformed request changes nothing. */
-	i = 0;
 	nlmsg_for_each_attr_type(nla, RTW_A_ENTRY, info->nlhdr, GENL_HDRLEN, rem) {
-		err = rtw_parse_entry(genl_info_net(info), nla, true, &entries[i], extack);
+		err = rtw_parse_entry(genl_info_net(info), nla, full, &entries[i++], extack);
 		if (err) {
 			rtw_rs_count_invalid(rtw_info_rs(info));
-			goto out;
+			kvfree(entries);
+			return err;
 		}
-		i++;
 	}
+	*out = entries;
+	return n;
+}
+
+static int rtw_nl_add(struct sk_buff *skb, struct genl_info *info)
+{
+	bool replace = nla_get_flag(info->attrs[RTW_A_REPLACE]);
+	struct rtw_glue_entry *entries;
+	struct sk_buff *msg;
+	void *hdr;
+	int n, i, err;
+
+	n = rtw_parse_batch(info, "add", RTW_ADD_BATCH_MAX, true, &entries);
+	if (n < 0)
+		return n;
 
 	msg = genlmsg_new(n * rtw_result_size(), GFP_KERNEL);
 	if (!msg) {
@@ -551,39 +565,19 @@ static void rtw_adopt_undo(struct rtw_glue_net *gn, struct rtw_glue_entry *entri
 static int rtw_nl_adopt(struct sk_buff *skb, struct genl_info *info)
 {
 	struct rtw_glue_net *gn = rtw_gn(genl_info_net(info));
-	struct netlink_ext_ack *extack = info->extack;
-	struct rtw_glue_entry *entries = NULL;
+	struct rtw_glue_entry *entries;
 	int *results = NULL;
-	const struct nlattr *nla;
 	struct sk_buff *msg;
 	void *hdr;
-	int n = 0, i, rem, err;
+	int n, i, err;
 
-	nlmsg_for_each_attr_type(nla, RTW_A_ENTRY, info->nlhdr, GENL_HDRLEN, rem)
-		n++;
-	if (n == 0) {
-		NL_SET_ERR_MSG(extack, "adopt: no entry attribute");
-		return -EINVAL;
-	}
-	if (n > RTW_ADOPT_BATCH_MAX) {
-		NL_SET_ERR_MSG_FMT(extack, "adopt: at most %d entries per message",
-				   RTW_ADOPT_BATCH_MAX);
-		return -E2BIG;
-	}
-	entries = kvcalloc(n, sizeof(*entries), GFP_KERNEL);
+	n = rtw_parse_batch(info, "adopt", RTW_ADOPT_BATCH_MAX, false, &entries);
+	if (n < 0)
+		return n;
 	results = kcalloc(n, sizeof(*results), GFP_KERNEL);
-	if (!entries || !results) {
+	if (!results) {
 		err = -ENOMEM;
 		goto out;
-	}
-	i = 0;
-	nlmsg_for_each_attr_type(nla, RTW_A_ENTRY, info->nlhdr, GENL_HDRLEN, rem) {
-		err = rtw_parse_entry(genl_info_net(info), nla, false, &entries[i], extack);
-		if (err) {
-			rtw_rs_count_invalid(gn->rs);
-			goto out;
-		}
-		i++;
 	}
 	msg = genlmsg_new(n * rtw_adopt_result_size(), GFP_KERNEL);
 	if (!msg) {

@@ -213,13 +213,18 @@ union rtw_hook_key {
  * The L3 master (VRF) a segment belongs to, as TCP's own lookup sees it (l3index in
  * tcp_v4_rcv's MD5/AO lookups): LOCAL_IN, the master it came in through when it came through an
  * enslaved device (inet_sdif set; then inet_iif is the master); LOCAL_OUT, the master of the
- * device it leaves by. 0 outside any VRF.
+ * connecting socket's device (else of the device it leaves by). 0 outside any VRF.
  */
 static u32 rtw_l3index(struct sk_buff *skb, const struct nf_hook_state *state, u8 family)
 {
 #if IS_ENABLED(CONFIG_NET_L3_MASTER_DEV)
-	if (state->hook == NF_INET_LOCAL_OUT)
+	/* A connect(): the VRF of the socket's device, as __inet_check_established matches it. */
+	if (state->hook == NF_INET_LOCAL_OUT) {
+		if (skb->sk && sk_fullsock(skb->sk))
+			return l3mdev_master_ifindex_by_index(state->net,
+							     READ_ONCE(skb->sk->sk_bound_dev_if));
 		return state->out ? l3mdev_master_ifindex_rcu(state->out) : 0;
+	}
 	if (family == AF_INET)
 		return inet_sdif(skb) ? inet_iif(skb) : 0;
 	return inet6_sdif(skb) ? inet6_iif(skb) : 0;

@@ -161,10 +161,11 @@ impl NetState {
     /// LOCAL_IN: a segment for the tuple of `e` (which the hook's lookup found).
     pub(crate) fn input<A: Addr>(&self, seg: &TcpSegment, via: &Via, pkt: &Packet<'_>, e: &Entry<A>) -> Action {
         let key = key_of::<A>(seg, true);
-        if !e.key.same_tuple(&key)
-            || !A::scope_matches(e.scope, &key.laddr, via.ifindex)
-            || !policy::bound_dev_matches(e.conn.bound_ifindex, via.arrival)
-        {
+        // A link-local entry's scope is the device its socket was bound to: in a VRF that is the
+        // enslaved device (sdif), while the segment is seen on the VRF's (as Linux matches it).
+        let scoped = A::scope_matches(e.scope, &key.laddr, via.ifindex)
+            || (via.arrival.sdif != 0 && A::scope_matches(e.scope, &key.laddr, via.arrival.sdif));
+        if !e.key.same_tuple(&key) || !scoped || !policy::bound_dev_matches(e.conn.bound_ifindex, via.arrival) {
             return Action::Accept;
         }
         // A segment the stack would drop as corrupt must not move our state (behaviour §3).

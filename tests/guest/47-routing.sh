@@ -12,7 +12,7 @@
 #     is answered.
 . /tests/tap.inc
 IP=/usr/local/bin/ip
-H4=10.9.0.1 P4=10.9.0.2
+H4=10.9.0.1 P4=10.9.0.2 H6=fd00::1 P6=fd00::2
 insmod /lib/modules/rust_timewait.ko || { not_ok "insmod"; tap_done; exit 0; }
 
 # vrf_side NAME TABLE HOSTDEV PEERDEV: a VRF with a veth into netns NAME; prints the peer's MAC.
@@ -24,11 +24,13 @@ vrf_side() {
 	$IP link set "$4" netns "p$1"
 	$IP link set "$3" master "$1"
 	$IP addr add $H4/24 dev "$3"
+	$IP -6 addr add $H6/64 dev "$3" nodad
 	$IP link set "$3" up
 	$IP netns exec "p$1" ip link set lo up
 	$IP netns exec "p$1" ip link set "$4" up
 	mac=$($IP netns exec "p$1" cat /sys/class/net/"$4"/address)
 	$IP neigh replace $P4 lladdr "$mac" dev "$3" nud permanent
+	$IP -6 neigh replace $P6 lladdr "$mac" dev "$3" nud permanent
 }
 vrf_side red 10 vr0 vr1
 vrf_side blue 20 vb0 vb1
@@ -57,14 +59,34 @@ check_eq "blue's peer: ACK from blue's entry (seq)" 5000 "$(echo "$out" | field 
 check_eq "blue's peer: ACK from blue's entry (ack)" 6000 "$(echo "$out" | field ack)"
 check "get finds blue's entry by its VRF" sh -c \
 	"twctl --json get $H4:80 $P4:40000 --bound-ifindex blue | grep -q '\"snd_nxt\": *5000'"
-check "get without a VRF finds nothing" sh -c "! twctl get $H4:80 $P4:40000"
+check "get without a VRF: no entry guards the tuple in the default VRF" sh -c \
+	"twctl get $H4:80 $P4:40000 2>&1 | grep -q 'no entry guards this tuple'"
 check "del red's entry by its VRF" twctl del $H4:80 $P4:40000 --bound-ifindex red
 out=$(blue_peer $T -P 80 -q 5999 -a 5000 -f FA)
 check_eq "blue's entry still answers" 5000 "$(echo "$out" | field seq)"
 check_eq "one entry left" 1 "$(stat entries)"
 
+# The same over IPv6 (inet6_iif / inet6_sdif).
+T6="-s $P6 -d $H6 -p 40000"
+check "IPv6: add the tuple in VRF red" \
+	twctl add "[$H6]:80" "[$P6]:40000" --snd-nxt 1100 --rcv-nxt 2100 --win 501 --bound-ifindex red
+check "IPv6: and in VRF blue" \
+	twctl add "[$H6]:80" "[$P6]:40000" --snd-nxt 5100 --rcv-nxt 6100 --win 501 --bound-ifindex blue
+out=$(red_peer $T6 -P 80 -q 2099 -a 1100 -f FA)
+diag "$out"
+check_eq "IPv6: red's peer gets red's entry" 1100 "$(echo "$out" | field seq)"
+out=$(blue_peer $T6 -P 80 -q 6099 -a 5100 -f FA)
+check_eq "IPv6: blue's peer gets blue's entry" 5100 "$(echo "$out" | field seq)"
+# An entry of a socket bound to the enslaved device itself: the VRF is still red's.
+check "add an entry bound to vr0 (in red)" \
+	twctl add $H4:84 $P4:40000 --snd-nxt 9000 --rcv-nxt 9100 --win 501 --bound-ifindex vr0
+out=$(red_peer $T -P 84 -q 9099 -a 9000 -f FA)
+check_eq "the entry bound to vr0 answers through red" 9000 "$(echo "$out" | field seq)"
+check "... and is found by its VRF" twctl get $H4:84 $P4:40000 --bound-ifindex red
+
 # An unbound entry (the default VRF) and a segment through VRF red: not ours unless
 # tcp_l3mdev_accept, as for an unbound socket (inet_bound_dev_eq).
+accept0=$(cat /proc/sys/net/ipv4/tcp_l3mdev_accept)
 check "add an unbound entry" twctl add $H4:81 $P4:40000 --snd-nxt 3000 --rcv-nxt 4000 --win 501
 echo 0 >/proc/sys/net/ipv4/tcp_l3mdev_accept
 out=$(red_peer $T -P 81 -q 3999 -a 3000 -f FA)
@@ -76,7 +98,7 @@ echo 1 >/proc/sys/net/ipv4/tcp_l3mdev_accept
 out=$(red_peer $T -P 81 -q 3999 -a 3000 -f FA)
 diag "$out"
 check_eq "tcp_l3mdev_accept=1: it answers" 3000 "$(echo "$out" | field seq)"
-echo 0 >/proc/sys/net/ipv4/tcp_l3mdev_accept
+echo "$accept0" >/proc/sys/net/ipv4/tcp_l3mdev_accept
 
 # The entry's mark routes its replies: mark 7's table prohibits the peer.
 $IP rule add fwmark 7 table 77 pref 5
@@ -93,6 +115,7 @@ check_eq "... counted as a reply that failed" $((failed0 + 1)) "$(stat replies_f
 out=$(red_peer $T -P 83 -q 7999 -a 7000 -f FA)
 check_eq "no mark: answered" 7000 "$(echo "$out" | field seq)"
 $IP rule del fwmark 7 table 77 pref 5
+$IP route del prohibit $P4/32 table 77
 
 twctl flush >/dev/null
 rmmod rust_timewait
