@@ -112,7 +112,7 @@ def steps(transcript):
 
 # The IP header of a reply (rtw-script's "ip=" word): what a field is when nothing is special
 # about it. len/plen follow from the TCP part and are never shown in the table.
-IP_PLAIN = {"tos": "0x00", "ttl": "64", "df": "1", "opt": "0",
+IP_PLAIN = {"tos": "0x00", "ttl": "64", "df": "1", "opt": "0", "id": "0",
             "tc": "0x00", "fl": "conn", "hl": "64", "nh": "6"}
 IP_HIDDEN = ("len", "plen")
 
@@ -221,7 +221,7 @@ def render(cases, info):
         "before the steps, `0` or `other`, `hl` the hop limit, `nh` the next header, the payload "
         "length; the IPv4 ID is not compared, see `rtw-script.c`); the table shows "
         "`ip(...)` only for the fields that are not `tos:0x00`/`tc:0x00`, `ttl:64`/`hl:64`, "
-        "`df:1`, `opt:0`, `fl:conn`, `nh:6`, or that differ between the two answers; `tos=` in "
+        "`df:1`, `opt:0`, `id:0`, `fl:conn`, `nh:6`, or that differ between the two answers; `tos=` in "
         "a step is the TOS or traffic class the peer sent (0 otherwise). Every case runs "
         "with `net.ipv4.tcp_rfc1337=1` (the Linux column of docs/behaviour.md), "
         "`net.ipv4.tcp_invalid_ratelimit=0` and `net.ipv4.tcp_ecn=2` unless its settings say "

@@ -66,19 +66,18 @@
  *   wrong clock is off by far more) as measured at the host's SYN, using the
  *   receive timestamps of the packets. Every received line ends with the IP header's fields,
  *   one word (grep -o ' ip=[^ ]*'):
- *     IPv4  ip=tos:0xTT,ttl:N,df:0|1,len:N,opt:N    TOS byte (DSCP = TT >> 2, ECN = TT & 3), TTL,
- *                                                   DF, total length, bytes of IP options
+ *     IPv4  ip=tos:0xTT,ttl:N,df:0|1,len:N,opt:N,id:N  TOS byte (DSCP = TT >> 2, ECN = TT & 3), TTL,
+ *                                                   DF, total length, bytes of IP options, ID
  *     IPv6  ip=tc:0xTT,fl:L,hl:N,plen:N,nh:N        traffic class (the same split), flow label,
  *                                                   hop limit, payload length, next header
  *   L is the raw label (fl:0x12345) before `show`; from `show` on, "conn" when it equals the label
  *   of the host's last segment before `show` (the connection's own: Linux derives it from the
  *   socket's txhash, which is random per connection, or it is the socket's explicit label), "0",
  *   or "other". Next header is always 6: a reply behind an extension header is not read (it
- *   would show as missing). The IPv4 ID is not compared: it follows a "# ipid N" line of its own.
- *   Linux's TIME_WAIT replies go out from its per-CPU control socket, which has no peer address
- *   and sets DF, so their ID is 0 (include/net/ip.h ip_select_ident_segs); what a full socket
- *   sends carries that socket's counter, which starts at random; and RFC 6864 §4.1 gives the ID
- *   of an atomic (DF, unfragmented) datagram no meaning.
+ *   would show as missing). The IPv4 ID of Linux's TIME_WAIT replies is 0: they go out from its
+ *   per-CPU control socket, which has no peer address and sets DF (include/net/ip.h
+ *   ip_select_ident_segs); a full socket's would carry its counter, which starts at random (RFC
+ *   6864 §4.1 gives the ID of an atomic datagram no meaning), but no case compares one.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -571,13 +570,10 @@ static void got(struct peer *p, struct seg *s)
 		n += sprintf(line + n, " ip=tc:0x%02x,fl:%s,hl:%u,plen:%u,nh:%u", s->tos, fl, s->ttl,
 			     s->iplen, s->nh);
 	} else {
-		n += sprintf(line + n, " ip=tos:0x%02x,ttl:%u,df:%u,len:%u,opt:%u", s->tos, s->ttl,
-			     s->df, s->iplen, s->ipopt);
+		n += sprintf(line + n, " ip=tos:0x%02x,ttl:%u,df:%u,len:%u,opt:%u,id:%u", s->tos,
+			     s->ttl, s->df, s->iplen, s->ipopt, s->ipid);
 	}
 	out(p, "%s", line);
-	/* Not compared (see the header): for the record only. */
-	if (!p->v6)
-		printf("# ipid %u\n", s->ipid);
 	/* A reset takes no sequence space and advertises no window (its seq may be 0). */
 	if (!new_conn && !(s->flags & F_RST)) {
 		uint32_t end = s->seq - p->irs + s->len + !!(s->flags & F_SYN) + !!(s->flags & F_FIN);
