@@ -4,7 +4,9 @@
  * caller's netns, becomes a fin-wait2 entry holding exactly what Linux's tcp_time_wait() would
  * copy from it (docs/decisions.md D45). Read in the kernel, under the socket lock, because
  * userspace cannot read ts_recent at all (D43) and pays a socket call per field for the rest.
- * The caller then closes the socket in TCP_REPAIR mode, so Linux sends nothing for it.
+ * The caller then closes the socket in TCP_REPAIR mode, so Linux sends nothing for it; asked
+ * to (`repair`), the module puts it in that mode itself, and a server, naming its sockets by fd,
+ * pays one close() a connection for what was a dozen socket calls (handoff_vs_close).
  */
 #include <linux/tcp.h>
 #include <net/inet6_hashtables.h>
@@ -17,6 +19,55 @@
 #include "glue_internal.h"
 
 /*
+ * The caller's fd `e->fd` as a held TCP socket of this netns, and its tuple in `e`: the tuple
+ * as tcp_v4_rcv/tcp_v6_rcv would look it up (an IPv4-mapped IPv6 socket's is IPv4).
+ */
+static struct sock *rtw_adopt_fd(struct net *net, struct rtw_glue_entry *e, int *err)
+{
+	struct socket *sock = sockfd_lookup(e->fd, err);
+	struct sock *sk;
+
+	if (!sock) {
+		/* -EBADF, or -ENOTSOCK for an fd that is not a socket. */
+		return NULL;
+	}
+	sk = sock->sk;
+	if (!sk || sk->sk_type != SOCK_STREAM || sk->sk_protocol != IPPROTO_TCP ||
+	    (sk->sk_family != AF_INET && sk->sk_family != AF_INET6)) {
+		sockfd_put(sock);
+		*err = -ENOTSOCK;
+		return NULL;
+	}
+	if (!net_eq(sock_net(sk), net)) {
+		sockfd_put(sock);
+		*err = -ENOENT;
+		return NULL;
+	}
+	sock_hold(sk);
+	sockfd_put(sock);
+
+	lock_sock(sk);
+	if (sk->sk_family == AF_INET ||
+	    ipv6_addr_v4mapped(&sk->sk_v6_daddr)) {
+		e->family = AF_INET;
+		memcpy(e->laddr, &inet_sk(sk)->inet_rcv_saddr, 4);
+		memcpy(e->raddr, &inet_sk(sk)->inet_daddr, 4);
+	} else {
+#if IS_ENABLED(CONFIG_IPV6)
+		e->family = AF_INET6;
+		memcpy(e->laddr, &sk->sk_v6_rcv_saddr, 16);
+		memcpy(e->raddr, &sk->sk_v6_daddr, 16);
+		if (ipv6_addr_type(&sk->sk_v6_daddr) & IPV6_ADDR_LINKLOCAL)
+			e->ifindex = sk->sk_bound_dev_if;
+#endif
+	}
+	e->lport = inet_sk(sk)->inet_num;
+	e->rport = ntohs(inet_sk(sk)->inet_dport);
+	release_sock(sk);
+	return sk;
+}
+
+/*
  * The established socket (or TIME_WAIT / request socket) for the entry's tuple, held. A socket
  * bound to a device is found only by that device (inet_sk_bound_dev_eq): the request names it
  * as bound-ifindex, or as ifindex for a link-local scope.
@@ -24,6 +75,11 @@
 static struct sock *rtw_adopt_lookup(struct net *net, const struct rtw_glue_entry *e)
 {
 	int dif = e->ifindex ?: e->conn.bound_ifindex;
+	/*
+	 * As sdif too: an unbound socket of the same tuple then matches only under
+	 * tcp_l3mdev_accept (inet_bound_dev_eq), instead of hiding the bound one.
+	 */
+	int sdif = e->conn.bound_ifindex;
 	struct sock *sk;
 
 	rcu_read_lock();
@@ -33,12 +89,12 @@ static struct sock *rtw_adopt_lookup(struct net *net, const struct rtw_glue_entr
 		memcpy(&l, e->laddr, 4);
 		memcpy(&r, e->raddr, 4);
 		/* Also finds an IPv6 socket talking to an IPv4-mapped peer, as tcp_v4_rcv does. */
-		sk = __inet_lookup_established(net, r, htons(e->rport), l, e->lport, dif, 0);
+		sk = __inet_lookup_established(net, r, htons(e->rport), l, e->lport, dif, sdif);
 	} else {
 #if IS_ENABLED(CONFIG_IPV6)
 		sk = __inet6_lookup_established(net, (const struct in6_addr *)e->raddr,
 						htons(e->rport), (const struct in6_addr *)e->laddr,
-						e->lport, dif, 0);
+						e->lport, dif, sdif);
 #else
 		sk = NULL;
 #endif
@@ -151,16 +207,26 @@ static void rtw_adopt_copy(struct sock *sk, struct rtw_glue_entry *e)
  * the socket queued meanwhile (its backlog, run by release_sock) are looked at after: a FIN or
  * data among them takes the entry back. What is left is a segment already past the hook on
  * another CPU and not yet at the socket: the caller checks the state once more after putting
- * the socket in repair mode (twctl's race rule).
+ * the socket in repair mode (twctl's race rule), or, with `repair`, the module puts it in
+ * repair mode right after its own last check, under the socket lock.
  */
 int rtw_adopt(struct rtw_glue_net *gn, struct rtw_glue_entry *e)
 {
-	struct sock *sk = rtw_adopt_lookup(gn->net, e);
 	int want_dev = e->conn.bound_ifindex;
-	int err;
+	struct sock *sk;
+	int err = -ENOENT;
 
+	sk = e->by_fd ? rtw_adopt_fd(gn->net, e, &err) : rtw_adopt_lookup(gn->net, e);
 	if (!sk)
+		return err;
+	/*
+	 * Asked for the socket bound to a device: an unbound one of the same tuple (in another
+	 * VRF, which tcp_l3mdev_accept lets the lookup match) is another application's connection.
+	 */
+	if (want_dev && READ_ONCE(sk->sk_bound_dev_if) != want_dev) {
+		sock_gen_put(sk);
 		return -ENOENT;
+	}
 	if (!sk_fullsock(sk)) {
 		/* A TIME_WAIT socket: the peer's FIN came first. A request socket: not ours yet. */
 		err = sk->sk_state == TCP_TIME_WAIT ? -EALREADY : -ENOTCONN;
@@ -180,12 +246,6 @@ int rtw_adopt(struct rtw_glue_net *gn, struct rtw_glue_entry *e)
 
 	lock_sock(sk);
 	err = rtw_adopt_check(sk);
-	/*
-	 * Asked for the socket bound to a device: an unbound one of the same tuple (in another
-	 * VRF, which the lookup also matches) is another application's connection.
-	 */
-	if (!err && want_dev && READ_ONCE(sk->sk_bound_dev_if) != want_dev)
-		err = -ENOENT;
 	if (!err) {
 		rtw_adopt_copy(sk, e);
 		mutex_lock(&gn->nl_lock);
@@ -198,6 +258,16 @@ int rtw_adopt(struct rtw_glue_net *gn, struct rtw_glue_entry *e)
 
 	lock_sock(sk);
 	err = rtw_adopt_check(sk);
+	/*
+	 * Asked to: the socket goes into repair mode as setsockopt(TCP_REPAIR) puts it (the caller
+	 * has CAP_NET_ADMIN in the netns, as tcp_can_repair_sock asks), after the last check, so
+	 * the caller's close() sends nothing and leaves no TIME_WAIT of Linux's.
+	 */
+	if (!err && e->repair) {
+		tcp_sk(sk)->repair = 1;
+		sk->sk_reuse = SK_FORCE_REUSE;
+		WRITE_ONCE(tcp_sk(sk)->repair_queue, TCP_NO_QUEUE);
+	}
 	release_sock(sk);
 	if (err) {
 		mutex_lock(&gn->nl_lock);

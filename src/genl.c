@@ -61,6 +61,8 @@ enum {
 	RTW_E_FLOWLABEL,
 	RTW_E_PRIORITY,
 	RTW_E_TXHASH,
+	RTW_E_FD,
+	RTW_E_REPAIR,
 	__RTW_E_MAX,
 };
 #define RTW_E_MAX (__RTW_E_MAX - 1)
@@ -98,6 +100,8 @@ static const struct nla_policy rtw_entry_policy[RTW_E_MAX + 1] = {
 	[RTW_E_FLOWLABEL] = NLA_POLICY_FULL_RANGE(NLA_U32, &rtw_flowlabel_range),
 	[RTW_E_PRIORITY] = { .type = NLA_U32 },
 	[RTW_E_TXHASH] = { .type = NLA_U32 },
+	[RTW_E_FD] = { .type = NLA_U32 },
+	[RTW_E_REPAIR] = { .type = NLA_FLAG },
 	/* Reply-only attributes. */
 	[RTW_E_EXPIRES_MS] = { .type = NLA_REJECT },
 	[RTW_E_RESULT] = { .type = NLA_REJECT },
@@ -128,9 +132,20 @@ static const char *const rtw_entry_attr_names[RTW_E_MAX + 1] = {
  * Parse one `entry` nest (already validated against rtw_entry_policy). With `full`, the state
  * needed to guard the tuple is required too (add); otherwise only the key (del, get).
  */
-static int rtw_parse_entry(struct net *net, const struct nlattr *nest, bool full,
+/* What a request's entry nest must hold. */
+enum rtw_parse {
+	/* The key only (del, get). */
+	RTW_PARSE_KEY,
+	/* The key and the state (add). */
+	RTW_PARSE_FULL,
+	/* The key, or an fd of the caller's instead; and whether to leave it in repair (adopt). */
+	RTW_PARSE_ADOPT,
+};
+
+static int rtw_parse_entry(struct net *net, const struct nlattr *nest, enum rtw_parse what,
 			   struct rtw_glue_entry *e, struct netlink_ext_ack *extack)
 {
+	bool full = what == RTW_PARSE_FULL;
 	static const int key_attrs[] = { RTW_E_FAMILY, RTW_E_LOCAL_ADDR, RTW_E_REMOTE_ADDR,
 					 RTW_E_LOCAL_PORT, RTW_E_REMOTE_PORT };
 	static const int state_attrs[] = { RTW_E_SND_NXT, RTW_E_RCV_NXT, RTW_E_LAST_WIN };
@@ -141,6 +156,31 @@ static int rtw_parse_entry(struct net *net, const struct nlattr *nest, bool full
 	err = nla_parse_nested(tb, RTW_E_MAX, nest, rtw_entry_policy, extack);
 	if (err)
 		return err;
+	if (what != RTW_PARSE_ADOPT && (tb[RTW_E_FD] || tb[RTW_E_REPAIR])) {
+		NL_SET_ERR_MSG_ATTR(extack, tb[RTW_E_FD] ?: tb[RTW_E_REPAIR],
+				    "fd, repair: for adopt only");
+		return -EINVAL;
+	}
+	if (what == RTW_PARSE_ADOPT && tb[RTW_E_FD]) {
+		static const int tuple_attrs[] = { RTW_E_FAMILY, RTW_E_LOCAL_ADDR,
+						   RTW_E_REMOTE_ADDR, RTW_E_LOCAL_PORT,
+						   RTW_E_REMOTE_PORT, RTW_E_IFINDEX,
+						   RTW_E_BOUND_IFINDEX };
+
+		/* The socket says which connection it is: one source of truth. */
+		for (i = 0; i < ARRAY_SIZE(tuple_attrs); i++) {
+			if (tb[tuple_attrs[i]]) {
+				NL_SET_ERR_MSG_ATTR(extack, tb[tuple_attrs[i]],
+						    "fd: give the socket or its tuple, not both");
+				return -EINVAL;
+			}
+		}
+		memset(e, 0, sizeof(*e));
+		e->by_fd = true;
+		e->fd = nla_get_u32(tb[RTW_E_FD]);
+		e->repair = nla_get_flag(tb[RTW_E_REPAIR]);
+		return 0;
+	}
 	for (i = 0; i < ARRAY_SIZE(key_attrs); i++) {
 		if (!tb[key_attrs[i]]) {
 			NL_SET_ERR_ATTR_MISS(extack, nest, key_attrs[i]);
@@ -235,6 +275,7 @@ static int rtw_parse_entry(struct net *net, const struct nlattr *nest, bool full
 			return -ENODEV;
 		}
 	}
+	e->repair = nla_get_flag(tb[RTW_E_REPAIR]);
 	if (!full)
 		return 0;
 
@@ -296,11 +337,14 @@ static int rtw_put_entry(struct sk_buff *skb, const struct rtw_glue_entry *e, in
 
 	if (!nest)
 		return -EMSGSIZE;
-	if (nla_put_u8(skb, RTW_E_FAMILY, e->family) ||
-	    nla_put(skb, RTW_E_LOCAL_ADDR, alen, e->laddr) ||
-	    nla_put(skb, RTW_E_REMOTE_ADDR, alen, e->raddr) ||
-	    nla_put_u16(skb, RTW_E_LOCAL_PORT, e->lport) ||
-	    nla_put_u16(skb, RTW_E_REMOTE_PORT, e->rport))
+	/* An adopt by fd whose socket was not found has no tuple to tell: its fd says which. */
+	if (e->family && (nla_put_u8(skb, RTW_E_FAMILY, e->family) ||
+			  nla_put(skb, RTW_E_LOCAL_ADDR, alen, e->laddr) ||
+			  nla_put(skb, RTW_E_REMOTE_ADDR, alen, e->raddr) ||
+			  nla_put_u16(skb, RTW_E_LOCAL_PORT, e->lport) ||
+			  nla_put_u16(skb, RTW_E_REMOTE_PORT, e->rport)))
+		goto cancel;
+	if (e->by_fd && nla_put_u32(skb, RTW_E_FD, e->fd))
 		goto cancel;
 	if ((what & RTW_PUT_RESULT) && nla_put_s32(skb, RTW_E_RESULT, result))
 		goto cancel;
@@ -343,14 +387,14 @@ static size_t rtw_adopt_result_size(void)
 	       3 * nla_total_size(sizeof(u8)) +		/* rcv-wscale, substate, tos */
 	       nla_total_size(sizeof(u16)) +		/* last-win */
 	       2 * nla_total_size(0) +			/* has-ts, ts-recent-valid */
-	       11 * nla_total_size(sizeof(u32));	/* the u32s */
+	       12 * nla_total_size(sizeof(u32));	/* the u32s, fd included */
 }
 
 /*
  * The entry nests of a batch request (add, adopt), every one parsed before any is acted on, so
  * a malformed request changes nothing. Returns the count, or a negative errno with extack set.
  */
-static int rtw_parse_batch(struct genl_info *info, const char *op, int max, bool full,
+static int rtw_parse_batch(struct genl_info *info, const char *op, int max, enum rtw_parse what,
 			   struct rtw_glue_entry **out)
 {
 	struct netlink_ext_ack *extack = info->extack;
@@ -372,7 +416,7 @@ static int rtw_parse_batch(struct genl_info *info, const char *op, int max, bool
 	if (!entries)
 		return -ENOMEM;
 	nlmsg_for_each_attr_type(nla, RTW_A_ENTRY, info->nlhdr, GENL_HDRLEN, rem) {
-		err = rtw_parse_entry(genl_info_net(info), nla, full, &entries[i++], extack);
+		err = rtw_parse_entry(genl_info_net(info), nla, what, &entries[i++], extack);
 		if (err) {
 			rtw_rs_count_invalid(rtw_info_rs(info));
 			kvfree(entries);
@@ -391,7 +435,7 @@ static int rtw_nl_add(struct sk_buff *skb, struct genl_info *info)
 	void *hdr;
 	int n, i, err;
 
-	n = rtw_parse_batch(info, "add", RTW_ADD_BATCH_MAX, true, &entries);
+	n = rtw_parse_batch(info, "add", RTW_ADD_BATCH_MAX, RTW_PARSE_FULL, &entries);
 	if (n < 0)
 		return n;
 
@@ -443,7 +487,7 @@ static int rtw_nl_one_entry(struct genl_info *info, struct rtw_glue_entry *e)
 		NL_SET_ERR_MSG(info->extack, "missing attribute entry");
 		return -EINVAL;
 	}
-	return rtw_parse_entry(genl_info_net(info), found, false, e, info->extack);
+	return rtw_parse_entry(genl_info_net(info), found, RTW_PARSE_KEY, e, info->extack);
 }
 
 static int rtw_nl_del(struct sk_buff *skb, struct genl_info *info)
@@ -571,7 +615,7 @@ static int rtw_nl_adopt(struct sk_buff *skb, struct genl_info *info)
 	void *hdr;
 	int n, i, err;
 
-	n = rtw_parse_batch(info, "adopt", RTW_ADOPT_BATCH_MAX, false, &entries);
+	n = rtw_parse_batch(info, "adopt", RTW_ADOPT_BATCH_MAX, RTW_PARSE_ADOPT, &entries);
 	if (n < 0)
 		return n;
 	results = kcalloc(n, sizeof(*results), GFP_KERNEL);

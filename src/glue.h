@@ -105,6 +105,11 @@ struct rtw_glue_entry {
 	struct rtw_glue_conn conn;
 	/* Part of the key: the L3 master (VRF) of conn.bound_ifindex, 0 for none (C fills it). */
 	__u32 l3index;
+	/* adopt only (C): the socket given as the caller's fd rather than by its tuple. */
+	bool by_fd;
+	__s32 fd;
+	/* adopt only (C): leave the socket in TCP_REPAIR mode once adopted. */
+	bool repair;
 };
 
 /* A segment seen by a hook for a tuple the table holds: its first bytes from the IP header on. */

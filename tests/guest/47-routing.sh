@@ -39,6 +39,9 @@ MAC_B=$(cat /sys/class/net/vb0/address)
 red_peer() { $IP netns exec pred rtw-peer -i vr1 -m "$MAC_R" "$@"; }
 blue_peer() { $IP netns exec pblue rtw-peer -i vb1 -m "$MAC_B" "$@"; }
 field() { sed -n "s/^reply .*\b$1=\([^ ]*\).*/\1/p" | head -n1; }
+# answer: "FLAGS SEQ ACK" of the first reply on stdin. An entry's ACK and the stack's RST to the
+# same FIN|ACK both carry seq = its ack: the flags and the ack tell them apart.
+answer() { out=$(cat); echo "$(echo "$out" | field flags) $(echo "$out" | field seq) $(echo "$out" | field ack)"; }
 stat() { twctl --json stats | tr ',{}' '\n\n\n' | sed -n "s/^ *\"$1\": *\([0-9]*\) *$/\1/p"; }
 T="-s $P4 -d $H4 -p 40000"
 
@@ -63,7 +66,7 @@ check "get without a VRF: no entry guards the tuple in the default VRF" sh -c \
 	"twctl get $H4:80 $P4:40000 2>&1 | grep -q 'no entry guards this tuple'"
 check "del red's entry by its VRF" twctl del $H4:80 $P4:40000 --bound-ifindex red
 out=$(blue_peer $T -P 80 -q 5999 -a 5000 -f FA)
-check_eq "blue's entry still answers" 5000 "$(echo "$out" | field seq)"
+check_eq "blue's entry still answers" "A 5000 6000" "$(echo "$out" | answer)"
 check_eq "one entry left" 1 "$(stat entries)"
 
 # The same over IPv6 (inet6_iif / inet6_sdif).
@@ -74,14 +77,14 @@ check "IPv6: and in VRF blue" \
 	twctl add "[$H6]:80" "[$P6]:40000" --snd-nxt 5100 --rcv-nxt 6100 --win 501 --bound-ifindex blue
 out=$(red_peer $T6 -P 80 -q 2099 -a 1100 -f FA)
 diag "$out"
-check_eq "IPv6: red's peer gets red's entry" 1100 "$(echo "$out" | field seq)"
+check_eq "IPv6: red's peer gets red's entry" "A 1100 2100" "$(echo "$out" | answer)"
 out=$(blue_peer $T6 -P 80 -q 6099 -a 5100 -f FA)
-check_eq "IPv6: blue's peer gets blue's entry" 5100 "$(echo "$out" | field seq)"
+check_eq "IPv6: blue's peer gets blue's entry" "A 5100 6100" "$(echo "$out" | answer)"
 # An entry of a socket bound to the enslaved device itself: the VRF is still red's.
 check "add an entry bound to vr0 (in red)" \
 	twctl add $H4:84 $P4:40000 --snd-nxt 9000 --rcv-nxt 9100 --win 501 --bound-ifindex vr0
 out=$(red_peer $T -P 84 -q 9099 -a 9000 -f FA)
-check_eq "the entry bound to vr0 answers through red" 9000 "$(echo "$out" | field seq)"
+check_eq "the entry bound to vr0 answers through red" "A 9000 9100" "$(echo "$out" | answer)"
 check "... and is found by its VRF" twctl get $H4:84 $P4:40000 --bound-ifindex red
 
 # An unbound entry (the default VRF) and a segment through VRF red: not ours unless
@@ -97,7 +100,7 @@ check_eq "tcp_l3mdev_accept=0: the unbound entry does not answer through a VRF" 
 echo 1 >/proc/sys/net/ipv4/tcp_l3mdev_accept
 out=$(red_peer $T -P 81 -q 3999 -a 3000 -f FA)
 diag "$out"
-check_eq "tcp_l3mdev_accept=1: it answers" 3000 "$(echo "$out" | field seq)"
+check_eq "tcp_l3mdev_accept=1: it answers" "A 3000 4000" "$(echo "$out" | answer)"
 echo "$accept0" >/proc/sys/net/ipv4/tcp_l3mdev_accept
 
 # The entry's mark routes its replies: mark 7's table prohibits the peer.
@@ -113,7 +116,7 @@ diag "$out"
 check_eq "mark 7: no reply (its route is prohibited)" 0 "$(echo "$out" | grep -c '^reply ')"
 check_eq "... counted as a reply that failed" $((failed0 + 1)) "$(stat replies_failed)"
 out=$(red_peer $T -P 83 -q 7999 -a 7000 -f FA)
-check_eq "no mark: answered" 7000 "$(echo "$out" | field seq)"
+check_eq "no mark: answered" "A 7000 8000" "$(echo "$out" | answer)"
 $IP rule del fwmark 7 table 77 pref 5
 $IP route del prohibit $P4/32 table 77
 

@@ -137,6 +137,44 @@ c.setsockopt(socket.IPPROTO_TCP, TCP_REPAIR, 1)
 c.close()
 s.close()
 
+# By fd, with repair: the module takes the tuple from the caller's socket and leaves it in
+# repair mode, so a bare close() sends nothing (the server's path, HandoffQueue).
+def adopt_fd(fd, repair=True):
+    e = {"fd": fd}
+    if repair:
+        e["repair"] = True
+    return adopt(e)[0]
+
+
+c, s = pair()
+c.shutdown(socket.SHUT_WR)
+wait_state(c, FIN_WAIT2)
+t = tuple_of(c, socket.AF_INET)
+r = adopt_fd(c.fileno())
+check(r.get("result") == 0 and r.get("fd") == c.fileno() and r.get("local-port") == t["local-port"]
+      and r.get("remote-port") == t["remote-port"] and r.get("local-addr") == t["local-addr"],
+      f"adopt by fd: taken, the reply names the socket's tuple ({r.get('result')})")
+check(c.getsockopt(socket.IPPROTO_TCP, TCP_REPAIR) == 1, "adopt by fd with repair: the socket is in repair mode")
+before = stat("fin-wait2-completed")
+c.close()
+s.close()
+end = time.time() + 10
+while time.time() < end and stat("fin-wait2-completed") == before:
+    time.sleep(0.02)
+check(stat("fin-wait2-completed") == before + 1, "after a bare close(), the entry completes with the peer's FIN")
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+bad = os.open("/dev/null", os.O_RDONLY)
+os.close(bad)
+rs = adopt({"fd": u.fileno()}, {"fd": bad})
+check([x.get("result") for x in rs] == [-errno.ENOTSOCK, -errno.EBADF],
+      f"adopt by fd: a UDP socket -ENOTSOCK, a closed fd -EBADF ({[x.get('result') for x in rs]})")
+u.close()
+try:
+    adopt({"fd": 0, "family": 2})
+    check(False, "fd and a tuple together are refused")
+except NlError as e:
+    check(e.error == errno.EINVAL and "not both" in str(e), f"fd and a tuple together: EINVAL ({e})")
+
 # A socket bound to a device is found only by it (inet_bound_dev_eq), and keeps it.
 c, s = pair(setup=lambda c: c.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"lo"))
 c.shutdown(socket.SHUT_WR)

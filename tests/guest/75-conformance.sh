@@ -9,9 +9,8 @@
 # the same in both, and prints what comes back, relative to both ISNs and to its own TS clock
 # (flags, seq, ack, window, length, options, TSecr, whether TSval is on the connection's clock,
 # and whether a new SYN reaches a listener) with the IP header of every reply (IPv4: TOS, TTL,
-# DF, total length, option bytes; IPv6: traffic class, flow label as "the connection's", "0" or
-# "other", hop limit, payload length, next header; see the head of rtw-script.c; the IPv4 ID is
-# recorded, not compared). The transcripts are compared line by line:
+# DF, total length, option bytes, ID; IPv6: traffic class, flow label as "the connection's", "0"
+# or "other", hop limit, payload length, next header; see the head of rtw-script.c). The transcripts are compared line by line:
 #   match                 identical;
 #   expected-difference   they differ and the case is in EXPECTED below, which names the
 #                         decision (docs/decisions.md D-number, or the behaviour.md row whose

@@ -219,7 +219,7 @@ def render(cases, info):
         "`df`, `opt` the bytes of IP options, the total length; `tc` the IPv6 traffic class, "
         "`fl` the flow label, `conn` when it is the label the connection's own segments carried "
         "before the steps, `0` or `other`, `hl` the hop limit, `nh` the next header, the payload "
-        "length; the IPv4 ID is not compared, see `rtw-script.c`); the table shows "
+        "length, `id` the IPv4 ID, 0 for Linux's control socket, see `rtw-script.c`); the table shows "
         "`ip(...)` only for the fields that are not `tos:0x00`/`tc:0x00`, `ttl:64`/`hl:64`, "
         "`df:1`, `opt:0`, `id:0`, `fl:conn`, `nh:6`, or that differ between the two answers; `tos=` in "
         "a step is the TOS or traffic class the peer sent (0 otherwise). Every case runs "
