@@ -14,9 +14,10 @@
 //! * `--plain`: the same loop closing normally, for comparison: Linux then keeps COUNT TIME_WAIT
 //!   sockets;
 //! * `--queue`: an event loop (non-blocking accept and reads, `poll`) that closes with a
-//!   `HandoffQueue`: `push` at the end of each response, `process` whenever the queue's fd says
-//!   a queued socket changed state or its deadline is due, one adopt message for every socket
-//!   that reached FIN_WAIT2 since the last call;
+//!   `HandoffQueue`: `push` at the end of each response (`shutdown(SHUT_WR)` and
+//!   `epoll_ctl`), `process` whenever the queue's fd says a queued socket changed state or its
+//!   deadline is due: one adopt message by fd, with repair mode, for every socket that may have
+//!   reached FIN_WAIT2 since the last call, then a `close()` of each one taken;
 //! * `--loop`: the same event loop closing normally, the yardstick of `--queue`;
 //! * `--queue-dry-run`: `--queue` with a dry-run queue (repair mode, entries built from the
 //!   repair-mode reads and not added, sockets closed normally): the event loop without the
@@ -310,7 +311,10 @@ fn event_loop(listener: TcpListener, count: usize, queue: Option<bool>) -> ExitC
                     Ok(Outcome::HandedOff(_) | Outcome::DryRun(_)) => k.handed += 1,
                     Ok(_) => k.raced += 1,
                     Err(e) => {
-                        eprintln!("handoff_server: {}: {e}", h.tuple);
+                        match h.tuple {
+                            Some(t) => eprintln!("handoff_server: {t}: {e}"),
+                            None => eprintln!("handoff_server: socket {}: {e}", h.id),
+                        }
                         k.failed += 1;
                     }
                 }

@@ -3,6 +3,7 @@
 //! The netlink connection to the module (the only part that opens a netlink socket).
 
 use std::fmt;
+use std::os::fd::RawFd;
 
 use netlink_packet_core::{parse_u16, DecodeError, NlasIterator, ParseableParametrized};
 use netlink_packet_generic::ctrl::nlas::GenlCtrlAttrs;
@@ -12,8 +13,8 @@ use netlink_sys::{protocols::NETLINK_GENERIC, Socket, SocketAddr};
 
 use crate::entry::{Entry, Key};
 use crate::error::Error;
-pub use crate::proto::AdoptResult;
 use crate::proto::{self, Extack, RawGenl, Refusal, Reply, Stats, TwMessage, FAMILY_NAME};
+pub use crate::proto::{AdoptResult, FdAdoptResult};
 
 /// The most tuples the module takes in one adopt message (`RTW_ADOPT_BATCH_MAX`: each answer
 /// carries a whole entry, so the reply of a larger batch would need one large allocation).
@@ -332,6 +333,29 @@ impl Client {
             .first()
             .ok_or_else(|| Error::Protocol("adopt: no reply with the tuples' results".into()))?;
         proto::adopt_results(reply, keys).map_err(|e| Error::Protocol(format!("adopt: {e}")))
+    }
+
+    /// Takes over the live connections of these sockets of the calling process (file
+    /// descriptors of connected TCP sockets, in this network namespace) in one message, at most
+    /// [`MAX_ADOPT`]: the kernel resolves each fd in the caller's context, checks its socket
+    /// under its lock as [`Client::adopt`] does and reads its tuple; no tuple, no bound device
+    /// is sent. One result per fd, in order, with the tuple the kernel read (when it found a
+    /// socket) and the entry of each one taken; beyond [`Client::adopt`]'s results, -EBADF (fd
+    /// not open), -ENOTSOCK (not a TCP socket over IPv4/IPv6), -ENOENT (a socket of another
+    /// netns).
+    ///
+    /// `repair`: the kernel puts each socket it took in TCP_REPAIR mode itself, after checking
+    /// it once more once its backlog ran; the caller then just closes it (nothing is sent, no
+    /// TIME_WAIT), no `TCP_REPAIR` nor state check of its own. Without it, the caller closes
+    /// each taken socket in repair mode as after [`Client::adopt`]. An `Err` is a refusal of the
+    /// whole message (or an answer that could not be read: entries may exist then, and taken
+    /// sockets may be in repair mode).
+    pub fn adopt_fds(&mut self, fds: &[RawFd], repair: bool) -> Result<Vec<FdAdoptResult>, Error> {
+        let replies = self.transact("adopt", proto::adopt_fd_message(fds, repair), false)?;
+        let reply = replies
+            .first()
+            .ok_or_else(|| Error::Protocol("adopt: no reply with the fds' results".into()))?;
+        proto::adopt_fd_results(reply, fds).map_err(|e| Error::Protocol(format!("adopt: {e}")))
     }
 
     /// Deletes the entry guarding a key (ENOENT when there is none): a `&Tuple` (the default

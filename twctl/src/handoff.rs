@@ -738,6 +738,10 @@ pub fn adopt_refusal(result: i32) -> AdoptRefusal {
         libc::ENOENT => AdoptRefusal::Fail(NotFound),
         libc::ENOTCONN => AdoptRefusal::Fail(NotConnected),
         libc::EOPNOTSUPP => AdoptRefusal::Fail(Unsupported),
+        // An adopt by fd: the kernel found no TCP socket over IPv4/IPv6 behind it.
+        libc::ENOTSOCK => AdoptRefusal::Fail(NotTcp(
+            "the kernel found no TCP socket over IPv4 or IPv6 behind the fd (ENOTSOCK)".into(),
+        )),
         libc::EPERM => AdoptRefusal::Fail(Module(Error::PermissionDenied {
             op: "adopt",
             refusal: Box::new(Refusal::new(libc::EPERM, &Extack::default(), &[])),

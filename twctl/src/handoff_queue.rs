@@ -5,34 +5,41 @@
 //! [`close_with_handoff`](crate::handoff::close_with_handoff) shuts the socket down and then
 //! sleeps until our FIN is acknowledged, which a Linux peer that keeps its end open delays by
 //! 40 ms or more, and pays a netlink round trip per socket. A [`HandoffQueue`] does the same
-//! protocol for many sockets at once, without ever waiting:
+//! protocol for many sockets at once, without ever waiting, and with as few system calls per
+//! socket as it can:
 //!
-//! * [`HandoffQueue::push`] checks the socket (as [`handoff`](crate::handoff::handoff) does,
-//!   refusals give it back untouched), calls `shutdown(SHUT_WR)` and returns at once;
+//! * [`HandoffQueue::push`] calls `epoll_ctl(EPOLL_CTL_ADD)` and `shutdown(SHUT_WR)` and returns
+//!   at once with the socket's id; nothing else (the kernel checks the socket and reads its
+//!   tuple at the adopt). A socket that cannot be shut down (not connected, not a socket) is
+//!   refused and given back, with the reason [`handoff`](crate::handoff::handoff) would give;
 //! * the queue's file descriptor ([`AsRawFd`]) is an epoll instance that becomes readable when a
 //!   queued socket changes state (Linux wakes a socket's waiters when our FIN is acknowledged,
 //!   when the peer's FIN or a reset arrives); [`HandoffQueue::poll_timeout`] says how long the
 //!   caller may sleep at most (the earliest per-socket deadline);
-//! * [`HandoffQueue::process`], called from the event loop, never blocks on the network: the
-//!   tuples of every queued socket that reached FIN_WAIT2 go to the module in **one** netlink
-//!   adopt message (at most [`MAX_BATCH`], the module's limit); the module checks each socket
-//!   under its lock, reads its state and adds its entry; then each socket it took enters repair
-//!   mode, its state is checked again, and it is closed in repair mode. It reports every socket
-//!   that is done, with the outcomes and the race rule of
-//!   [`close_with_handoff`](crate::handoff::close_with_handoff): the entry exists before the
-//!   close; a peer FIN that got in first leaves no entry ([`Outcome::PeerFinFirst`]); unread data
-//!   is refused (D36) and, here, the socket is given back so the caller can read it (dropping it
-//!   resets the connection, as Linux's `close()` does). The per-socket results of the adopt are
-//!   mapped by [`adopt_refusal`](crate::handoff::adopt_refusal); one whose FIN the kernel finds
-//!   not acknowledged yet (-EINPROGRESS) keeps waiting.
+//! * [`HandoffQueue::process`], called from the event loop, never blocks on the network and
+//!   reads no socket state itself: every queued socket epoll says may have changed (and every
+//!   one at its deadline) goes to the module by its file descriptor, in **one** netlink adopt
+//!   message (at most [`MAX_BATCH`], the module's limit) asking for repair mode
+//!   ([`EntrySink::adopt_fds`]). The kernel resolves each fd, checks its socket under its lock
+//!   (our FIN acknowledged, the peer's not seen, nothing unread), adds its entry, checks it
+//!   again once the socket's backlog ran and puts it in TCP_REPAIR mode; the queue then just
+//!   closes each socket taken (nothing is sent, no TIME_WAIT). The per-socket results are
+//!   mapped by [`adopt_refusal`](crate::handoff::adopt_refusal): -EINPROGRESS (our FIN not
+//!   acknowledged yet) keeps waiting, up to the socket's deadline; -EALREADY (the peer's FIN
+//!   came first: Linux keeps the tuple) closes it normally, [`Outcome::PeerFinFirst`] (or the
+//!   reset, if it was one); -ENOTEMPTY (unread data, D36) gives the socket back so the caller
+//!   can read it (dropping it resets the connection, as Linux's `close()` does); any other
+//!   closes it normally with the error.
 //!
-//! No socket is in repair mode while the sink's code runs, but for the one whose entry is
-//! being deleted again ([`EntrySink::del`]); that one is held by a guard that leaves repair mode
-//! if the sink panics, so a socket is never closed silently without its entry.
+//! Per socket handed off: two system calls in `push` and one (`close`) in `process`, plus its
+//! share of one `epoll_wait` and one netlink round trip per `process` call.
 //!
 //! Sockets whose peer FIN came first, that were reset, or whose FIN was not acknowledged within
 //! the queue's timeout are reported too and closed normally: nothing is leaked. Dropping the
 //! queue closes the sockets still queued normally (Linux then keeps their TIME_WAIT).
+//!
+//! A dry run ([`HandoffQueue::dry_run`], no module) checks the sockets in userspace at `push`
+//! and reads their state in repair mode itself, as before the adopt by fd.
 //!
 //! Where the entries go is an [`EntrySink`]: the module's [`Client`], or anything else in tests.
 
@@ -42,18 +49,18 @@ use std::net::{Shutdown, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-use crate::client::{AdoptResult, Client, MAX_ADOPT};
+use crate::client::{AdoptResult, Client, FdAdoptResult, MAX_ADOPT};
 use crate::entry::{Key, Tuple};
 use crate::error::Error;
 use crate::handoff::{
-    adopt_refusal, build_entry, close_adopted, inq, may_have_adopted, precheck,
-    read_repair_state_with, tcp_info, timens_offset_ms, AdoptRefusal, AfterAdopt, HandoffError,
-    HandoffErrorKind, InRepair, Outcome, Readiness, TcpInfo, TcpState,
+    adopt_refusal, bound_ifindex, build_entry, inq, leave_repair, may_have_adopted, precheck,
+    read_repair_state_with, tcp_info, timens_offset_ms, unmap, AdoptRefusal, HandoffError,
+    HandoffErrorKind, InRepair, Outcome, TcpInfo, TcpState,
 };
 
-/// The most tuples the module takes in one adopt message (`RTW_ADD_BATCH_MAX`, src/genl.c).
+/// The most sockets the module takes in one adopt message (`RTW_ADOPT_BATCH_MAX`, src/genl.c).
 pub const MAX_BATCH: usize = MAX_ADOPT;
-/// Tuples per adopt message unless [`HandoffQueue::set_max_batch`] says otherwise (`twctl
+/// Sockets per adopt message unless [`HandoffQueue::set_max_batch`] says otherwise (`twctl
 /// add`'s ceiling: a message of 1024 entries and its reply fit the default socket buffers).
 pub const DEFAULT_BATCH: usize = 1024;
 /// epoll events read per `epoll_wait`.
@@ -64,8 +71,15 @@ pub trait EntrySink {
     /// Adopts the connections of these keys in one message (as [`Client::adopt`]): each the
     /// socket's tuple and the device it is bound to (`SO_BINDTOIFINDEX`, 0: none), by which
     /// the module finds a bound socket. One result per key, in order, with the entry of each
-    /// one taken. An `Err` means the message was refused (or its answer lost) as a whole.
+    /// one taken. An `Err` means the message was refused (or its answer lost) as a whole. (The
+    /// queue itself adopts by fd, [`EntrySink::adopt_fds`].)
     fn adopt(&mut self, keys: &[Key]) -> Result<Vec<AdoptResult>, Error>;
+    /// Adopts the connections of these sockets of the calling process in one message, by file
+    /// descriptor (as [`Client::adopt_fds`]): one result per fd, in order, with the tuple read
+    /// from the socket and the entry of each one taken. `repair`: each socket taken is left in
+    /// TCP_REPAIR mode, checked after its backlog ran, for the caller to close. An `Err` means
+    /// the message was refused (or its answer lost) as a whole.
+    fn adopt_fds(&mut self, fds: &[RawFd], repair: bool) -> Result<Vec<FdAdoptResult>, Error>;
     /// Deletes the entry guarding a key, its tuple in the VRF of its `bound_ifindex` (an error
     /// with ENOENT when there is none). An adopted entry is deleted by [`Entry::key`](
     /// crate::Entry::key).
@@ -75,6 +89,10 @@ pub trait EntrySink {
 impl EntrySink for Client {
     fn adopt(&mut self, keys: &[Key]) -> Result<Vec<AdoptResult>, Error> {
         Client::adopt(self, keys)
+    }
+
+    fn adopt_fds(&mut self, fds: &[RawFd], repair: bool) -> Result<Vec<FdAdoptResult>, Error> {
+        Client::adopt_fds(self, fds, repair)
     }
 
     fn del(&mut self, key: &Key) -> Result<(), Error> {
@@ -87,6 +105,10 @@ impl<T: EntrySink + ?Sized> EntrySink for &mut T {
         (**self).adopt(keys)
     }
 
+    fn adopt_fds(&mut self, fds: &[RawFd], repair: bool) -> Result<Vec<FdAdoptResult>, Error> {
+        (**self).adopt_fds(fds, repair)
+    }
+
     fn del(&mut self, key: &Key) -> Result<(), Error> {
         (**self).del(key)
     }
@@ -97,6 +119,10 @@ impl<T: EntrySink + ?Sized> EntrySink for Box<T> {
         (**self).adopt(keys)
     }
 
+    fn adopt_fds(&mut self, fds: &[RawFd], repair: bool) -> Result<Vec<FdAdoptResult>, Error> {
+        (**self).adopt_fds(fds, repair)
+    }
+
     fn del(&mut self, key: &Key) -> Result<(), Error> {
         (**self).del(key)
     }
@@ -105,13 +131,17 @@ impl<T: EntrySink + ?Sized> EntrySink for Box<T> {
 /// What became of one queued socket.
 #[derive(Debug)]
 pub struct Handoff {
-    /// The socket's tuple, as [`HandoffQueue::push`] returned it.
-    pub tuple: Tuple,
+    /// The socket's id, as [`HandoffQueue::push`] returned it.
+    pub id: u64,
+    /// The socket's tuple, when known: the one the kernel read at the adopt (or, in a dry run
+    /// and when the queue deletes entries again, read from the socket). `None` for a socket
+    /// reported without an answer of the kernel's naming it (a timeout, a refused message, a
+    /// socket the kernel found closed with its port released).
+    pub tuple: Option<Tuple>,
     /// [`Outcome::HandedOff`], [`Outcome::PeerFinFirst`], [`Outcome::DryRun`], or the error. An
     /// error carries the socket back only for [`HandoffErrorKind::UnreadData`] (shut down for
-    /// writing, everything else as it was) and, for a socket that was pushed already in
-    /// FIN_WAIT2, when repair mode was refused (the adopted entry deleted again); every other
-    /// socket has been closed normally.
+    /// writing, everything else as it was) and, in a dry run, when repair mode was refused;
+    /// every other socket has been closed normally.
     pub result: Result<Outcome, HandoffError>,
 }
 
@@ -130,46 +160,42 @@ pub struct QueueStats {
     pub failed: u64,
     /// Adopt messages sent to the sink.
     pub adopt_messages: u64,
-    /// Tuples in those messages.
+    /// Sockets (fds) in those messages; a socket whose FIN was not acknowledged yet is sent
+    /// again at its next wakeup.
     pub tuples_sent: u64,
     /// Time spent in the sink's adopt (for the module: the netlink round trip, its work
     /// included), in ns.
     pub adopt_ns: u64,
 }
 
-/// A socket waiting for our FIN to be acknowledged.
+/// A queued socket.
 struct Pending {
     stream: TcpStream,
-    tuple: Tuple,
-    /// The device it is bound to (`SO_BINDTOIFINDEX`), for the adopt.
-    bound_ifindex: u32,
-    /// Our `shutdown(SHUT_WR)`: the socket is the queue's to close on a failure.
-    shut_by_us: bool,
-    /// Its token in the epoll set and the deadlines.
+    /// Its id (what push returned), its token in the epoll set and the deadlines.
     token: u64,
     /// When it is closed normally if our FIN is still not acknowledged.
     deadline: Instant,
+    /// A dry run's: the key read at push (the real queue reads none).
+    key: Option<Key>,
 }
 
 impl Pending {
-    /// What the adopt names it by: its tuple and bound device.
-    fn key(&self) -> Key {
-        Key::new(self.tuple, self.bound_ifindex)
+    fn report(self, tuple: Option<Tuple>, result: Result<Outcome, HandoffError>) -> Handoff {
+        drop(self.stream);
+        Handoff {
+            id: self.token,
+            tuple,
+            result,
+        }
     }
 }
 
-/// A socket that reached FIN_WAIT2, on its way through repair mode.
-struct Ready {
-    pending: Pending,
-    info: TcpInfo,
-}
-
-/// What one look at a queued socket found.
+/// What one look at a queued socket found (dry runs).
 enum Look {
     /// Still FIN_WAIT1: our FIN is not acknowledged yet.
-    Waiting,
+    Waiting(Pending),
     /// FIN_WAIT2: hand it off.
-    Ready(Ready),
+    Ready(Pending, TcpInfo),
     /// Done without a handoff (peer FIN first, reset, another state).
     Done(Handoff),
 }
@@ -203,9 +229,10 @@ impl HandoffQueue<Client> {
         })
     }
 
-    /// A dry run: each socket goes through repair mode and is reported as
-    /// [`Outcome::DryRun`] with the entry a handoff would add; repair mode is left again and the
-    /// socket closed normally. Needs CAP_NET_ADMIN (TCP_REPAIR), not the module.
+    /// A dry run: each socket is checked at push as [`handoff`](crate::handoff::handoff)
+    /// checks it, goes through repair mode and is reported as [`Outcome::DryRun`] with the
+    /// entry a handoff would add; repair mode is left again and the socket closed normally.
+    /// Needs CAP_NET_ADMIN (TCP_REPAIR), not the module.
     pub fn dry_run(timeout: Duration) -> io::Result<Self> {
         Self::build(None, timeout)
     }
@@ -238,7 +265,7 @@ impl<S: EntrySink> HandoffQueue<S> {
         })
     }
 
-    /// Tuples per adopt message, 1 to [`MAX_BATCH`] (the value is clamped).
+    /// Sockets per adopt message, 1 to [`MAX_BATCH`] (the value is clamped).
     pub fn set_max_batch(&mut self, n: usize) {
         self.max_batch = n.clamp(1, MAX_BATCH);
     }
@@ -263,16 +290,22 @@ impl<S: EntrySink> HandoffQueue<S> {
         self.stats
     }
 
-    /// Queues a connected socket: checks it (a refusal gives it back untouched, as
-    /// [`handoff`](crate::handoff::handoff) does: not TCP, listening, CLOSE_WAIT, microsecond
-    /// timestamps, ...), then `shutdown(SHUT_WR)` unless it is in FIN_WAIT2 already, and
-    /// returns its tuple at once. From then on the socket is the queue's: it is reported by
-    /// [`process`](Self::process).
-    pub fn push(&mut self, fd: OwnedFd) -> Result<Tuple, HandoffError> {
-        let (stream, key, ready) = precheck(fd, true)?;
-        let tuple = key.tuple;
+    /// Queues a connected socket: watches it and calls `shutdown(SHUT_WR)` (harmless when it
+    /// is shut down already), and returns its id at once; [`Handoff::id`] names it in the
+    /// report. Nothing else is read: the kernel checks the socket at the adopt (a UDP socket, a
+    /// listening one, one whose peer closed first, ... is reported then, closed normally). A
+    /// socket that cannot be watched or shut down (not a socket, not connected) is refused and
+    /// given back, with the reason. A dry run checks the socket first, as
+    /// [`handoff`](crate::handoff::handoff) does (a refusal gives it back untouched). From then
+    /// on the socket is the queue's: it is reported by [`process`](Self::process).
+    pub fn push(&mut self, fd: OwnedFd) -> Result<u64, HandoffError> {
+        let (stream, key) = if self.sink.is_none() {
+            let (stream, key, _) = precheck(fd, true)?;
+            (stream, Some(key))
+        } else {
+            (TcpStream::from(fd), None)
+        };
         let token = self.next_token;
-        self.next_token += 1;
         // Edge-triggered: after our shutdown EPOLLOUT is always set, so every wakeup of the
         // socket (our FIN acknowledged, the peer's FIN, a reset, data) is reported once. The
         // first report comes at once (the socket is writable when added).
@@ -290,21 +323,14 @@ impl<S: EntrySink> HandoffQueue<S> {
             )
         };
         if r < 0 {
-            return Err(HandoffError {
-                kind: HandoffErrorKind::Sys("epoll_ctl(EPOLL_CTL_ADD)", io::Error::last_os_error()),
-                socket: Some(stream.into()),
-            });
+            let e = io::Error::last_os_error();
+            return Err(refused(stream, "epoll_ctl(EPOLL_CTL_ADD)", e));
         }
-        let shut_by_us = ready == Readiness::Wait;
-        if shut_by_us {
-            if let Err(e) = stream.shutdown(Shutdown::Write) {
-                unwatch(self.epoll.as_raw_fd(), stream.as_raw_fd());
-                return Err(HandoffError {
-                    kind: HandoffErrorKind::Sys("shutdown(SHUT_WR)", e),
-                    socket: Some(stream.into()),
-                });
-            }
+        if let Err(e) = stream.shutdown(Shutdown::Write) {
+            unwatch(self.epoll.as_raw_fd(), stream.as_raw_fd());
+            return Err(refused(stream, "shutdown(SHUT_WR)", e));
         }
+        self.next_token += 1;
         // A timeout too large for the clock (Duration::MAX for "none") waits a year.
         let deadline = Instant::now()
             .checked_add(self.timeout)
@@ -313,18 +339,15 @@ impl<S: EntrySink> HandoffQueue<S> {
             token,
             Pending {
                 stream,
-                tuple,
-                bound_ifindex: key.bound_ifindex,
-                shut_by_us,
                 token,
                 deadline,
+                key,
             },
         );
         self.deadlines.push_back((deadline, token));
         self.stats.pushed += 1;
-        Ok(tuple)
+        Ok(token)
     }
-
     /// How long the caller may sleep before calling [`process`](Self::process) again if the
     /// queue's fd stays quiet: until the earliest queued socket's deadline (zero when one has
     /// passed). `None` when nothing is queued.
@@ -375,13 +398,13 @@ impl<S: EntrySink> HandoffQueue<S> {
         Ok(out)
     }
 
-    /// Does every piece of work that is due, without waiting on the network: looks at the
-    /// queued sockets whose state changed and those past their deadline, hands off those in
-    /// FIN_WAIT2 (one adopt message per [`set_max_batch`](Self::set_max_batch) sockets), and
-    /// reports every socket that is done.
+    /// Does every piece of work that is due, without waiting on the network: takes the queued
+    /// sockets whose state may have changed and those at their deadline, sends them to the
+    /// module by fd (one adopt message per [`set_max_batch`](Self::set_max_batch) sockets),
+    /// closes those it took, and reports every socket that is done.
     pub fn process(&mut self) -> Vec<Handoff> {
         let mut out = Vec::new();
-        let mut ready = Vec::new();
+        let mut due: Vec<Pending> = Vec::new();
         let mut events = [libc::epoll_event { events: 0, u64: 0 }; EVENTS];
         loop {
             // SAFETY: events has room for EVENTS entries; timeout 0 never blocks.
@@ -402,48 +425,40 @@ impl<S: EntrySink> HandoffQueue<S> {
                 break;
             }
             for ev in &events[..n as usize] {
+                // None: an event for a socket already taken out.
                 let token = ev.u64;
-                self.look_into(token, &mut ready, &mut out);
+                if let Some(p) = self.pending.remove(&token) {
+                    due.push(p);
+                }
             }
             if (n as usize) < EVENTS {
                 break;
             }
         }
-        // Deadlines: one last look (a socket may have reached FIN_WAIT2 just now), then the
+        // Deadlines: one last try (a socket may have reached FIN_WAIT2 just now), then the
         // timeout.
         let now = Instant::now();
         while let Some(&(deadline, token)) = self.deadlines.front() {
-            if !self.pending.contains_key(&token) {
-                self.deadlines.pop_front();
-                continue;
-            }
+            // Entries of sockets taken out above stay until their deadline: one queued again
+            // below keeps its deadline.
             if deadline > now {
                 break;
             }
             self.deadlines.pop_front();
-            match self.look(token) {
-                Some(Look::Waiting) => {
-                    if let Some(p) = self.pending.remove(&token) {
-                        // Closed normally: Linux finishes the close and keeps the TIME_WAIT.
-                        drop(p.stream);
-                        out.push(Handoff {
-                            tuple: p.tuple,
-                            result: Err(HandoffError {
-                                kind: HandoffErrorKind::Timeout(self.timeout),
-                                socket: None,
-                            }),
-                        });
-                    }
-                }
-                Some(Look::Ready(r)) => ready.push(r),
-                Some(Look::Done(h)) => out.push(h),
-                None => {}
+            if let Some(p) = self.pending.remove(&token) {
+                due.push(p);
             }
         }
-        let mut ready = ready.into_iter().peekable();
-        while ready.peek().is_some() {
-            let batch: Vec<Ready> = ready.by_ref().take(self.max_batch).collect();
-            self.hand_off(batch, &mut out);
+        if self.sink.is_none() {
+            for p in due {
+                self.dry_run_one(p, &mut out);
+            }
+        } else {
+            let mut due = due.into_iter().peekable();
+            while due.peek().is_some() {
+                let batch: Vec<Pending> = due.by_ref().take(self.max_batch).collect();
+                self.hand_off(batch, &mut out);
+            }
         }
         for h in &out {
             match &h.result {
@@ -456,101 +471,37 @@ impl<S: EntrySink> HandoffQueue<S> {
         out
     }
 
-    fn look_into(&mut self, token: u64, ready: &mut Vec<Ready>, out: &mut Vec<Handoff>) {
-        match self.look(token) {
-            Some(Look::Ready(r)) => ready.push(r),
-            Some(Look::Done(h)) => out.push(h),
-            Some(Look::Waiting) | None => {}
+    /// A socket whose FIN is not acknowledged yet: queued again until its deadline (whose
+    /// entry in `deadlines` is still there: only those past were taken out), then closed
+    /// normally.
+    fn wait_again(&mut self, p: Pending, out: &mut Vec<Handoff>) {
+        if p.deadline <= Instant::now() {
+            let kind = HandoffErrorKind::Timeout(self.timeout);
+            let tuple = p.key.map(|k| k.tuple);
+            out.push(p.report(tuple, Err(HandoffError { kind, socket: None })));
+        } else {
+            self.pending.insert(p.token, p);
         }
     }
 
-    /// Reads a queued socket's state; takes it out of the queue unless it is still waiting.
-    /// `None` for a token no longer queued (an event for a socket already reported).
-    fn look(&mut self, token: u64) -> Option<Look> {
-        let p = self.pending.get(&token)?;
-        let fd = p.stream.as_raw_fd();
-        let closed = |p: Pending, kind| {
-            drop(p.stream);
-            Some(Look::Done(Handoff {
-                tuple: p.tuple,
-                result: Err(HandoffError { kind, socket: None }),
-            }))
-        };
-        let info = match tcp_info(fd) {
-            Ok(i) => i,
-            Err(e) => {
-                let p = self.pending.remove(&token)?;
-                return closed(p, HandoffErrorKind::Sys("getsockopt(TCP_INFO)", e));
-            }
-        };
-        match info.tcp_state() {
-            TcpState::FinWait1 | TcpState::Established => Some(Look::Waiting),
-            TcpState::FinWait2 => {
-                let pending = self.pending.remove(&token)?;
-                Some(Look::Ready(Ready { pending, info }))
-            }
-            TcpState::Closing | TcpState::TimeWait => {
-                // The peer's FIN came first: Linux's own TIME_WAIT holds the tuple.
-                let p = self.pending.remove(&token)?;
-                drop(p.stream);
-                Some(Look::Done(Handoff {
-                    tuple: p.tuple,
-                    result: Ok(Outcome::PeerFinFirst(p.tuple)),
-                }))
-            }
-            TcpState::Close => {
-                let p = self.pending.remove(&token)?;
-                match p.stream.take_error() {
-                    // TIME_WAIT took the connection over (no error).
-                    Ok(None) => {
-                        drop(p.stream);
-                        Some(Look::Done(Handoff {
-                            tuple: p.tuple,
-                            result: Ok(Outcome::PeerFinFirst(p.tuple)),
-                        }))
-                    }
-                    Ok(Some(e)) | Err(e) => closed(p, HandoffErrorKind::Reset(e)),
-                }
-            }
-            s => {
-                let p = self.pending.remove(&token)?;
-                closed(p, HandoffErrorKind::WrongState(s))
-            }
-        }
-    }
-
-    /// Steps 3–6 of docs/behaviour.md §6 for sockets in FIN_WAIT2, with one adopt message.
-    fn hand_off(&mut self, batch: Vec<Ready>, out: &mut Vec<Handoff>) {
+    /// One adopt message for `batch`, by fd, with repair mode asked; each socket taken is
+    /// closed (in repair mode: silently), the others reported or queued again by their result.
+    fn hand_off(&mut self, batch: Vec<Pending>, out: &mut Vec<Handoff>) {
         let epfd = self.epoll.as_raw_fd();
-        // Unread data would be lost without a trace (D36): give the socket back.
-        let mut ready: Vec<Ready> = Vec::with_capacity(batch.len());
-        for r in batch {
-            match inq(r.pending.stream.as_raw_fd()).filter(|n| *n > 0) {
-                Some(n) => out.push(give_back(epfd, r.pending, HandoffErrorKind::UnreadData(n))),
-                None => ready.push(r),
-            }
-        }
-        if ready.is_empty() {
-            return;
-        }
         let Some(sink) = self.sink.as_mut() else {
-            let timens = self.timens_ms;
-            for Ready { pending, info } in ready {
-                out.push(dry_run_one(epfd, pending, &info, timens));
-            }
             return;
         };
-        let keys: Vec<Key> = ready.iter().map(|r| r.pending.key()).collect();
+        let fds: Vec<RawFd> = batch.iter().map(|p| p.stream.as_raw_fd()).collect();
         self.stats.adopt_messages += 1;
-        self.stats.tuples_sent += keys.len() as u64;
+        self.stats.tuples_sent += fds.len() as u64;
         let start = Instant::now();
-        let adopted = sink.adopt(&keys);
+        let adopted = sink.adopt_fds(&fds, true);
         self.stats.adopt_ns += start.elapsed().as_nanos() as u64;
         let adopted = match adopted {
-            Ok(r) if r.len() != keys.len() => Err(Error::Protocol(format!(
-                "adopt: {} results for {} tuples",
+            Ok(r) if r.len() != fds.len() => Err(Error::Protocol(format!(
+                "adopt: {} results for {} fds",
                 r.len(),
-                keys.len()
+                fds.len()
             ))),
             other => other,
         };
@@ -558,84 +509,147 @@ impl<S: EntrySink> HandoffQueue<S> {
             Ok(r) => r,
             Err(e) => {
                 // Refused as a whole: every socket fails and is closed normally (none is
-                // retried alone). When the answer was lost, entries may exist all the same:
-                // take them back first, so no tuple ends up guarded twice.
+                // retried alone). When the answer was lost, entries may exist all the same
+                // and their sockets be in repair mode: leave it and take the entries back
+                // first, so no tuple ends up guarded twice nor closed silently unguarded.
                 let undo = may_have_adopted(&e);
-                for Ready { pending: p, .. } in ready {
+                for p in batch {
+                    let mut tuple = None;
                     if undo {
-                        let _ = sink.del(&p.key());
+                        leave_repair(&p.stream);
+                        if let Some(k) = key_of(p.stream.as_raw_fd()) {
+                            let _ = sink.del(&k);
+                            tuple = Some(k.tuple);
+                        }
                     }
-                    out.push(closed_normally(p, HandoffErrorKind::Module(dup_error(&e))));
+                    let kind = HandoffErrorKind::Module(dup_error(&e));
+                    out.push(p.report(tuple, Err(HandoffError { kind, socket: None })));
                 }
                 return;
             }
         };
-        let mut wait_again = Vec::new();
-        for (Ready { pending: p, .. }, r) in ready.into_iter().zip(results) {
-            let entry = match r {
-                AdoptResult::Taken(entry) => entry,
-                AdoptResult::Refused(r) => {
-                    match adopt_refusal(r) {
-                        AdoptRefusal::PeerFinFirst => {
-                            // Closed normally: Linux's own TIME_WAIT keeps the tuple.
-                            drop(p.stream);
-                            out.push(Handoff {
-                                tuple: p.tuple,
-                                result: Ok(Outcome::PeerFinFirst(p.tuple)),
-                            });
-                        }
-                        AdoptRefusal::FinNotAcked => wait_again.push(p),
-                        AdoptRefusal::UnreadData => {
-                            let n = inq(p.stream.as_raw_fd()).unwrap_or(0);
-                            out.push(give_back(epfd, p, HandoffErrorKind::UnreadData(n)));
-                        }
-                        AdoptRefusal::Fail(kind) => out.push(closed_normally(p, kind)),
-                    }
+        let mut again = Vec::new();
+        for (p, FdAdoptResult { tuple, result }) in batch.into_iter().zip(results) {
+            let r = match result {
+                // In repair mode: the close sends nothing, leaves no TIME_WAIT; the entry
+                // guards the tuple.
+                AdoptResult::Taken(entry) => {
+                    out.push(p.report(Some(entry.tuple), Ok(Outcome::HandedOff(entry))));
                     continue;
                 }
+                AdoptResult::Refused(r) => r,
             };
-            // The entry exists: from here on the module sees the peer's segments first.
-            let Pending {
-                stream,
-                tuple,
-                bound_ifindex,
-                shut_by_us,
-                token,
-                deadline,
-            } = p;
-            let back = |stream| Pending {
-                stream,
-                tuple,
-                bound_ifindex,
-                shut_by_us,
-                token,
-                deadline,
-            };
-            match close_adopted(stream, entry, &mut |k| sink.del(k)) {
-                AfterAdopt::Closed(result) => out.push(Handoff {
-                    tuple,
-                    result: result.map_err(|kind| HandoffError { kind, socket: None }),
-                }),
-                AfterAdopt::GiveBack(kind, s) => out.push(give_back(epfd, back(s), kind)),
-                // After our shutdown the socket is ours to close.
-                AfterAdopt::RepairRefused(kind, s) if shut_by_us => {
-                    out.push(closed_normally(back(s), kind))
+            match adopt_refusal(r) {
+                AdoptRefusal::PeerFinFirst => {
+                    // Closed normally: Linux's own TIME_WAIT (or the peer's) keeps the tuple.
+                    // A reset is a reset, not the peer's FIN.
+                    let result = match (p.stream.take_error(), tuple) {
+                        (Ok(Some(e)), _) => Err(HandoffErrorKind::Reset(e)),
+                        (_, Some(t)) => Ok(Outcome::PeerFinFirst(t)),
+                        (_, None) => Err(HandoffErrorKind::WrongState(TcpState::Close)),
+                    };
+                    let result = result.map_err(|kind| HandoffError { kind, socket: None });
+                    out.push(p.report(tuple, result));
                 }
-                AfterAdopt::RepairRefused(kind, s) => out.push(give_back(epfd, back(s), kind)),
+                AdoptRefusal::FinNotAcked => again.push(p),
+                AdoptRefusal::UnreadData => {
+                    let n = inq(p.stream.as_raw_fd()).unwrap_or(0);
+                    out.push(give_back(epfd, p, tuple, HandoffErrorKind::UnreadData(n)));
+                }
+                AdoptRefusal::Fail(kind) => {
+                    out.push(p.report(tuple, Err(HandoffError { kind, socket: None })))
+                }
             }
         }
         // The kernel saw our FIN not acknowledged yet: wait on, up to the socket's deadline.
-        let now = Instant::now();
-        for p in wait_again {
-            if p.deadline <= now {
-                let kind = HandoffErrorKind::Timeout(self.timeout);
-                out.push(closed_normally(p, kind));
-            } else {
-                let pos = self.deadlines.partition_point(|(d, _)| *d <= p.deadline);
-                self.deadlines.insert(pos, (p.deadline, p.token));
-                self.pending.insert(p.token, p);
+        for p in again {
+            self.wait_again(p, out);
+        }
+    }
+
+    /// A dry run of one socket: its state read; in FIN_WAIT2, repair mode, the state reads, the
+    /// entry built; repair mode is left again and the socket closed normally.
+    fn dry_run_one(&mut self, p: Pending, out: &mut Vec<Handoff>) {
+        let epfd = self.epoll.as_raw_fd();
+        let (p, info) = match look(p) {
+            Look::Waiting(p) => return self.wait_again(p, out),
+            Look::Done(h) => return out.push(h),
+            Look::Ready(p, info) => (p, info),
+        };
+        let key = p.key.expect("a dry run's socket has its key");
+        if let Some(n) = inq(p.stream.as_raw_fd()).filter(|n| *n > 0) {
+            return out.push(give_back(
+                epfd,
+                p,
+                Some(key.tuple),
+                HandoffErrorKind::UnreadData(n),
+            ));
+        }
+        let Pending {
+            stream,
+            token,
+            deadline,
+            key: k,
+        } = p;
+        let repaired = match InRepair::enter(stream) {
+            Ok(r) => r,
+            Err((kind, stream)) => {
+                let p = Pending {
+                    stream,
+                    token,
+                    deadline,
+                    key: k,
+                };
+                // After our shutdown the socket is ours to close.
+                let err = HandoffError { kind, socket: None };
+                return out.push(p.report(Some(key.tuple), Err(err)));
+            }
+        };
+        let result = match read_repair_state_with(repaired.fd(), &info, || self.timens_ms) {
+            Ok(state) => {
+                let mut e = build_entry(key.tuple, &state);
+                e.bound_ifindex = key.bound_ifindex;
+                Ok(Outcome::DryRun(e))
+            }
+            Err(kind) => Err(HandoffError { kind, socket: None }),
+        };
+        // Leaves repair mode and closes normally.
+        drop(repaired);
+        out.push(Handoff {
+            id: token,
+            tuple: Some(key.tuple),
+            result,
+        });
+    }
+}
+
+/// Reads a queued socket's state (dry runs).
+fn look(p: Pending) -> Look {
+    let fd = p.stream.as_raw_fd();
+    let tuple = p.key.map(|k| k.tuple);
+    let closed =
+        |p: Pending, kind| Look::Done(p.report(tuple, Err(HandoffError { kind, socket: None })));
+    let info = match tcp_info(fd) {
+        Ok(i) => i,
+        Err(e) => return closed(p, HandoffErrorKind::Sys("getsockopt(TCP_INFO)", e)),
+    };
+    match info.tcp_state() {
+        TcpState::FinWait1 | TcpState::Established => Look::Waiting(p),
+        TcpState::FinWait2 => Look::Ready(p, info),
+        TcpState::Closing | TcpState::TimeWait => {
+            // The peer's FIN came first: Linux's own TIME_WAIT holds the tuple.
+            match tuple {
+                Some(t) => Look::Done(p.report(tuple, Ok(Outcome::PeerFinFirst(t)))),
+                None => closed(p, HandoffErrorKind::WrongState(info.tcp_state())),
             }
         }
+        TcpState::Close => match (p.stream.take_error(), tuple) {
+            // TIME_WAIT took the connection over (no error).
+            (Ok(None), Some(t)) => Look::Done(p.report(tuple, Ok(Outcome::PeerFinFirst(t)))),
+            (Ok(None), None) => closed(p, HandoffErrorKind::WrongState(TcpState::Close)),
+            (Ok(Some(e)) | Err(e), _) => closed(p, HandoffErrorKind::Reset(e)),
+        },
+        s => closed(p, HandoffErrorKind::WrongState(s)),
     }
 }
 
@@ -652,62 +666,35 @@ impl<S: EntrySink> AsFd for HandoffQueue<S> {
     }
 }
 
-/// A dry run of one FIN_WAIT2 socket: repair mode, the state reads, the entry built; repair
-/// mode is left again and the socket closed normally.
-fn dry_run_one(epfd: RawFd, p: Pending, info: &TcpInfo, timens: i64) -> Handoff {
-    let Pending {
-        stream,
-        tuple,
-        bound_ifindex,
-        shut_by_us,
-        token,
-        deadline,
-    } = p;
-    let repaired = match InRepair::enter(stream) {
-        Ok(r) => r,
-        Err((kind, stream)) => {
-            let p = Pending {
-                stream,
-                tuple,
-                bound_ifindex,
-                shut_by_us,
-                token,
-                deadline,
-            };
-            // After our shutdown the socket is ours to close.
-            return if shut_by_us {
-                closed_normally(p, kind)
-            } else {
-                give_back(epfd, p, kind)
-            };
-        }
-    };
-    let result = match read_repair_state_with(repaired.fd(), info, || timens) {
-        Ok(state) => {
-            let mut e = build_entry(tuple, &state);
-            e.bound_ifindex = bound_ifindex;
-            Ok(Outcome::DryRun(e))
-        }
-        Err(kind) => Err(HandoffError { kind, socket: None }),
-    };
-    // Leaves repair mode and closes normally.
-    drop(repaired);
-    Handoff { tuple, result }
-}
-
-fn closed_normally(p: Pending, kind: HandoffErrorKind) -> Handoff {
-    drop(p.stream);
-    Handoff {
-        tuple: p.tuple,
-        result: Err(HandoffError { kind, socket: None }),
+/// A socket push() could not watch or shut down, given back with the reason: what the
+/// userspace checks of [`handoff`](crate::handoff::handoff) find (not TCP, listening, ...),
+/// else the failed call. (These reads cost nothing on the way in: only refusals pay them.)
+fn refused(stream: TcpStream, op: &'static str, e: io::Error) -> HandoffError {
+    match precheck(stream.into(), true) {
+        Err(refusal) => refusal,
+        Ok((stream, _, _)) => HandoffError {
+            kind: HandoffErrorKind::Sys(op, e),
+            socket: Some(stream.into()),
+        },
     }
 }
 
+/// A socket's key read from it (its tuple and bound device), when it still has one: to delete
+/// an entry the kernel may have added for it without our hearing of it.
+fn key_of(fd: RawFd) -> Option<Key> {
+    // SAFETY: fd is open for the duration of this call; ManuallyDrop never closes it.
+    let s = std::mem::ManuallyDrop::new(unsafe { TcpStream::from_raw_fd(fd) });
+    let (l, r) = (s.local_addr().ok()?, s.peer_addr().ok()?);
+    let t = Tuple::new(unmap(l), unmap(r)).ok()?;
+    Some(Key::new(t, bound_ifindex(fd).unwrap_or(0)))
+}
+
 /// Hands the socket back to the caller, no longer watched by the queue.
-fn give_back(epfd: RawFd, p: Pending, kind: HandoffErrorKind) -> Handoff {
+fn give_back(epfd: RawFd, p: Pending, tuple: Option<Tuple>, kind: HandoffErrorKind) -> Handoff {
     unwatch(epfd, p.stream.as_raw_fd());
     Handoff {
-        tuple: p.tuple,
+        id: p.token,
+        tuple,
         result: Err(HandoffError {
             kind,
             socket: Some(p.stream.into()),
@@ -748,7 +735,7 @@ mod tests {
     use super::*;
     use crate::entry::{Entry, Substate};
     use crate::handoff::{
-        bound_ifindex, setsockopt_int, SO_BINDTOIFINDEX, TCP_QUEUE_SEQ, TCP_RECV_QUEUE, TCP_REPAIR,
+        setsockopt_int, SO_BINDTOIFINDEX, TCP_QUEUE_SEQ, TCP_RECV_QUEUE, TCP_REPAIR,
         TCP_REPAIR_OFF_NO_WP, TCP_REPAIR_ON, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE,
     };
     use crate::proto::{Extack, Refusal};
@@ -768,50 +755,75 @@ mod tests {
         );
     }
 
-    /// Records what the queue asks the module. Its adopt stands in for the kernel's: a tuple
-    /// whose socket it knows (`fds`) is judged by the socket's state, as the module judges it,
-    /// and taken with the state read in repair mode; any other is taken with made-up numbers.
-    /// It can also refuse one tuple with a given result, or every message.
+    /// Records what the queue asks the module. Its adopt by fd stands in for the kernel's: each
+    /// socket is judged by its state, as the module judges it, and taken with the state read in
+    /// repair mode (left in repair mode when asked, after a last state check), or, without
+    /// CAP_NET_ADMIN, with made-up numbers. It can also refuse one tuple with a given result, or
+    /// every message.
     #[derive(Default)]
     struct FakeSink {
+        /// The tuples of each adopt message (of the sockets that have one), in order.
         adopts: Vec<Vec<Tuple>>,
-        /// Every key adopted, in order (the tuples above with their bound devices).
-        adopt_keys: Vec<Key>,
+        /// The fds of each adopt message and whether repair mode was asked.
+        fd_adopts: Vec<(Vec<RawFd>, bool)>,
         dels: Vec<Tuple>,
         /// Every key deleted, in order.
         del_keys: Vec<Key>,
-        fds: HashMap<Tuple, RawFd>,
         refuse: HashMap<Tuple, i32>,
+        /// Tuples of sockets the test knows, for those closed already (the kernel still reads
+        /// a closed socket's addresses; getpeername() no longer does).
+        known: HashMap<RawFd, Tuple>,
         fail: bool,
         refuse_message: Option<i32>,
-        panic_on_del: bool,
         on_adopt: Option<Box<dyn FnMut()>>,
     }
 
     impl FakeSink {
-        fn adopt_one(&self, k: &Key) -> AdoptResult {
-            let t = &k.tuple;
-            if let Some(&r) = self.refuse.get(t) {
-                return AdoptResult::Refused(r);
-            }
-            let Some(&fd) = self.fds.get(t) else {
-                let mut e = Entry::new(*t, 1, 2);
-                e.substate = Substate::FinWait2;
-                e.tos = 0x10;
-                e.bound_ifindex = k.bound_ifindex;
-                return AdoptResult::Taken(e);
+        fn adopt_one_fd(&self, fd: RawFd, repair: bool) -> FdAdoptResult {
+            let tuple = key_of(fd)
+                .map(|k| k.tuple)
+                .or_else(|| self.known.get(&fd).copied());
+            let refused = |r| FdAdoptResult {
+                tuple,
+                result: AdoptResult::Refused(r),
             };
-            let info = tcp_info(fd).unwrap();
+            if let Some(&r) = tuple.and_then(|t| self.refuse.get(&t)) {
+                return refused(r);
+            }
+            let Ok(info) = tcp_info(fd) else {
+                return refused(-libc::ENOTSOCK);
+            };
             let r = match info.tcp_state() {
                 TcpState::FinWait2 if inq(fd).unwrap_or(0) > 0 => -libc::ENOTEMPTY,
                 TcpState::FinWait2 => {
-                    setsockopt_int(fd, libc::IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_ON).unwrap();
-                    let st = read_repair_state_with(fd, &info, || 0);
-                    let _ = setsockopt_int(fd, libc::IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_OFF_NO_WP);
-                    let mut e = build_entry(*t, &st.unwrap());
+                    let t = tuple.expect("a connected socket's tuple");
+                    let bound = crate::handoff::bound_ifindex(fd).unwrap();
+                    let mut e = Entry::new(t, 1, 2);
+                    e.substate = Substate::FinWait2;
+                    e.tos = 0x10;
+                    if setsockopt_int(fd, libc::IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_ON).is_ok() {
+                        let st = read_repair_state_with(fd, &info, || 0);
+                        e = build_entry(t, &st.unwrap());
+                        // The module's race check, after the socket's backlog ran.
+                        let still = tcp_info(fd).unwrap().tcp_state() == TcpState::FinWait2;
+                        if !repair || !still {
+                            let _ = setsockopt_int(
+                                fd,
+                                libc::IPPROTO_TCP,
+                                TCP_REPAIR,
+                                TCP_REPAIR_OFF_NO_WP,
+                            );
+                        }
+                        if !still {
+                            return refused(-libc::EALREADY);
+                        }
+                    }
                     // As the module does: the socket's device (sk_bound_dev_if).
-                    e.bound_ifindex = bound_ifindex(fd).unwrap();
-                    return AdoptResult::Taken(e);
+                    e.bound_ifindex = bound;
+                    return FdAdoptResult {
+                        tuple,
+                        result: AdoptResult::Taken(e),
+                    };
                 }
                 TcpState::FinWait1 => -libc::EINPROGRESS,
                 TcpState::CloseWait
@@ -821,12 +833,10 @@ mod tests {
                 | TcpState::Close => -libc::EALREADY,
                 _ => -libc::ENOTCONN,
             };
-            AdoptResult::Refused(r)
+            refused(r)
         }
-    }
 
-    impl EntrySink for FakeSink {
-        fn adopt(&mut self, keys: &[Key]) -> Result<Vec<AdoptResult>, Error> {
+        fn check_message(&mut self) -> Result<(), Error> {
             if let Some(f) = self.on_adopt.as_mut() {
                 f();
             }
@@ -839,13 +849,40 @@ mod tests {
                     refusal: Box::new(Refusal::new(errno, &Extack::default(), &[])),
                 });
             }
+            Ok(())
+        }
+    }
+
+    impl EntrySink for FakeSink {
+        fn adopt(&mut self, keys: &[Key]) -> Result<Vec<AdoptResult>, Error> {
+            self.check_message()?;
             self.adopts.push(keys.iter().map(|k| k.tuple).collect());
-            self.adopt_keys.extend_from_slice(keys);
-            Ok(keys.iter().map(|k| self.adopt_one(k)).collect())
+            Ok(keys
+                .iter()
+                .map(|k| {
+                    let mut e = Entry::new(k.tuple, 1, 2);
+                    e.substate = Substate::FinWait2;
+                    AdoptResult::Taken(e)
+                })
+                .collect())
+        }
+
+        fn adopt_fds(&mut self, fds: &[RawFd], repair: bool) -> Result<Vec<FdAdoptResult>, Error> {
+            self.check_message()?;
+            self.fd_adopts.push((fds.to_vec(), repair));
+            self.adopts.push(
+                fds.iter()
+                    .filter_map(|fd| key_of(*fd))
+                    .map(|k| k.tuple)
+                    .collect(),
+            );
+            Ok(fds
+                .iter()
+                .map(|fd| self.adopt_one_fd(*fd, repair))
+                .collect())
         }
 
         fn del(&mut self, key: &Key) -> Result<(), Error> {
-            assert!(!self.panic_on_del, "the test's sink panics in del");
             self.dels.push(key.tuple);
             self.del_keys.push(*key);
             Ok(())
@@ -937,61 +974,80 @@ mod tests {
         std::mem::size_of::<u32>() as libc::socklen_t
     }
 
+    /// FIN_WAIT2 sockets, each with its peer still open: (clients, servers).
+    fn fin_wait2_pairs(l: &TcpListener, n: usize) -> (Vec<TcpStream>, Vec<TcpStream>) {
+        let (mut keep, mut socks) = (Vec::new(), Vec::new());
+        for _ in 0..n {
+            let (c, s) = pair(l);
+            s.shutdown(Shutdown::Write).unwrap();
+            wait_state(&s, TcpState::FinWait2);
+            keep.push(c);
+            socks.push(s);
+        }
+        (keep, socks)
+    }
+
+    fn by(out: &[Handoff], t: Tuple) -> &Result<Outcome, HandoffError> {
+        &out.iter().find(|h| h.tuple == Some(t)).unwrap().result
+    }
+
     /// Sockets that reached FIN_WAIT2 before one process() call go to the module in one adopt
-    /// message, and the handoffs report the entries it returned.
+    /// message, by fd with repair mode asked, and the handoffs report the entries it returned
+    /// under the tuples it read.
     #[test]
     fn ready_sockets_share_one_adopt_message() {
         let repair = can_repair();
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let mut clients = Vec::new();
-        let mut sink = FakeSink::default();
         let mut socks = Vec::new();
         for _ in 0..5 {
             let (c, s) = pair(&l);
             (&s).write_all(b"reply").unwrap();
             s.shutdown(Shutdown::Write).unwrap();
             wait_state(&s, TcpState::FinWait2);
-            if repair {
-                sink.fds.insert(tuple_of(&s), s.as_raw_fd());
-            }
             socks.push(s);
             clients.push(c);
         }
-        let mut q = queue(sink, 2000);
+        let mut q = queue(FakeSink::default(), 2000);
         let mut tuples = Vec::new();
+        let mut fds = Vec::new();
+        let mut ids = Vec::new();
         for s in socks {
-            tuples.push(q.push(s.into()).unwrap());
+            tuples.push(tuple_of(&s));
+            fds.push(s.as_raw_fd());
+            ids.push(q.push(s.into()).unwrap());
         }
+        assert_eq!(ids, vec![1, 2, 3, 4, 5]);
         assert_eq!(q.len(), 5);
         let out = q.process();
         assert_eq!(out.len(), 5);
         assert!(q.is_empty());
-        if !repair {
-            for h in &out {
-                let e = h.result.as_ref().unwrap_err();
-                assert!(matches!(e.kind, HandoffErrorKind::Permission), "{e}");
-                // Pushed in FIN_WAIT2, shut down by the caller: given back, the entry deleted.
-                assert!(e.socket.is_some());
-            }
-            assert_eq!(q.sink_mut().unwrap().dels.len(), 5);
-            return;
-        }
         let sink = q.sink_mut().unwrap();
-        assert_eq!(sink.adopts.len(), 1, "one adopt message");
+        assert_eq!(
+            sink.fd_adopts,
+            vec![(fds, true)],
+            "one adopt message, by fd"
+        );
         assert_eq!(sink.adopts[0], tuples);
         assert!(sink.dels.is_empty());
         for h in &out {
             let Ok(Outcome::HandedOff(e)) = h.result else {
                 panic!("{:?}", h.result)
             };
-            assert_eq!(e.tuple, h.tuple);
-            assert!(tuples.contains(&e.tuple));
+            assert_eq!(Some(e.tuple), h.tuple);
+            assert_eq!(
+                tuples[ids.iter().position(|i| *i == h.id).unwrap()],
+                e.tuple
+            );
             assert_eq!(e.substate, Substate::FinWait2);
+            if !repair {
+                continue;
+            }
             // The peer's view of the same connection: what it acknowledged is our snd_nxt,
             // what it sent is our rcv_nxt.
             let c = clients
                 .iter()
-                .find(|c| c.local_addr().unwrap() == h.tuple.remote)
+                .find(|c| c.local_addr().unwrap() == e.tuple.remote)
                 .unwrap();
             let mut buf = Vec::new();
             (&*c).read_to_end(&mut buf).unwrap();
@@ -1004,27 +1060,22 @@ mod tests {
             (st.pushed, st.handed_off, st.adopt_messages, st.tuples_sent),
             (5, 5, 1, 5)
         );
-        // Every client still sees its connection open: no RST was sent.
-        for c in &clients {
-            assert_eq!(state(c), TcpState::CloseWait);
+        if repair {
+            // Closed in repair mode: every client still sees its connection open, no RST.
+            for c in &clients {
+                assert_eq!(state(c), TcpState::CloseWait);
+            }
         }
     }
 
     #[test]
     fn batches_are_capped() {
-        if !can_repair() {
-            return;
-        }
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let mut q = queue(FakeSink::default(), 2000);
         q.set_max_batch(2);
-        let mut keep = Vec::new();
-        for _ in 0..5 {
-            let (c, s) = pair(&l);
-            s.shutdown(Shutdown::Write).unwrap();
-            wait_state(&s, TcpState::FinWait2);
+        let (_keep, socks) = fin_wait2_pairs(&l, 5);
+        for s in socks {
             q.push(s.into()).unwrap();
-            keep.push(c);
         }
         let out = q.process();
         assert!(out
@@ -1035,18 +1086,17 @@ mod tests {
         assert_eq!(q.stats().adopt_messages, 3);
     }
 
-    /// push() shuts down and returns; the queue waits for every FIN to be acknowledged.
+    /// push() shuts down and returns; the queue waits for every FIN to be acknowledged (a
+    /// socket sent while its FIN is not acknowledged yet, -EINPROGRESS, is sent again).
     #[test]
     fn push_does_not_wait() {
-        let repair = can_repair();
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let mut q = queue(FakeSink::default(), 3000);
         assert_eq!(q.poll_timeout(), None);
         let mut keep = Vec::new();
         for _ in 0..3 {
             let (c, s) = pair(&l);
-            let t = q.push(s.into()).unwrap();
-            assert_eq!(t.remote, c.local_addr().unwrap());
+            q.push(s.into()).unwrap();
             keep.push(c);
         }
         assert_eq!(q.len(), 3);
@@ -1054,28 +1104,26 @@ mod tests {
         assert!(t <= Duration::from_millis(3000) && t > Duration::from_millis(1000));
         let out = run(&mut q, 3);
         for h in &out {
-            if repair {
-                assert!(
-                    matches!(h.result, Ok(Outcome::HandedOff(_))),
-                    "{:?}",
-                    h.result
-                );
-            } else {
-                let e = h.result.as_ref().unwrap_err();
-                // Shut down by the queue: closed normally.
-                assert!(matches!(e.kind, HandoffErrorKind::Permission) && e.socket.is_none());
-            }
+            assert!(
+                matches!(h.result, Ok(Outcome::HandedOff(e)) if h.tuple == Some(e.tuple)
+                    && keep.iter().any(|c| c.local_addr().unwrap() == e.tuple.remote)),
+                "{:?}",
+                h.result
+            );
         }
         assert_eq!(q.poll_timeout(), None);
     }
 
-    /// The peer closes at once: its FIN reaches the socket before any entry exists.
+    /// The peer closes at once: its FIN reaches the socket before the adopt; the kernel says
+    /// -EALREADY and the socket is closed normally, no entry.
     #[test]
     fn peer_fin_first_leaves_no_entry() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let mut q = queue(FakeSink::default(), 2000);
         let (c, s) = pair(&l);
-        let t = q.push(s.into()).unwrap();
+        let t = tuple_of(&s);
+        q.sink_mut().unwrap().known.insert(s.as_raw_fd(), t);
+        q.push(s.into()).unwrap();
         let mut buf = [0u8; 8];
         assert_eq!((&c).read(&mut buf).unwrap(), 0);
         drop(c);
@@ -1086,22 +1134,19 @@ mod tests {
             "{:?}",
             out[0].result
         );
-        let sink = q.sink_mut().unwrap();
-        assert!(sink.adopts.is_empty() && sink.dels.is_empty());
+        assert!(q.sink_mut().unwrap().dels.is_empty());
         assert_eq!(q.stats().peer_fin_first, 1);
     }
 
-    /// The peer's FIN arrives while the entry is being added: the entry is deleted again and
-    /// the race is reported (the socket in repair mode still takes the FIN).
+    /// The peer's FIN reaches the socket while the module looks at it (here: before): -EALREADY,
+    /// nothing added, nothing to delete, the socket closed normally (Linux keeps the tuple).
     #[test]
-    fn peer_fin_during_the_add_deletes_the_entry() {
-        if !can_repair() {
-            return;
-        }
+    fn peer_fin_seen_by_the_kernel_is_already() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let (c, s) = pair(&l);
         s.shutdown(Shutdown::Write).unwrap();
         wait_state(&s, TcpState::FinWait2);
+        let t = tuple_of(&s);
         let client = Rc::new(RefCell::new(Some(c)));
         let cl = client.clone();
         let sink = FakeSink {
@@ -1112,7 +1157,8 @@ mod tests {
             ..Default::default()
         };
         let mut q = queue(sink, 2000);
-        let t = q.push(s.into()).unwrap();
+        q.sink_mut().unwrap().known.insert(s.as_raw_fd(), t);
+        q.push(s.into()).unwrap();
         let out = run(&mut q, 1);
         assert!(
             matches!(out[0].result, Ok(Outcome::PeerFinFirst(x)) if x == t),
@@ -1120,61 +1166,54 @@ mod tests {
             out[0].result
         );
         let sink = q.sink_mut().unwrap();
-        assert_eq!(sink.adopts.len(), 1);
-        assert_eq!(sink.dels, vec![t]);
+        assert_eq!(sink.fd_adopts.len(), 1);
+        assert!(sink.dels.is_empty());
     }
 
-    /// A socket bound to a device (here SO_BINDTOIFINDEX to lo) is adopted by its tuple and
-    /// device, and its entry deleted again by both (the race rule, or repair mode refused
-    /// without CAP_NET_ADMIN); an unbound one sends no device.
+    /// A socket bound to a device (here SO_BINDTOIFINDEX to lo) is sent by its fd like any
+    /// other; its entry carries the device the kernel read. When the answer is lost, the
+    /// entries that may exist are deleted by the key read from each socket, its device
+    /// included.
     #[test]
     fn bound_sockets_are_adopted_and_deleted_by_their_device() {
-        let repair = can_repair();
         let lo = lo_index();
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let (c, s) = pair(&l);
-        setsockopt_int(s.as_raw_fd(), libc::SOL_SOCKET, SO_BINDTOIFINDEX, lo as i32).unwrap();
-        s.shutdown(Shutdown::Write).unwrap();
-        wait_state(&s, TcpState::FinWait2);
-        let (c2, s2) = pair(&l);
-        s2.shutdown(Shutdown::Write).unwrap();
-        wait_state(&s2, TcpState::FinWait2);
-        let client = Rc::new(RefCell::new(Some(c)));
-        let cl = client.clone();
-        let sink = FakeSink {
-            // The peer's FIN gets in after the module's check: the entry is deleted again.
-            on_adopt: Some(Box::new(move || {
-                drop(cl.borrow_mut().take());
-                std::thread::sleep(Duration::from_millis(100));
-            })),
-            ..Default::default()
+        let bound_pair = || {
+            let (c, s) = pair(&l);
+            setsockopt_int(s.as_raw_fd(), libc::SOL_SOCKET, SO_BINDTOIFINDEX, lo as i32).unwrap();
+            s.shutdown(Shutdown::Write).unwrap();
+            wait_state(&s, TcpState::FinWait2);
+            (c, s)
         };
-        let mut q = queue(sink, 2000);
-        let t = q.push(s.into()).unwrap();
-        let t2 = q.push(s2.into()).unwrap();
+        let (_c, s) = bound_pair();
+        let (_keep, mut s2) = fin_wait2_pairs(&l, 1);
+        let s2 = s2.remove(0);
+        let (t, t2) = (tuple_of(&s), tuple_of(&s2));
+        let mut q = queue(FakeSink::default(), 2000);
+        q.push(s.into()).unwrap();
+        q.push(s2.into()).unwrap();
         let out = run(&mut q, 2);
-        let by = |t: Tuple| &out.iter().find(|h| h.tuple == t).unwrap().result;
-        if repair {
-            assert!(
-                matches!(by(t), Ok(Outcome::PeerFinFirst(x)) if *x == t),
-                "{:?}",
-                by(t)
-            );
-        } else {
-            let e = by(t).as_ref().unwrap_err();
-            assert!(matches!(e.kind, HandoffErrorKind::Permission), "{e}");
-        }
-        let sink = q.sink_mut().unwrap();
-        assert_eq!(sink.adopts.len(), 1, "one adopt message");
-        let mut keys = sink.adopt_keys.clone();
+        assert!(matches!(by(&out, t), Ok(Outcome::HandedOff(e)) if e.key() == Key::new(t, lo)));
+        assert!(matches!(by(&out, t2), Ok(Outcome::HandedOff(e)) if e.key() == Key::new(t2, 0)));
+
+        let (_c, s) = bound_pair();
+        let (_keep2, mut s2) = fin_wait2_pairs(&l, 1);
+        let s2 = s2.remove(0);
+        let (t, t2) = (tuple_of(&s), tuple_of(&s2));
+        let mut q = queue(
+            FakeSink {
+                fail: true,
+                ..Default::default()
+            },
+            2000,
+        );
+        q.push(s.into()).unwrap();
+        q.push(s2.into()).unwrap();
+        let out = run(&mut q, 2);
+        assert!(out.iter().all(|h| h.result.is_err()));
+        let mut keys = q.sink_mut().unwrap().del_keys.clone();
         keys.sort_by_key(|k| k.bound_ifindex);
         assert_eq!(keys, vec![Key::new(t2, 0), Key::new(t, lo)]);
-        assert!(
-            sink.del_keys.contains(&Key::new(t, lo)),
-            "{:?}",
-            sink.del_keys
-        );
-        drop(c2);
     }
 
     fn lo_index() -> u32 {
@@ -1208,7 +1247,8 @@ mod tests {
         let mut buf = [0u8; 16];
         let n = (&back).read(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"unread");
-        assert!(q.sink_mut().unwrap().adopts.is_empty());
+        // The kernel found the data (-ENOTEMPTY, after -EINPROGRESS tries): the socket given back.
+        assert!(!q.sink_mut().unwrap().fd_adopts.is_empty());
         assert!(q.is_empty());
         drop(c);
     }
@@ -1241,7 +1281,6 @@ mod tests {
             matches!(e.kind, HandoffErrorKind::Timeout(_)) && e.socket.is_none(),
             "{e}"
         );
-        assert!(q.sink_mut().unwrap().adopts.is_empty());
         assert_eq!(q.stats().failed, 1);
         drop(c);
     }
@@ -1279,9 +1318,6 @@ mod tests {
     /// Refusals by the module: one tuple (EEXIST), or the whole message.
     #[test]
     fn module_refusals() {
-        if !can_repair() {
-            return;
-        }
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let mut keep = Vec::new();
         let mut socks = Vec::new();
@@ -1306,7 +1342,7 @@ mod tests {
         let out = q.process();
         assert_eq!(out.len(), 3);
         for h in &out {
-            if h.tuple == refused {
+            if h.tuple == Some(refused) {
                 let e = h.result.as_ref().unwrap_err();
                 assert!(
                     matches!(e.kind, HandoffErrorKind::EntryRefused(r) if r == -libc::EEXIST),
@@ -1342,7 +1378,8 @@ mod tests {
             );
             assert!(e.socket.is_none());
         }
-        // The answer was not understood: entries may exist, they are deleted again.
+        // The answer was not understood: entries may exist, they are deleted again (by the
+        // tuples read from the sockets), and the failure names them.
         assert_eq!(q.sink_mut().unwrap().dels.len(), 2);
 
         // Refused by the kernel as a whole: nothing was added, nothing to delete.
@@ -1374,7 +1411,6 @@ mod tests {
     /// failed and closed normally, 0 handed off.
     #[test]
     fn adopt_results_are_mapped_per_socket() {
-        let repair = can_repair();
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let mut keep = Vec::new();
         let mut socks = Vec::new();
@@ -1406,7 +1442,7 @@ mod tests {
         }
         let out = q.process();
         assert_eq!(out.len(), 6);
-        let by = |t: &Tuple| &out.iter().find(|h| h.tuple == *t).unwrap().result;
+        let by = |t: &Tuple| by(&out, *t);
         assert!(matches!(by(&tuples[0]), Ok(Outcome::PeerFinFirst(x)) if *x == tuples[0]));
         let e = by(&tuples[1]).as_ref().unwrap_err();
         assert!(
@@ -1423,13 +1459,11 @@ mod tests {
             );
             assert_eq!(e.exit_code(), crate::error::exit::FAILED);
         }
-        if repair {
-            assert!(matches!(by(&tuples[5]), Ok(Outcome::HandedOff(e)) if e.tos == 0x10));
-        }
+        assert!(matches!(by(&tuples[5]), Ok(Outcome::HandedOff(e)) if e.tuple == tuples[5]));
         let sink = q.sink_mut().unwrap();
         assert_eq!(sink.adopts.len(), 1);
-        // Only the taken one could need deleting (when repair mode was refused).
-        assert!(sink.dels.iter().all(|t| *t == tuples[5]));
+        // The kernel put the taken one in repair mode: nothing to delete.
+        assert!(sink.dels.is_empty());
         let st = q.stats();
         assert_eq!((st.peer_fin_first, st.failed + st.handed_off), (1, 5));
     }
@@ -1467,75 +1501,16 @@ mod tests {
         drop(c);
     }
 
-    /// The peer's FIN reaches the socket before the kernel looks at it: -EALREADY, nothing
-    /// added, nothing to delete, the socket closed normally (Linux keeps the tuple).
-    #[test]
-    fn peer_fin_seen_by_the_kernel_is_already() {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let (c, s) = pair(&l);
-        s.shutdown(Shutdown::Write).unwrap();
-        wait_state(&s, TcpState::FinWait2);
-        let t = tuple_of(&s);
-        let client = Rc::new(RefCell::new(Some(c)));
-        let cl = client.clone();
-        let mut sink = FakeSink {
-            on_adopt: Some(Box::new(move || {
-                drop(cl.borrow_mut().take());
-                std::thread::sleep(Duration::from_millis(100));
-            })),
-            ..Default::default()
-        };
-        sink.fds.insert(t, s.as_raw_fd());
-        let mut q = queue(sink, 2000);
-        q.push(s.into()).unwrap();
-        let out = run(&mut q, 1);
-        assert!(
-            matches!(out[0].result, Ok(Outcome::PeerFinFirst(x)) if x == t),
-            "{:?}",
-            out[0].result
-        );
-        assert!(q.sink_mut().unwrap().dels.is_empty());
-    }
-
-    /// A panic in the sink while a socket is in repair mode (deleting its entry again, after
-    /// data arrived) leaves repair mode before the socket is dropped: it is closed normally
-    /// (here with a reset, for the unread data), not silently.
-    #[test]
-    fn panic_in_the_sink_does_not_close_silently() {
-        if !can_repair() {
-            return;
-        }
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let (c, s) = pair(&l);
-        s.shutdown(Shutdown::Write).unwrap();
-        wait_state(&s, TcpState::FinWait2);
-        let c = Rc::new(c);
-        let cl = c.clone();
-        let sink = FakeSink {
-            panic_on_del: true,
-            on_adopt: Some(Box::new(move || {
-                (&*cl).write_all(b"late").unwrap();
-                std::thread::sleep(Duration::from_millis(100));
-            })),
-            ..Default::default()
-        };
-        let mut q = queue(sink, 2000);
-        q.push(s.into()).unwrap();
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| q.process()));
-        assert!(r.is_err(), "the sink panicked");
-        // Closed normally with unread data: Linux resets the connection. Closed silently in
-        // repair mode, the peer would stay in CLOSE_WAIT.
-        wait_state(&*c, TcpState::Close);
-    }
-
     #[test]
     fn dry_run_builds_entries_and_closes_normally() {
         let repair = can_repair();
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let mut q = HandoffQueue::dry_run(Duration::from_secs(2)).unwrap();
         let (c, s) = pair(&l);
-        let t = q.push(s.into()).unwrap();
+        let t = tuple_of(&s);
+        q.push(s.into()).unwrap();
         let out = run(&mut q, 1);
+        assert_eq!(out[0].tuple, Some(t));
         if !repair {
             return;
         }
@@ -1551,14 +1526,51 @@ mod tests {
     #[test]
     fn refusals_return_the_socket_untouched() {
         let mut q = queue(FakeSink::default(), 2000);
+        // Not connected: shutdown() fails, the reason comes from the userspace checks.
+        let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let err = q.push(u.into()).unwrap_err();
+        assert!(matches!(err.kind, HandoffErrorKind::NotTcp(_)), "{err}");
+        assert!(err.socket.is_some());
+        // Not a socket: epoll_ctl() fails.
+        let f = std::fs::File::open("/dev/null").unwrap();
+        let err = q.push(f.into()).unwrap_err();
+        assert!(matches!(err.kind, HandoffErrorKind::NotTcp(_)), "{err}");
+        assert!(err.socket.is_some());
+        assert!(q.is_empty());
+        assert!(q.process().is_empty());
+        assert!(q.drain().unwrap().is_empty());
+        assert_eq!(q.stats(), QueueStats::default());
+    }
+
+    /// The peer closed first (CLOSE_WAIT): push() does not look; our shutdown sends our FIN and
+    /// the kernel's -EALREADY closes the socket normally (the peer keeps the TIME_WAIT).
+    #[test]
+    fn close_wait_is_reported_peer_fin_first() {
+        let mut q = queue(FakeSink::default(), 2000);
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (c, s) = pair(&l);
+        let t = tuple_of(&s);
+        drop(c);
+        wait_state(&s, TcpState::CloseWait);
+        q.sink_mut().unwrap().known.insert(s.as_raw_fd(), t);
+        q.push(s.into()).unwrap();
+        let out = run(&mut q, 1);
+        assert!(
+            matches!(out[0].result, Ok(Outcome::PeerFinFirst(x)) if x == t),
+            "{:?}",
+            out[0].result
+        );
+        assert!(q.sink_mut().unwrap().dels.is_empty());
+    }
+
+    /// A dry run still checks at push, as handoff() does: a listening socket, CLOSE_WAIT.
+    #[test]
+    fn dry_run_push_checks_the_socket() {
+        let mut q = HandoffQueue::dry_run(Duration::from_secs(2)).unwrap();
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let err = q.push(l.try_clone().unwrap().into()).unwrap_err();
         assert!(matches!(err.kind, HandoffErrorKind::Listening), "{err}");
         assert!(err.socket.is_some());
-        let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let err = q.push(u.into()).unwrap_err();
-        assert!(matches!(err.kind, HandoffErrorKind::NotTcp(_)), "{err}");
-        // The peer closed first: CLOSE_WAIT is refused, nothing done.
         let (c, s) = pair(&l);
         drop(c);
         wait_state(&s, TcpState::CloseWait);
@@ -1570,9 +1582,6 @@ mod tests {
         let back = TcpStream::from(err.socket.unwrap());
         assert_eq!(state(&back), TcpState::CloseWait);
         assert!(q.is_empty());
-        assert!(q.process().is_empty());
-        assert!(q.drain().unwrap().is_empty());
-        assert_eq!(q.stats(), QueueStats::default());
     }
 
     #[test]

@@ -11,6 +11,7 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::RawFd;
 
 use netlink_packet_core::{
     emit_i32, emit_u16, emit_u32, emit_u64, parse_i32, parse_string, parse_u16, parse_u32,
@@ -82,13 +83,15 @@ pub mod entry_attr {
     pub const FLOWLABEL: u16 = 21;
     pub const PRIORITY: u16 = 22;
     pub const TXHASH: u16 = 23;
+    pub const FD: u16 = 24;
+    pub const REPAIR: u16 = 25;
 }
 
 /// Names of the `main` set, by attribute type (index 0 unused).
 pub const MAIN_ATTR_NAMES: [&str; 5] = ["unspec", "entry", "replace", "stats", "flushed"];
 
 /// Names of the `entry` set, by attribute type (index 0 unused).
-pub const ENTRY_ATTR_NAMES: [&str; 24] = [
+pub const ENTRY_ATTR_NAMES: [&str; 26] = [
     "unspec",
     "family",
     "local-addr",
@@ -113,6 +116,8 @@ pub const ENTRY_ATTR_NAMES: [&str; 24] = [
     "flowlabel",
     "priority",
     "txhash",
+    "fd",
+    "repair",
 ];
 
 /// Names of the `stats` set, by attribute type minus one, in the spec's order.
@@ -173,6 +178,11 @@ pub enum EntryAttr {
     Flowlabel(u32),
     Priority(u32),
     Txhash(u32),
+    /// adopt only: a file descriptor of the caller's, a connected TCP socket, instead of the
+    /// tuple (the reply names the tuple, and echoes the fd).
+    Fd(u32),
+    /// adopt only: put the socket in TCP_REPAIR mode once the entry is in.
+    Repair,
     /// An attribute this version does not know (kept, ignored).
     Other(DefaultNla),
 }
@@ -210,9 +220,10 @@ impl Nla for EntryAttr {
             Family(_) | RcvWscale(_) | Substate(_) | Tos(_) => 1,
             LocalPort(_) | RemotePort(_) | LastWin(_) => 2,
             Ifindex(_) | SndNxt(_) | RcvNxt(_) | TsRecent(_) | TsOffset(_) | ExpiresMs(_)
-            | Result(_) | Mark(_) | BoundIfindex(_) | Flowlabel(_) | Priority(_) | Txhash(_) => 4,
+            | Result(_) | Mark(_) | BoundIfindex(_) | Flowlabel(_) | Priority(_) | Txhash(_)
+            | Fd(_) => 4,
             LocalAddr(a) | RemoteAddr(a) => addr_len(a),
-            HasTs | TsRecentValid => 0,
+            HasTs | TsRecentValid | Repair => 0,
             Other(n) => n.value_len(),
         }
     }
@@ -244,6 +255,8 @@ impl Nla for EntryAttr {
             Flowlabel(_) => k::FLOWLABEL,
             Priority(_) => k::PRIORITY,
             Txhash(_) => k::TXHASH,
+            Fd(_) => k::FD,
+            Repair => k::REPAIR,
             Other(n) => n.kind(),
         }
     }
@@ -254,12 +267,12 @@ impl Nla for EntryAttr {
             Family(v) | RcvWscale(v) | Substate(v) | Tos(v) => buf[0] = *v,
             LocalPort(v) | RemotePort(v) | LastWin(v) => emit_u16(buf, *v).unwrap(),
             Ifindex(v) | SndNxt(v) | RcvNxt(v) | TsRecent(v) | TsOffset(v) | ExpiresMs(v)
-            | Mark(v) | BoundIfindex(v) | Flowlabel(v) | Priority(v) | Txhash(v) => {
+            | Mark(v) | BoundIfindex(v) | Flowlabel(v) | Priority(v) | Txhash(v) | Fd(v) => {
                 emit_u32(buf, *v).unwrap()
             }
             Result(v) => emit_i32(buf, *v).unwrap(),
             LocalAddr(a) | RemoteAddr(a) => emit_addr(buf, a),
-            HasTs | TsRecentValid => {}
+            HasTs | TsRecentValid | Repair => {}
             Other(n) => n.emit_value(buf),
         }
     }
@@ -302,6 +315,8 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&'a T>> for EntryAttr {
             k::FLOWLABEL => EntryAttr::Flowlabel(parse_u32(v).with_context(ctx)?),
             k::PRIORITY => EntryAttr::Priority(parse_u32(v).with_context(ctx)?),
             k::TXHASH => EntryAttr::Txhash(parse_u32(v).with_context(ctx)?),
+            k::FD => EntryAttr::Fd(parse_u32(v).with_context(ctx)?),
+            k::REPAIR => flag(EntryAttr::Repair).with_context(ctx)?,
             _ => EntryAttr::Other(DefaultNla::parse(buf)?),
         })
     }
@@ -567,6 +582,25 @@ pub fn adopt_message<K: Copy + Into<Key>>(keys: &[K]) -> TwMessage {
     }
 }
 
+/// `adopt` by file descriptor: one `entry` nest per fd with only `fd` (u32) and, when asked,
+/// the `repair` flag (the kernel then puts each socket it took in TCP_REPAIR mode). No tuple:
+/// the kernel reads it from the socket and names it in the reply.
+pub fn adopt_fd_message(fds: &[RawFd], repair: bool) -> TwMessage {
+    TwMessage {
+        cmd: cmd::ADOPT,
+        attrs: fds
+            .iter()
+            .map(|fd| {
+                let mut v = vec![EntryAttr::Fd(*fd as u32)];
+                if repair {
+                    v.push(EntryAttr::Repair);
+                }
+                MainAttr::Entry(v)
+            })
+            .collect(),
+    }
+}
+
 /// `del` of one key (a tuple, an entry, or a [`Key`]).
 pub fn del_message(k: impl Into<Key>) -> TwMessage {
     TwMessage {
@@ -664,6 +698,8 @@ pub struct ReplyEntry {
     pub flowlabel: Option<u32>,
     pub priority: Option<u32>,
     pub txhash: Option<u32>,
+    /// The fd of an adopt by fd, as the kernel echoes it.
+    pub fd: Option<u32>,
 }
 
 impl ReplyEntry {
@@ -695,7 +731,8 @@ impl ReplyEntry {
                 EntryAttr::Flowlabel(v) => r.flowlabel = Some(v),
                 EntryAttr::Priority(v) => r.priority = Some(v),
                 EntryAttr::Txhash(v) => r.txhash = Some(v),
-                EntryAttr::Other(_) => {}
+                EntryAttr::Fd(v) => r.fd = Some(v),
+                EntryAttr::Repair | EntryAttr::Other(_) => {}
             }
         }
         r
@@ -895,6 +932,77 @@ pub fn adopt_results<K: Copy + Into<Key>>(
             // entry's key in the module, whatever was sent to find the socket.
             e.tuple = *t;
             Ok(AdoptResult::Taken(e))
+        })
+        .collect()
+}
+
+/// The outcome of one fd of an adopt by fd ([`adopt_fd_message`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FdAdoptResult {
+    /// The socket's tuple as the kernel read it: `None` when it found no socket (-EBADF,
+    /// -ENOTSOCK, another netns), or named one that is not a connection's (a closed socket
+    /// whose port was released).
+    pub tuple: Option<Tuple>,
+    /// Taken (the entry, under the reply's tuple) or refused (the negative errno).
+    pub result: AdoptResult,
+}
+
+/// The per-fd results of an adopt by fd, matched to the request by order: one nest per fd
+/// sent, with its `result`, the tuple when the kernel found a socket, and the whole entry when
+/// it was taken. A nest that echoes an `fd` must echo the one sent at its position.
+pub fn adopt_fd_results(
+    reply: &TwMessage,
+    sent: &[RawFd],
+) -> Result<Vec<FdAdoptResult>, DecodeError> {
+    let got = reply_entries(reply);
+    if got.len() != sent.len() {
+        return Err(format!(
+            "the adopt reply carries {} results for {} fds sent",
+            got.len(),
+            sent.len()
+        )
+        .into());
+    }
+    got.iter()
+        .zip(sent)
+        .enumerate()
+        .map(|(i, (r, fd))| {
+            if let Some(echo) = r.fd {
+                if echo != *fd as u32 {
+                    return Err(format!(
+                        "the adopt reply's entry {} names fd {echo}, not {fd}",
+                        i + 1
+                    )
+                    .into());
+                }
+            }
+            let res = r
+                .result
+                .ok_or_else(|| format!("the adopt reply's entry {} has no result", i + 1))?;
+            // A tuple that is no connection's (port 0 of a closed socket) is no tuple.
+            let tuple = r
+                .tuple()?
+                .filter(|t| t.local.port() != 0 && t.remote.port() != 0);
+            if res != 0 {
+                return Ok(FdAdoptResult {
+                    tuple,
+                    result: AdoptResult::Refused(res),
+                });
+            }
+            if tuple.is_none() {
+                return Err(format!(
+                    "the adopt reply's entry {} is taken without its tuple",
+                    i + 1
+                )
+                .into());
+            }
+            let e = r
+                .entry()
+                .map_err(|e| format!("the adopt reply's entry {}: {e}", i + 1))?;
+            Ok(FdAdoptResult {
+                tuple,
+                result: AdoptResult::Taken(e),
+            })
         })
         .collect()
 }
@@ -1185,6 +1293,8 @@ pub fn errno_name(errno: i32) -> Option<&'static str> {
         libc::EALREADY => "EALREADY",
         libc::EINPROGRESS => "EINPROGRESS",
         libc::ENOTCONN => "ENOTCONN",
+        libc::EBADF => "EBADF",
+        libc::ENOTSOCK => "ENOTSOCK",
         libc::ENOTEMPTY => "ENOTEMPTY",
         libc::EPROTO => "EPROTO",
         _ => return None,

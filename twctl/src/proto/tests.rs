@@ -813,3 +813,146 @@ fn adopt_reply_keeps_the_scope_sent() {
     let err = adopt_results(&bare, &[t]).unwrap_err().to_string();
     assert!(err.contains("snd-nxt"), "{err}");
 }
+
+#[test]
+fn adopt_fd_request_exact_bytes() {
+    let bytes = serialize_request(adopt_fd_message(&[5, 7], true), 0x20, 9, DO_FLAGS);
+    #[rustfmt::skip]
+    let want: Vec<u8> = [
+        // nlmsghdr: len 20 + 16 + 16 = 52, type 0x20, REQUEST|ACK, seq 9; cmd adopt (6), v1
+        &[0x34, 0, 0, 0,  0x20, 0,  0x05, 0,  9, 0, 0, 0,  0, 0, 0, 0,  6, 1, 0, 0][..],
+        // entry 1: fd 5 and repair, no tuple
+        &[0x10, 0, 1, 0x80,
+            8, 0, 24, 0,  5, 0, 0, 0,             // fd 5
+            4, 0, 25, 0][..],                     // repair
+        &[0x10, 0, 1, 0x80,
+            8, 0, 24, 0,  7, 0, 0, 0,
+            4, 0, 25, 0][..],
+    ]
+    .concat();
+    assert_eq!(bytes, want);
+    // Without repair: the fd alone.
+    let bytes = serialize_request(adopt_fd_message(&[3], false), 0x20, 10, DO_FLAGS);
+    #[rustfmt::skip]
+    let want: Vec<u8> = [
+        &[0x20, 0, 0, 0,  0x20, 0,  0x05, 0,  10, 0, 0, 0,  0, 0, 0, 0,  6, 1, 0, 0][..],
+        &[0x0c, 0, 1, 0x80,
+            8, 0, 24, 0,  3, 0, 0, 0][..],
+    ]
+    .concat();
+    assert_eq!(bytes, want);
+    // The request parses back, and locate() names the new attributes.
+    assert_eq!(
+        locate(&bytes, 20 + 4).map(|l| (l.entry, l.attr)),
+        Some((Some(0), "fd".to_string()))
+    );
+    let parsed = first_message(&{
+        let mut b = serialize_request(adopt_fd_message(&[5], true), 0x20, 9, DO_FLAGS);
+        b[6] = 0; // a reply's flags
+        b
+    });
+    assert_eq!(
+        parsed.attrs,
+        vec![MainAttr::Entry(vec![EntryAttr::Fd(5), EntryAttr::Repair])]
+    );
+}
+
+#[test]
+fn adopt_fd_reply_decoded() {
+    #[rustfmt::skip]
+    let bytes: Vec<u8> = [
+        // reply: len 20 + 100 + 60 + 20 = 200, seq 9, cmd adopt
+        &[0xc8, 0, 0, 0,  0x20, 0,  0, 0,  9, 0, 0, 0,  0, 0, 0, 0,  6, 1, 0, 0][..],
+        // entry 1 (fd 5): taken, the tuple the kernel read, the state
+        &[0x64, 0, 1, 0x80,
+            5, 0, 1, 0,   2, 0, 0, 0,             // family AF_INET
+            8, 0, 2, 0,   10, 0, 0, 1,            // local-addr
+            8, 0, 3, 0,   10, 0, 0, 2,            // remote-addr
+            6, 0, 4, 0,   0x50, 0, 0, 0,          // local-port 80
+            6, 0, 5, 0,   0x40, 0x9c, 0, 0,       // remote-port 40000
+            8, 0, 24, 0,  5, 0, 0, 0,             // fd 5
+            8, 0, 17, 0,  0, 0, 0, 0,             // result 0
+            8, 0, 7, 0,   0x10, 0, 0, 0,          // snd-nxt 16
+            8, 0, 8, 0,   0x20, 0, 0, 0,          // rcv-nxt 32
+            5, 0, 15, 0,  1, 0, 0, 0,             // substate fin-wait2
+            8, 0, 16, 0,  0x60, 0xea, 0, 0,       // expires-ms 60000
+            8, 0, 20, 0,  2, 0, 0, 0][..],        // bound-ifindex 2
+        // entry 2 (fd 7): -EALREADY (-114), its tuple
+        &[0x3c, 0, 1, 0x80,
+            5, 0, 1, 0,   2, 0, 0, 0,
+            8, 0, 2, 0,   10, 0, 0, 1,
+            8, 0, 3, 0,   10, 0, 0, 2,
+            6, 0, 4, 0,   0x50, 0, 0, 0,
+            6, 0, 5, 0,   0x41, 0x9c, 0, 0,       // remote-port 40001
+            8, 0, 24, 0,  7, 0, 0, 0,
+            8, 0, 17, 0,  0x8e, 0xff, 0xff, 0xff][..],
+        // entry 3 (fd 9): -EBADF (-9), no socket, no tuple
+        &[0x14, 0, 1, 0x80,
+            8, 0, 24, 0,  9, 0, 0, 0,
+            8, 0, 17, 0,  0xf7, 0xff, 0xff, 0xff][..],
+    ]
+    .concat();
+    let msg = first_message(&bytes);
+    let got = adopt_fd_results(&msg, &[5, 7, 9]).unwrap();
+    let a = tuple("10.0.0.1:80", "10.0.0.2:40000");
+    let b = tuple("10.0.0.1:80", "10.0.0.2:40001");
+    let mut want = Entry::new(a, 16, 32);
+    want.substate = Substate::FinWait2;
+    want.expires_ms = Some(60_000);
+    want.bound_ifindex = 2;
+    assert_eq!(
+        got,
+        vec![
+            FdAdoptResult {
+                tuple: Some(a),
+                result: AdoptResult::Taken(want)
+            },
+            FdAdoptResult {
+                tuple: Some(b),
+                result: AdoptResult::Refused(-libc::EALREADY)
+            },
+            FdAdoptResult {
+                tuple: None,
+                result: AdoptResult::Refused(-libc::EBADF)
+            },
+        ]
+    );
+    assert_eq!(got[0].result.entry().unwrap().key(), Key::new(a, 2));
+    // Matched by order: an echoed fd that differs, or a count that differs, is an error.
+    let err = adopt_fd_results(&msg, &[7, 5, 9]).unwrap_err().to_string();
+    assert!(err.contains("names fd 5, not 7"), "{err}");
+    let err = adopt_fd_results(&msg, &[5, 7]).unwrap_err().to_string();
+    assert!(err.contains("3 results for 2 fds"), "{err}");
+}
+
+#[test]
+fn adopt_fd_reply_edge_cases() {
+    let a = tuple("10.0.0.1:80", "10.0.0.2:40000");
+    let msg = |nest: Vec<EntryAttr>| TwMessage {
+        cmd: cmd::ADOPT,
+        attrs: vec![MainAttr::Entry(nest)],
+    };
+    // No echo of the fd: matched by order alone.
+    let mut v = tuple_attrs(&a);
+    v.push(EntryAttr::Result(-libc::EINPROGRESS));
+    let got = adopt_fd_results(&msg(v), &[4]).unwrap();
+    assert_eq!(got[0].tuple, Some(a));
+    assert_eq!(got[0].result, AdoptResult::Refused(-libc::EINPROGRESS));
+    // A closed socket whose port was released names port 0: no tuple.
+    let mut v = tuple_attrs(&a);
+    v.retain(|x| !matches!(x, EntryAttr::LocalPort(_)));
+    v.extend([EntryAttr::LocalPort(0), EntryAttr::Result(-libc::EALREADY)]);
+    let got = adopt_fd_results(&msg(v), &[4]).unwrap();
+    assert_eq!(got[0].tuple, None);
+    // Taken without a tuple, or without a result: not understood.
+    let v = vec![
+        EntryAttr::Fd(4),
+        EntryAttr::Result(0),
+        EntryAttr::SndNxt(1),
+        EntryAttr::RcvNxt(2),
+    ];
+    assert!(adopt_fd_results(&msg(v), &[4]).is_err());
+    assert!(adopt_fd_results(&msg(vec![EntryAttr::Fd(4)]), &[4]).is_err());
+    assert_eq!(errno_name(libc::EBADF), Some("EBADF"));
+    assert_eq!(errno_name(libc::ENOTSOCK), Some("ENOTSOCK"));
+}
