@@ -61,7 +61,11 @@ static struct sock *rtw_adopt_fd(struct net *net, struct rtw_glue_entry *e, int 
 			e->ifindex = sk->sk_bound_dev_if;
 #endif
 	}
-	e->lport = inet_sk(sk)->inet_num;
+	/*
+	 * inet_sport, not inet_num: a socket the peer's FIN closed first (its TIME_WAIT took the
+	 * tuple) gave its port back (inet_num 0), and the caller still wants to hear which it was.
+	 */
+	e->lport = ntohs(inet_sk(sk)->inet_sport);
 	e->rport = ntohs(inet_sk(sk)->inet_dport);
 	release_sock(sk);
 	return sk;
