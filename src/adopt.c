@@ -214,7 +214,7 @@ static void rtw_adopt_copy(struct sock *sk, struct rtw_glue_entry *e)
  * the socket in repair mode (twctl's race rule), or, with `repair`, the module puts it in
  * repair mode right after its own last check, under the socket lock.
  */
-int rtw_adopt(struct rtw_glue_net *gn, struct rtw_glue_entry *e)
+int rtw_adopt(struct rtw_glue_net *gn, struct rtw_glue_entry *e, struct sock **in_repair)
 {
 	int want_dev = e->conn.bound_ifindex;
 	struct sock *sk;
@@ -277,8 +277,28 @@ int rtw_adopt(struct rtw_glue_net *gn, struct rtw_glue_entry *e)
 		mutex_lock(&gn->nl_lock);
 		rtw_rs_del(gn->rs, e);
 		mutex_unlock(&gn->nl_lock);
+	} else if (e->repair) {
+		/* Held for the caller until its answer is out: rtw_adopt_unrepair() if it is not. */
+		*in_repair = sk;
+		return 0;
 	}
 out:
 	sock_put(sk);
 	return err;
+}
+
+/*
+ * Take an adoption with `repair` back before its entry goes (the caller never heard of it and
+ * will close the socket normally): out of repair mode as TCP_REPAIR_OFF_NO_WP leaves it, so
+ * the socket is never in repair mode without an entry. Drops the reference rtw_adopt() kept.
+ */
+void rtw_adopt_unrepair(struct sock *sk)
+{
+	lock_sock(sk);
+	if (tcp_sk(sk)->repair) {
+		tcp_sk(sk)->repair = 0;
+		sk->sk_reuse = SK_NO_REUSE;
+	}
+	release_sock(sk);
+	sock_put(sk);
 }

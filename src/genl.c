@@ -69,8 +69,11 @@ enum {
 
 /* Entries per add request: bounds the kernel memory one message can pin while it is parsed. */
 #define RTW_ADD_BATCH_MAX 4096
-/* Per adopt request: its reply carries each entry's whole state, about 200 bytes (IPv6). */
-#define RTW_ADOPT_BATCH_MAX 1024
+/*
+ * Per adopt request: its reply carries each entry's whole state, about 210 bytes, and must fit
+ * the caller's receive buffer with the ACK behind it (rmem_default is 208 KiB): 256 make 54 KiB.
+ */
+#define RTW_ADOPT_BATCH_MAX 256
 
 
 /* ---- generic netlink ---- */
@@ -128,10 +131,6 @@ static const char *const rtw_entry_attr_names[RTW_E_MAX + 1] = {
 	[RTW_E_RCV_NXT] = "rcv-nxt", [RTW_E_LAST_WIN] = "last-win",
 };
 
-/*
- * Parse one `entry` nest (already validated against rtw_entry_policy). With `full`, the state
- * needed to guard the tuple is required too (add); otherwise only the key (del, get).
- */
 /* What a request's entry nest must hold. */
 enum rtw_parse {
 	/* The key only (del, get). */
@@ -142,6 +141,7 @@ enum rtw_parse {
 	RTW_PARSE_ADOPT,
 };
 
+/* Parse one `entry` nest (already validated against rtw_entry_policy) for `what`. */
 static int rtw_parse_entry(struct net *net, const struct nlattr *nest, enum rtw_parse what,
 			   struct rtw_glue_entry *e, struct netlink_ext_ack *extack)
 {
@@ -275,7 +275,11 @@ static int rtw_parse_entry(struct net *net, const struct nlattr *nest, enum rtw_
 			return -ENODEV;
 		}
 	}
-	e->repair = nla_get_flag(tb[RTW_E_REPAIR]);
+	/* Repair mode only for the caller's own socket, never one found by its tuple. */
+	if (tb[RTW_E_REPAIR]) {
+		NL_SET_ERR_MSG_ATTR(extack, tb[RTW_E_REPAIR], "repair: only with fd");
+		return -EINVAL;
+	}
 	if (!full)
 		return 0;
 
@@ -590,15 +594,20 @@ static int rtw_nl_dump(struct sk_buff *skb, struct netlink_callback *cb)
 }
 
 /*
- * Adopt live FIN_WAIT2 connections by tuple (adopt.c), many per message: each entry's result,
- * and the state taken when it was taken. Every tuple is parsed before any is adopted.
+ * Take back the entries of an adoption whose caller will not hear of it: each socket put in
+ * repair mode leaves it first, so none is ever in repair mode without its entry.
  */
-/* Take back the entries of an adoption whose caller will not hear of it. */
 static void rtw_adopt_undo(struct rtw_glue_net *gn, struct rtw_glue_entry *entries, int n,
-			   const int *results)
+			   const int *results, struct sock **in_repair)
 {
 	int i;
 
+	for (i = 0; i < n; i++) {
+		if (in_repair[i]) {
+			rtw_adopt_unrepair(in_repair[i]);
+			in_repair[i] = NULL;
+		}
+	}
 	mutex_lock(&gn->nl_lock);
 	for (i = 0; i < n; i++)
 		if (!results[i])
@@ -606,10 +615,16 @@ static void rtw_adopt_undo(struct rtw_glue_net *gn, struct rtw_glue_entry *entri
 	mutex_unlock(&gn->nl_lock);
 }
 
+/*
+ * Adopt live FIN_WAIT2 connections by tuple or by the caller's fd (adopt.c), many per message:
+ * each entry's result, and the state taken when it was taken. Every entry is parsed before
+ * any is adopted; an answer that cannot be delivered undoes them all.
+ */
 static int rtw_nl_adopt(struct sk_buff *skb, struct genl_info *info)
 {
 	struct rtw_glue_net *gn = rtw_gn(genl_info_net(info));
 	struct rtw_glue_entry *entries;
+	struct sock **in_repair = NULL;
 	int *results = NULL;
 	struct sk_buff *msg;
 	void *hdr;
@@ -619,7 +634,8 @@ static int rtw_nl_adopt(struct sk_buff *skb, struct genl_info *info)
 	if (n < 0)
 		return n;
 	results = kcalloc(n, sizeof(*results), GFP_KERNEL);
-	if (!results) {
+	in_repair = kcalloc(n, sizeof(*in_repair), GFP_KERNEL);
+	if (!results || !in_repair) {
 		err = -ENOMEM;
 		goto out;
 	}
@@ -635,7 +651,7 @@ static int rtw_nl_adopt(struct sk_buff *skb, struct genl_info *info)
 		goto out;
 	}
 	for (i = 0; i < n; i++) {
-		results[i] = rtw_adopt(gn, &entries[i]);
+		results[i] = rtw_adopt(gn, &entries[i], &in_repair[i]);
 		/* As stored (and with its expiry); gone already if the peer reset it meanwhile. */
 		if (!results[i])
 			rtw_rs_get(gn->rs, &entries[i]);
@@ -645,7 +661,7 @@ static int rtw_nl_adopt(struct sk_buff *skb, struct genl_info *info)
 
 		if (rtw_put_entry(msg, &entries[i], what, results[i])) {
 			nlmsg_free(msg);
-			rtw_adopt_undo(gn, entries, n, results);
+			rtw_adopt_undo(gn, entries, n, results, in_repair);
 			err = -EMSGSIZE;
 			goto out;
 		}
@@ -657,8 +673,13 @@ static int rtw_nl_adopt(struct sk_buff *skb, struct genl_info *info)
 	 * TIME_WAIT then guards the tuples, so take the entries back rather than guard twice.
 	 */
 	if (err)
-		rtw_adopt_undo(gn, entries, n, results);
+		rtw_adopt_undo(gn, entries, n, results, in_repair);
 out:
+	/* The answer is out (or the adoption undone): the sockets kept for the undo go. */
+	for (i = 0; in_repair && i < n; i++)
+		if (in_repair[i])
+			sock_put(in_repair[i]);
+	kfree(in_repair);
 	kfree(results);
 	kvfree(entries);
 	return err;

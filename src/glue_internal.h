@@ -41,7 +41,8 @@ unsigned int rtw_hook(void *priv, struct sk_buff *skb, const struct nf_hook_stat
 void rtw_hooks_disable(struct rtw_glue_net *gn);
 
 /* adopt.c: a live FIN_WAIT2 socket's state made a fin-wait2 entry (netlink, process context). */
-int rtw_adopt(struct rtw_glue_net *gn, struct rtw_glue_entry *e);
+int rtw_adopt(struct rtw_glue_net *gn, struct rtw_glue_entry *e, struct sock **in_repair);
+void rtw_adopt_unrepair(struct sock *sk);
 
 /* genl.c: the generic netlink family. */
 int rtw_genl_register(void);

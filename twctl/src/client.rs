@@ -3,7 +3,7 @@
 //! The netlink connection to the module (the only part that opens a netlink socket).
 
 use std::fmt;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 
 use netlink_packet_core::{parse_u16, DecodeError, NlasIterator, ParseableParametrized};
 use netlink_packet_generic::ctrl::nlas::GenlCtrlAttrs;
@@ -17,8 +17,11 @@ use crate::proto::{self, Extack, RawGenl, Refusal, Reply, Stats, TwMessage, FAMI
 pub use crate::proto::{AdoptResult, FdAdoptResult};
 
 /// The most tuples the module takes in one adopt message (`RTW_ADOPT_BATCH_MAX`: each answer
-/// carries a whole entry, so the reply of a larger batch would need one large allocation).
-pub const MAX_ADOPT: usize = 1024;
+/// carries a whole entry, and the reply must fit a socket's default receive buffer).
+pub const MAX_ADOPT: usize = 256;
+
+/// How long a request waits for its answer: a lost answer must not hang a server's loop.
+const ANSWER_TIMEOUT: libc::timeval = libc::timeval { tv_sec: 10, tv_usec: 0 };
 
 /// `GENL_ID_CTRL`, the controller's fixed family id.
 const GENL_ID_CTRL: u16 = 16;
@@ -140,6 +143,19 @@ impl Client {
         // Both are best effort (old kernels lack them).
         let _ = sock.set_ext_ack(true);
         let _ = sock.set_cap_ack(true);
+        // SAFETY: a valid socket, and a timeval of the size passed.
+        let rc = unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&ANSWER_TIMEOUT as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(sock_err("setsockopt(SO_RCVTIMEO)")(std::io::Error::last_os_error()));
+        }
         let mut c = Client {
             sock,
             family_id: 0,
@@ -166,8 +182,35 @@ impl Client {
     }
 
     fn send(&self, bytes: &[u8]) -> Result<(), Error> {
+        self.drain();
         self.sock.send(bytes, 0).map_err(sock_err("send"))?;
         Ok(())
+    }
+
+    /// Discards whatever an earlier request left unread (an answer after its error, e.g.
+    /// ENOBUFS when the socket overran) and the error itself, so the next request reads its
+    /// own answer rather than wait behind a stale one.
+    fn drain(&self) {
+        loop {
+            // SAFETY: a zero-length read into no buffer; MSG_TRUNC discards the datagram.
+            let n = unsafe {
+                libc::recv(
+                    self.sock.as_raw_fd(),
+                    std::ptr::null_mut(),
+                    0,
+                    libc::MSG_DONTWAIT | libc::MSG_TRUNC,
+                )
+            };
+            if n < 0 {
+                // EAGAIN: nothing left; a pending socket error (ENOBUFS) is consumed by this
+                // read and the next one continues.
+                match std::io::Error::last_os_error().raw_os_error() {
+                    Some(libc::EAGAIN) | None => return,
+                    Some(libc::EINTR | libc::ENOBUFS) => continue,
+                    Some(_) => return,
+                }
+            }
+        }
     }
 
     fn resolve_family(&mut self) -> Result<u16, Error> {

@@ -60,9 +60,9 @@ use crate::handoff::{
 
 /// The most sockets the module takes in one adopt message (`RTW_ADOPT_BATCH_MAX`, src/genl.c).
 pub const MAX_BATCH: usize = MAX_ADOPT;
-/// Sockets per adopt message unless [`HandoffQueue::set_max_batch`] says otherwise (`twctl
-/// add`'s ceiling: a message of 1024 entries and its reply fit the default socket buffers).
-pub const DEFAULT_BATCH: usize = 1024;
+/// Sockets per adopt message unless [`HandoffQueue::set_max_batch`] says otherwise: the
+/// module's limit, whose reply (a whole entry per socket) fits the default receive buffer.
+pub const DEFAULT_BATCH: usize = MAX_ADOPT;
 /// epoll events read per `epoll_wait`.
 const EVENTS: usize = 256;
 
@@ -515,8 +515,10 @@ impl<S: EntrySink> HandoffQueue<S> {
                 let undo = may_have_adopted(&e);
                 for p in batch {
                     let mut tuple = None;
+                    // Whatever the error, no socket is closed in repair mode: the module undoes
+                    // a message it could not answer, and this is the defence if it could not.
+                    leave_repair(&p.stream);
                     if undo {
-                        leave_repair(&p.stream);
                         if let Some(k) = key_of(p.stream.as_raw_fd()) {
                             let _ = sink.del(&k);
                             tuple = Some(k.tuple);
