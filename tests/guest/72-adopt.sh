@@ -7,7 +7,9 @@
 # traffic class, mark, priority, txhash; a bound socket's device, by which alone it is found),
 # and every other state gets its own errno and no entry: not shut down, the peer's FIN first,
 # Linux's own TIME_WAIT, data left unread, a socket in repair mode, already guarded, no such
-# connection, an IPv4-mapped IPv6 tuple, an unprivileged caller. (FIN_WAIT1 cannot be held on
+# connection, an IPv4-mapped IPv6 tuple, an unprivileged caller. By fd with repair (the
+# server's path): the module takes the tuple from the socket and leaves it in repair mode, a bare
+# close() sends nothing, and a UDP socket or a closed fd is refused. (FIN_WAIT1 cannot be held on
 # loopback, where our FIN is acknowledged at once: -EINPROGRESS is left to twctl's host tests.)
 . /tests/tap.inc
 insmod /lib/modules/rust_timewait.ko || { not_ok "insmod"; tap_done; exit 0; }
