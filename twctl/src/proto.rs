@@ -882,22 +882,37 @@ impl AdoptResult {
     }
 }
 
+/// An adopt reply's entry nests, one per item sent (`what`: "tuples", "fds"), in order.
+fn adopt_reply_entries(
+    reply: &TwMessage,
+    sent: usize,
+    what: &str,
+) -> Result<Vec<ReplyEntry>, DecodeError> {
+    let got = reply_entries(reply);
+    if got.len() != sent {
+        return Err(format!(
+            "the adopt reply carries {} results for {sent} {what} sent",
+            got.len()
+        )
+        .into());
+    }
+    Ok(got)
+}
+
+/// The `result` of an adopt reply's entry `i` (0-based).
+fn adopt_result_of(r: &ReplyEntry, i: usize) -> Result<i32, DecodeError> {
+    r.result
+        .ok_or_else(|| format!("the adopt reply's entry {} has no result", i + 1).into())
+}
+
 /// The per-tuple results of an adopt reply, matched to the request by order: one nest per
 /// key sent, naming its tuple, with its `result`; a taken one carries the whole entry.
 pub fn adopt_results<K: Copy + Into<Key>>(
     reply: &TwMessage,
     sent: &[K],
 ) -> Result<Vec<AdoptResult>, DecodeError> {
-    let got = reply_entries(reply);
-    if got.len() != sent.len() {
-        return Err(format!(
-            "the adopt reply carries {} results for {} tuples sent",
-            got.len(),
-            sent.len()
-        )
-        .into());
-    }
-    got.iter()
+    adopt_reply_entries(reply, sent.len(), "tuples")?
+        .iter()
         .zip(sent)
         .enumerate()
         .map(|(i, (r, k))| {
@@ -912,9 +927,7 @@ pub fn adopt_results<K: Copy + Into<Key>>(
                     .into());
                 }
             }
-            let res = r
-                .result
-                .ok_or_else(|| format!("the adopt reply's entry {} has no result", i + 1))?;
+            let res = adopt_result_of(r, i)?;
             if res != 0 {
                 return Ok(AdoptResult::Refused(res));
             }
@@ -954,16 +967,8 @@ pub fn adopt_fd_results(
     reply: &TwMessage,
     sent: &[RawFd],
 ) -> Result<Vec<FdAdoptResult>, DecodeError> {
-    let got = reply_entries(reply);
-    if got.len() != sent.len() {
-        return Err(format!(
-            "the adopt reply carries {} results for {} fds sent",
-            got.len(),
-            sent.len()
-        )
-        .into());
-    }
-    got.iter()
+    adopt_reply_entries(reply, sent.len(), "fds")?
+        .iter()
         .zip(sent)
         .enumerate()
         .map(|(i, (r, fd))| {
@@ -976,9 +981,7 @@ pub fn adopt_fd_results(
                     .into());
                 }
             }
-            let res = r
-                .result
-                .ok_or_else(|| format!("the adopt reply's entry {} has no result", i + 1))?;
+            let res = adopt_result_of(r, i)?;
             // A tuple that is no connection's (port 0 of a closed socket) is no tuple.
             let tuple = r
                 .tuple()?
