@@ -28,7 +28,7 @@ use crate::logic::policy::{self, Arrival};
 use crate::logic::segment;
 use crate::logic::twcheck::{EntryState, Substate};
 use crate::logic::family::Family;
-use crate::state::entry::{Addr, Conn, Entry, Key, V4, V6};
+use crate::state::entry::{Addr, Entry, Key, V4, V6};
 use crate::state::netns::{Action, NetState, Snapshot, Via};
 use crate::state::stats::STAT_COUNT;
 use crate::state::table::{self, Tables};
@@ -152,17 +152,6 @@ fn key_of<A: Addr>(g: &ffi::rtw_glue_entry) -> Key<A> {
     Key { laddr: A::from_buf(&g.laddr), raddr: A::from_buf(&g.raddr), lport: g.lport, rport: g.rport, l3index: g.l3index }
 }
 
-fn conn_of(g: &ffi::rtw_glue_entry) -> Conn {
-    Conn {
-        mark: g.conn.mark,
-        bound_ifindex: g.conn.bound_ifindex,
-        priority: g.conn.priority,
-        txhash: g.conn.txhash,
-        flowlabel: g.conn.flowlabel,
-        tos: g.conn.tos,
-    }
-}
-
 fn state_of(g: &ffi::rtw_glue_entry) -> EntryState {
     EntryState {
         snd_nxt: g.snd_nxt,
@@ -203,14 +192,7 @@ fn fill<A: Addr>(key: &Key<A>, s: &Snapshot, g: &mut ffi::rtw_glue_entry) {
         Substate::FinWait2 => ffi::rtw_glue_substate_RTW_GLUE_FIN_WAIT2 as u8,
     };
     g.expires_ms = s.expires_ms;
-    g.conn = ffi::rtw_glue_conn {
-        mark: s.conn.mark,
-        bound_ifindex: s.conn.bound_ifindex,
-        priority: s.conn.priority,
-        txhash: s.conn.txhash,
-        flowlabel: s.conn.flowlabel,
-        tos: s.conn.tos,
-    };
+    g.conn = sys::glue_conn(&s.conn);
 }
 
 /// Free a netns's state and every entry in it.
@@ -313,8 +295,8 @@ pub unsafe extern "C" fn rtw_rs_add(rs: *mut c_void, e: *const ffi::rtw_glue_ent
     // SAFETY: the caller guarantees both pointers.
     let (st, g) = unsafe { (state(rs), &*e) };
     errno(match Family::from_af(g.family) {
-        Some(Family::V4) => st.add(key_of::<V4>(g), g.ifindex, &state_of(g), g.ts_offset, conn_of(g), replace),
-        Some(Family::V6) => st.add(key_of::<V6>(g), g.ifindex, &state_of(g), g.ts_offset, conn_of(g), replace),
+        Some(Family::V4) => st.add(key_of::<V4>(g), g.ifindex, &state_of(g), g.ts_offset, sys::conn_from_glue(&g.conn), replace),
+        Some(Family::V6) => st.add(key_of::<V6>(g), g.ifindex, &state_of(g), g.ts_offset, sys::conn_from_glue(&g.conn), replace),
         None => Err(EINVAL),
     })
 }

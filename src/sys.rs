@@ -42,6 +42,30 @@ pub(crate) fn cond_resched() {
     unsafe { ffi::rtw_glue_cond_resched() }
 }
 
+/// An entry's connection attributes as the glue takes them.
+pub(crate) fn glue_conn(c: &Conn) -> ffi::rtw_glue_conn {
+    ffi::rtw_glue_conn {
+        mark: c.mark,
+        bound_ifindex: c.bound_ifindex,
+        priority: c.priority,
+        txhash: c.txhash,
+        flowlabel: c.flowlabel,
+        tos: c.tos,
+    }
+}
+
+/// An entry's connection attributes as the glue gives them.
+pub(crate) fn conn_from_glue(g: &ffi::rtw_glue_conn) -> Conn {
+    Conn {
+        mark: g.mark,
+        bound_ifindex: g.bound_ifindex,
+        priority: g.priority,
+        txhash: g.txhash,
+        flowlabel: g.flowlabel,
+        tos: g.tos,
+    }
+}
+
 /// A sysctl under `net.rust_timewait`.
 #[derive(Clone, Copy)]
 #[repr(u32)]
@@ -167,14 +191,7 @@ impl Packet<'_> {
     /// The route a reply to this segment takes, as Linux routes its own TIME_WAIT replies for
     /// the connection `conn`, the reply's TOS byte being `dsfield`.
     pub(crate) fn route_reply(&self, conn: &Conn, dsfield: u8) -> Result<ReplyRoute<'_>> {
-        let conn = ffi::rtw_glue_conn {
-            mark: conn.mark,
-            bound_ifindex: conn.bound_ifindex,
-            priority: conn.priority,
-            txhash: conn.txhash,
-            flowlabel: conn.flowlabel,
-            tos: conn.tos,
-        };
+        let conn = glue_conn(conn);
         let mut p = ffi::rtw_glue_reply_params { conn: &conn, tos: dsfield, hop_limit: 0, flowlabel: 0 };
         let mut err = 0i32;
         // SAFETY: `ctx` is live (type invariant); `p`, the `conn` it points to and `err` are
