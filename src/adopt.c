@@ -20,9 +20,11 @@
 
 /*
  * The caller's fd `e->fd` as a held TCP socket of this netns, and its tuple in `e`: the tuple
- * as tcp_v4_rcv/tcp_v6_rcv would look it up (an IPv4-mapped IPv6 socket's is IPv4).
+ * as tcp_v4_rcv/tcp_v6_rcv would look it up (an IPv4-mapped IPv6 socket's is IPv4). With
+ * `keep`, also the socket's file, referenced (sockfd_put() drops it).
  */
-static struct sock *rtw_adopt_fd(struct net *net, struct rtw_glue_entry *e, int *err)
+struct sock *rtw_adopt_fd(struct net *net, struct rtw_glue_entry *e, int *err,
+			  struct socket **keep)
 {
 	struct socket *sock = sockfd_lookup(e->fd, err);
 	struct sock *sk;
@@ -44,7 +46,11 @@ static struct sock *rtw_adopt_fd(struct net *net, struct rtw_glue_entry *e, int 
 		return NULL;
 	}
 	sock_hold(sk);
-	sockfd_put(sock);
+	/* Kept: the reference on the file keeps the socket open after the caller's close(). */
+	if (keep)
+		*keep = sock;
+	else
+		sockfd_put(sock);
 
 	lock_sock(sk);
 	if (sk->sk_family == AF_INET ||
@@ -107,17 +113,27 @@ static struct sock *rtw_adopt_lookup(struct net *net, const struct rtw_glue_entr
 	return sk;
 }
 
-/* Why the socket cannot be adopted as it is now (0: it can). Under the socket lock. */
-static int rtw_adopt_check(struct sock *sk)
+/*
+ * Why the socket cannot be adopted as it is now (0: it can), or with `before_fin`, why it cannot
+ * be waited for (handoff.c: it may still be established, our FIN unsent or unacknowledged).
+ * Under the socket lock.
+ */
+int rtw_adopt_check(struct sock *sk, bool before_fin)
 {
 	struct tcp_sock *tp = tcp_sk(sk);
 
 	switch (sk->sk_state) {
 	case TCP_FIN_WAIT2:
 		break;
+	case TCP_ESTABLISHED:
+		if (!before_fin)
+			return -ENOTCONN;
+		break;
 	case TCP_FIN_WAIT1:
 		/* Our FIN is not acknowledged yet: an entry could not retransmit it. */
-		return -EINPROGRESS;
+		if (!before_fin)
+			return -EINPROGRESS;
+		break;
 	case TCP_CLOSE_WAIT:
 	case TCP_LAST_ACK:
 	case TCP_CLOSING:
@@ -203,8 +219,8 @@ static void rtw_adopt_copy(struct sock *sk, struct rtw_glue_entry *e)
 }
 
 /*
- * Adopt the connection with `e`'s tuple: 0 and the entry is in the table, `e` filled in; or a
- * negative errno (spec/rust_timewait.yaml, `result`) and nothing changed.
+ * Adopt `sk` (held by the caller) as `e` (its tuple filled in): 0 and the entry is in the table
+ * (and with `repair` the socket in repair mode), or a negative errno and nothing changed.
  *
  * The entry goes in under the socket lock, so the socket processes no segment between the
  * check and the insert; from the insert on, the hook sees the peer's segments first. Segments
@@ -214,13 +230,55 @@ static void rtw_adopt_copy(struct sock *sk, struct rtw_glue_entry *e)
  * the socket in repair mode (twctl's race rule), or, with `repair`, the module puts it in
  * repair mode right after its own last check, under the socket lock.
  */
+int rtw_adopt_sock(struct rtw_glue_net *gn, struct sock *sk, struct rtw_glue_entry *e,
+		   bool repair)
+{
+	int err;
+
+	lock_sock(sk);
+	err = rtw_adopt_check(sk, false);
+	if (!err) {
+		rtw_adopt_copy(sk, e);
+		mutex_lock(&gn->nl_lock);
+		err = rtw_rs_add(gn->rs, e, false);
+		mutex_unlock(&gn->nl_lock);
+	}
+	release_sock(sk);
+	if (err)
+		return err;
+
+	lock_sock(sk);
+	err = rtw_adopt_check(sk, false);
+	/*
+	 * Asked to: the socket goes into repair mode as setsockopt(TCP_REPAIR) puts it (the caller
+	 * has CAP_NET_ADMIN in the netns, as tcp_can_repair_sock asks), after the last check, so
+	 * the caller's close() sends nothing and leaves no TIME_WAIT of Linux's.
+	 */
+	if (!err && repair) {
+		tcp_sk(sk)->repair = 1;
+		sk->sk_reuse = SK_FORCE_REUSE;
+		WRITE_ONCE(tcp_sk(sk)->repair_queue, TCP_NO_QUEUE);
+	}
+	release_sock(sk);
+	if (err) {
+		mutex_lock(&gn->nl_lock);
+		rtw_rs_del(gn->rs, e);
+		mutex_unlock(&gn->nl_lock);
+	}
+	return err;
+}
+
+/*
+ * Adopt the connection with `e`'s tuple (or fd): 0 and the entry is in the table, `e` filled
+ * in; or a negative errno (spec/rust_timewait.yaml, `result`) and nothing changed.
+ */
 int rtw_adopt(struct rtw_glue_net *gn, struct rtw_glue_entry *e, struct sock **in_repair)
 {
 	int want_dev = e->conn.bound_ifindex;
 	struct sock *sk;
 	int err = -ENOENT;
 
-	sk = e->by_fd ? rtw_adopt_fd(gn->net, e, &err) : rtw_adopt_lookup(gn->net, e);
+	sk = e->by_fd ? rtw_adopt_fd(gn->net, e, &err, NULL) : rtw_adopt_lookup(gn->net, e);
 	if (!sk)
 		return err;
 	/*
@@ -248,41 +306,12 @@ int rtw_adopt(struct rtw_glue_net *gn, struct rtw_glue_entry *e, struct sock **i
 		return -ENOENT;
 	}
 
-	lock_sock(sk);
-	err = rtw_adopt_check(sk);
-	if (!err) {
-		rtw_adopt_copy(sk, e);
-		mutex_lock(&gn->nl_lock);
-		err = rtw_rs_add(gn->rs, e, false);
-		mutex_unlock(&gn->nl_lock);
-	}
-	release_sock(sk);
-	if (err)
-		goto out;
-
-	lock_sock(sk);
-	err = rtw_adopt_check(sk);
-	/*
-	 * Asked to: the socket goes into repair mode as setsockopt(TCP_REPAIR) puts it (the caller
-	 * has CAP_NET_ADMIN in the netns, as tcp_can_repair_sock asks), after the last check, so
-	 * the caller's close() sends nothing and leaves no TIME_WAIT of Linux's.
-	 */
+	err = rtw_adopt_sock(gn, sk, e, e->repair);
 	if (!err && e->repair) {
-		tcp_sk(sk)->repair = 1;
-		sk->sk_reuse = SK_FORCE_REUSE;
-		WRITE_ONCE(tcp_sk(sk)->repair_queue, TCP_NO_QUEUE);
-	}
-	release_sock(sk);
-	if (err) {
-		mutex_lock(&gn->nl_lock);
-		rtw_rs_del(gn->rs, e);
-		mutex_unlock(&gn->nl_lock);
-	} else if (e->repair) {
 		/* Held for the caller until its answer is out: rtw_adopt_unrepair() if it is not. */
 		*in_repair = sk;
 		return 0;
 	}
-out:
 	sock_put(sk);
 	return err;
 }

@@ -63,6 +63,7 @@ enum {
 	RTW_E_TXHASH,
 	RTW_E_FD,
 	RTW_E_REPAIR,
+	RTW_E_WAIT,
 	__RTW_E_MAX,
 };
 #define RTW_E_MAX (__RTW_E_MAX - 1)
@@ -105,6 +106,7 @@ static const struct nla_policy rtw_entry_policy[RTW_E_MAX + 1] = {
 	[RTW_E_TXHASH] = { .type = NLA_U32 },
 	[RTW_E_FD] = { .type = NLA_U32 },
 	[RTW_E_REPAIR] = { .type = NLA_FLAG },
+	[RTW_E_WAIT] = { .type = NLA_FLAG },
 	/* Reply-only attributes. */
 	[RTW_E_EXPIRES_MS] = { .type = NLA_REJECT },
 	[RTW_E_RESULT] = { .type = NLA_REJECT },
@@ -137,7 +139,10 @@ enum rtw_parse {
 	RTW_PARSE_KEY,
 	/* The key and the state (add). */
 	RTW_PARSE_FULL,
-	/* The key, or an fd of the caller's instead; and whether to leave it in repair (adopt). */
+	/*
+	 * The key, or an fd of the caller's instead; and whether to leave it in repair, or to wait
+	 * for its FIN_WAIT2 (adopt).
+	 */
 	RTW_PARSE_ADOPT,
 };
 
@@ -156,9 +161,9 @@ static int rtw_parse_entry(struct net *net, const struct nlattr *nest, enum rtw_
 	err = nla_parse_nested(tb, RTW_E_MAX, nest, rtw_entry_policy, extack);
 	if (err)
 		return err;
-	if (what != RTW_PARSE_ADOPT && (tb[RTW_E_FD] || tb[RTW_E_REPAIR])) {
-		NL_SET_ERR_MSG_ATTR(extack, tb[RTW_E_FD] ?: tb[RTW_E_REPAIR],
-				    "fd, repair: for adopt only");
+	if (what != RTW_PARSE_ADOPT && (tb[RTW_E_FD] || tb[RTW_E_REPAIR] || tb[RTW_E_WAIT])) {
+		NL_SET_ERR_MSG_ATTR(extack, tb[RTW_E_FD] ?: tb[RTW_E_REPAIR] ?: tb[RTW_E_WAIT],
+				    "fd, repair, wait: for adopt only");
 		return -EINVAL;
 	}
 	if (what == RTW_PARSE_ADOPT && tb[RTW_E_FD]) {
@@ -178,7 +183,9 @@ static int rtw_parse_entry(struct net *net, const struct nlattr *nest, enum rtw_
 		memset(e, 0, sizeof(*e));
 		e->by_fd = true;
 		e->fd = nla_get_u32(tb[RTW_E_FD]);
-		e->repair = nla_get_flag(tb[RTW_E_REPAIR]);
+		/* Waited for, it is adopted in repair mode: the caller has closed its fd by then. */
+		e->wait = nla_get_flag(tb[RTW_E_WAIT]);
+		e->repair = e->wait || nla_get_flag(tb[RTW_E_REPAIR]);
 		return 0;
 	}
 	for (i = 0; i < ARRAY_SIZE(key_attrs); i++) {
@@ -276,8 +283,9 @@ static int rtw_parse_entry(struct net *net, const struct nlattr *nest, enum rtw_
 		}
 	}
 	/* Repair mode only for the caller's own socket, never one found by its tuple. */
-	if (tb[RTW_E_REPAIR]) {
-		NL_SET_ERR_MSG_ATTR(extack, tb[RTW_E_REPAIR], "repair: only with fd");
+	if (tb[RTW_E_REPAIR] || tb[RTW_E_WAIT]) {
+		NL_SET_ERR_MSG_ATTR(extack, tb[RTW_E_REPAIR] ?: tb[RTW_E_WAIT],
+				    "repair, wait: only with fd");
 		return -EINVAL;
 	}
 	if (!full)
@@ -598,11 +606,15 @@ static int rtw_nl_dump(struct sk_buff *skb, struct netlink_callback *cb)
  * repair mode leaves it first, so none is ever in repair mode without its entry.
  */
 static void rtw_adopt_undo(struct rtw_glue_net *gn, struct rtw_glue_entry *entries, int n,
-			   const int *results, struct sock **in_repair)
+			   const int *results, struct sock **in_repair, struct rtw_handoff **waiting)
 {
 	int i;
 
 	for (i = 0; i < n; i++) {
+		if (waiting[i]) {
+			rtw_handoff_cancel(waiting[i]);
+			waiting[i] = NULL;
+		}
 		if (in_repair[i]) {
 			rtw_adopt_unrepair(in_repair[i]);
 			in_repair[i] = NULL;
@@ -610,20 +622,22 @@ static void rtw_adopt_undo(struct rtw_glue_net *gn, struct rtw_glue_entry *entri
 	}
 	mutex_lock(&gn->nl_lock);
 	for (i = 0; i < n; i++)
-		if (!results[i])
+		if (!results[i] && !entries[i].wait)
 			rtw_rs_del(gn->rs, &entries[i]);
 	mutex_unlock(&gn->nl_lock);
 }
 
 /*
- * Adopt live FIN_WAIT2 connections by tuple or by the caller's fd (adopt.c), many per message:
- * each entry's result, and the state taken when it was taken. Every entry is parsed before
- * any is adopted; an answer that cannot be delivered undoes them all.
+ * Adopt live FIN_WAIT2 connections by tuple or by the caller's fd (adopt.c), or take sockets to
+ * adopt when they reach it (`wait`, handoff.c), many per message: each entry's result, and the
+ * state taken when it was taken. Every entry is parsed before any is acted on; an answer that
+ * cannot be delivered undoes them all.
  */
 static int rtw_nl_adopt(struct sk_buff *skb, struct genl_info *info)
 {
 	struct rtw_glue_net *gn = rtw_gn(genl_info_net(info));
 	struct rtw_glue_entry *entries;
+	struct rtw_handoff **waiting = NULL;
 	struct sock **in_repair = NULL;
 	int *results = NULL;
 	struct sk_buff *msg;
@@ -635,7 +649,8 @@ static int rtw_nl_adopt(struct sk_buff *skb, struct genl_info *info)
 		return n;
 	results = kcalloc(n, sizeof(*results), GFP_KERNEL);
 	in_repair = kcalloc(n, sizeof(*in_repair), GFP_KERNEL);
-	if (!results || !in_repair) {
+	waiting = kcalloc(n, sizeof(*waiting), GFP_KERNEL);
+	if (!results || !in_repair || !waiting) {
 		err = -ENOMEM;
 		goto out;
 	}
@@ -651,17 +666,23 @@ static int rtw_nl_adopt(struct sk_buff *skb, struct genl_info *info)
 		goto out;
 	}
 	for (i = 0; i < n; i++) {
+		if (entries[i].wait) {
+			results[i] = rtw_handoff_arm(gn, &entries[i], &waiting[i]);
+			continue;
+		}
 		results[i] = rtw_adopt(gn, &entries[i], &in_repair[i]);
 		/* As stored (and with its expiry); gone already if the peer reset it meanwhile. */
 		if (!results[i])
 			rtw_rs_get(gn->rs, &entries[i]);
 	}
 	for (i = 0; i < n; i++) {
-		int what = results[i] ? RTW_PUT_RESULT : RTW_PUT_RESULT | RTW_PUT_STATE;
+		/* A socket waited for has no entry yet: its result and tuple. */
+		int what = results[i] || entries[i].wait ? RTW_PUT_RESULT :
+							   RTW_PUT_RESULT | RTW_PUT_STATE;
 
 		if (rtw_put_entry(msg, &entries[i], what, results[i])) {
 			nlmsg_free(msg);
-			rtw_adopt_undo(gn, entries, n, results, in_repair);
+			rtw_adopt_undo(gn, entries, n, results, in_repair, waiting);
 			err = -EMSGSIZE;
 			goto out;
 		}
@@ -673,12 +694,17 @@ static int rtw_nl_adopt(struct sk_buff *skb, struct genl_info *info)
 	 * TIME_WAIT then guards the tuples, so take the entries back rather than guard twice.
 	 */
 	if (err)
-		rtw_adopt_undo(gn, entries, n, results, in_repair);
+		rtw_adopt_undo(gn, entries, n, results, in_repair, waiting);
+	/* The caller knows of the sockets it handed over: the module waits for them now. */
+	for (i = 0; !err && i < n; i++)
+		if (waiting[i])
+			rtw_handoff_commit(waiting[i]);
 out:
 	/* The answer is out (or the adoption undone): the sockets kept for the undo go. */
 	for (i = 0; in_repair && i < n; i++)
 		if (in_repair[i])
 			sock_put(in_repair[i]);
+	kfree(waiting);
 	kfree(in_repair);
 	kfree(results);
 	kvfree(entries);

@@ -56,6 +56,8 @@ enum rtw_glue_stat {
 	RTW_GLUE_STAT_LOCAL_CONNECT_DROPPED,
 	RTW_GLUE_STAT_CAPACITY,
 	RTW_GLUE_STAT_REPLIES_FAILED,
+	RTW_GLUE_STAT_HANDOFFS_DEFERRED,
+	RTW_GLUE_STAT_HANDOFFS_RETURNED,
 	RTW_GLUE_STAT_COUNT,
 };
 
@@ -110,6 +112,8 @@ struct rtw_glue_entry {
 	__s32 fd;
 	/* adopt only (C): leave the socket in TCP_REPAIR mode once adopted. */
 	bool repair;
+	/* adopt by fd only (C): adopt the socket when it reaches FIN_WAIT2 (handoff.c). */
+	bool wait;
 };
 
 /* A segment seen by a hook for a tuple the table holds: its first bytes from the IP header on. */

@@ -30,6 +30,8 @@ struct rtw_glue_net {
 	 * check and the make-room step of an add must see no other add in between.
 	 */
 	struct mutex nl_lock;
+	/* Sockets taken to adopt at FIN_WAIT2 and not yet adopted or returned (handoff.c). */
+	atomic_t handoffs_waiting;
 	struct ctl_table_header *sysctl_hdr;
 	int sysctl[RTW_GLUE_SYSCTL_COUNT];
 };
@@ -42,7 +44,20 @@ void rtw_hooks_disable(struct rtw_glue_net *gn);
 
 /* adopt.c: a live FIN_WAIT2 socket's state made a fin-wait2 entry (netlink, process context). */
 int rtw_adopt(struct rtw_glue_net *gn, struct rtw_glue_entry *e, struct sock **in_repair);
+int rtw_adopt_sock(struct rtw_glue_net *gn, struct sock *sk, struct rtw_glue_entry *e,
+		   bool repair);
+int rtw_adopt_check(struct sock *sk, bool before_fin);
+struct sock *rtw_adopt_fd(struct net *net, struct rtw_glue_entry *e, int *err,
+			  struct socket **keep);
 void rtw_adopt_unrepair(struct sock *sk);
+
+/* handoff.c: a socket taken by fd and adopted when our FIN is acknowledged (process context). */
+struct rtw_handoff;
+int rtw_handoff_arm(struct rtw_glue_net *gn, struct rtw_glue_entry *e, struct rtw_handoff **out);
+void rtw_handoff_commit(struct rtw_handoff *h);
+void rtw_handoff_cancel(struct rtw_handoff *h);
+int rtw_handoff_init(void);
+void rtw_handoff_exit(void);
 
 /* genl.c: the generic netlink family. */
 int rtw_genl_register(void);

@@ -231,6 +231,7 @@ static int __net_init rtw_net_init(struct net *net)
 	mutex_init(&gn->nl_lock);
 	gn->dying = false;
 	gn->hooks_on = false;
+	atomic_set(&gn->handoffs_waiting, 0);
 
 	gn->tables = rtw_glue_tables_new();
 	if (!gn->tables)
@@ -308,9 +309,12 @@ int rtw_glue_init(__u32 size4, __u32 align4, __u32 size6, __u32 align6)
 	err = rtw_glue_caches_create(size4, align4, size6, align6);
 	if (err)
 		return err;
-	err = register_pernet_subsys(&rtw_net_ops);
+	err = rtw_handoff_init();
 	if (err)
 		goto destroy_caches;
+	err = register_pernet_subsys(&rtw_net_ops);
+	if (err)
+		goto handoff_exit;
 	err = rtw_genl_register();
 	if (err)
 		goto unregister_pernet;
@@ -319,6 +323,8 @@ int rtw_glue_init(__u32 size4, __u32 align4, __u32 size6, __u32 align6)
 
 unregister_pernet:
 	unregister_pernet_subsys(&rtw_net_ops);
+handoff_exit:
+	rtw_handoff_exit();
 destroy_caches:
 	rtw_glue_caches_destroy();
 	return err;
@@ -328,6 +334,8 @@ void rtw_glue_exit(void)
 {
 	rtw_bench_exit();
 	rtw_genl_unregister();
+	/* Sockets still waited for go back to Linux before the tables they would enter go. */
+	rtw_handoff_exit();
 	unregister_pernet_subsys(&rtw_net_ops);
 	rtw_glue_caches_destroy();
 }

@@ -53,10 +53,16 @@ pub(crate) enum Stat {
     Capacity = ffi::rtw_glue_stat_RTW_GLUE_STAT_CAPACITY,
     /// Replies built but not sent (no route, no memory, dropped by the output path).
     RepliesFailed = ffi::rtw_glue_stat_RTW_GLUE_STAT_REPLIES_FAILED,
+    /// Sockets taken by adopt with `wait`, to adopt at FIN_WAIT2 (counted in C, handoff.c).
+    #[allow(dead_code)]
+    HandoffsDeferred = ffi::rtw_glue_stat_RTW_GLUE_STAT_HANDOFFS_DEFERRED,
+    /// Of those, the ones left to Linux's close() instead (counted in C, handoff.c).
+    #[allow(dead_code)]
+    HandoffsReturned = ffi::rtw_glue_stat_RTW_GLUE_STAT_HANDOFFS_RETURNED,
 }
 
 /// Number of counters.
 pub(crate) const STAT_COUNT: usize = ffi::rtw_glue_stat_RTW_GLUE_STAT_COUNT as usize;
 
 // Every counter is numbered above; the last one closes the range.
-const _: () = assert!(Stat::RepliesFailed as usize + 1 == STAT_COUNT);
+const _: () = assert!(Stat::HandoffsReturned as usize + 1 == STAT_COUNT);

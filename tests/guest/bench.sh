@@ -77,7 +77,8 @@ tcpext() { awk -v k="$1" '/^TcpExt:/ { if (!n) { for (i = 2; i <= NF; i++) c[i] 
 	else for (i = 2; i <= NF; i++) if (c[i] == k) print $i }' /proc/net/netstat; }
 
 # handoff_sample MODE: one run of the event-loop server on a fresh port (--loop: close(),
-# --queue: HandoffQueue) under the client load from the peer netns; prints its connections/s.
+# --batch: HandoffBatch, the wait in the kernel) under the client load from the peer netns;
+# prints its connections/s.
 handoff_sample() {
 	HC_PORT=$((HC_PORT + 1))
 	handoff_server $H4:$HC_PORT $HC $1 >/tmp/hs.out 2>/tmp/hs.err &
@@ -112,19 +113,21 @@ handoff_vs_close() {
 	echo 1048576 >/proc/sys/net/rust_timewait/maxtcptw
 	echo "rtw-bench-note: handoff_vs_close setup connections_per_sample=$HC clients=$HC_CLIENTS hold_ms=$HC_HOLD_MS tcp_max_tw_buckets=$(cat /proc/sys/net/ipv4/tcp_max_tw_buckets) (was $tw_buckets) maxtcptw=$(cat /proc/sys/net/rust_timewait/maxtcptw) msl_ms=$(cat /proc/sys/net/rust_timewait/msl_ms)"
 	# Untimed: ARP, the netlink family, the first connections.
-	handoff_sample --queue >/dev/null 2>&1
+	handoff_sample --batch >/dev/null 2>&1
 	tw_overflow=$(tcpext TCPTimeWaitOverflow)
 	hp="" hq=""
 	i=0
 	while [ $i -le $CYCLES ]; do
 		hp="$hp $(handoff_sample --loop)"
 		[ $i -lt $CYCLES ] || break
-		hq="$hq $(handoff_sample --queue)"
+		hq="$hq $(handoff_sample --batch)"
 		i=$((i + 1))
 	done
 	echo "rtw-bench-note: handoff_vs_close conn_per_s plain:$hp handoff:$hq"
+	# The last sockets taken reach FIN_WAIT2 after the server is done with them.
+	sleep 2
 	m=""
-	for c in capacity entries added recycled fin_wait2_completed fin_wait2_timeouts syn_reuse acks_sent; do
+	for c in capacity entries added recycled fin_wait2_completed fin_wait2_timeouts syn_reuse acks_sent handoffs_deferred handoffs_returned; do
 		m="$m $c=$(stat $c)"
 	done
 	echo "rtw-bench-note: handoff_vs_close module$m linux_tw_overflow=$(($(tcpext TCPTimeWaitOverflow) - tw_overflow))"

@@ -5,7 +5,7 @@
 //! connection.
 //!
 //! ```text
-//! handoff_server ADDR:PORT COUNT [--plain | --queue | --loop | --queue-dry-run]
+//! handoff_server ADDR:PORT COUNT [--plain | --batch | --queue | --loop | --queue-dry-run]
 //! handoff_server --load ADDR:PORT CLIENTS HOLD_MS
 //! ```
 //! Serves COUNT connections (reads one request line, writes a reply), then prints a summary.
@@ -13,18 +13,23 @@
 //!   `close_with_handoff` (which waits until the peer acknowledges our FIN);
 //! * `--plain`: the same loop closing normally, for comparison: Linux then keeps COUNT TIME_WAIT
 //!   sockets;
-//! * `--queue`: an event loop (non-blocking accept and reads, `poll`) that closes with a
+//! * `--batch`: an event loop (non-blocking accept and reads, `poll`) that closes with a
+//!   `HandoffBatch`: `push` at the end of each response (no system call), and at the end of
+//!   each turn of the loop one `flush`: one adopt message by fd with `wait` for every socket
+//!   pushed in that turn, in which the module shuts each one down and takes it (it adopts it
+//!   when our FIN is acknowledged), then a `close()` of each fd;
+//! * `--queue`: the same event loop closing with a
 //!   `HandoffQueue`: `push` at the end of each response (`shutdown(SHUT_WR)` and
 //!   `epoll_ctl`), `process` whenever the queue's fd says a queued socket changed state or its
 //!   deadline is due: one adopt message by fd, with repair mode, for every socket that may have
 //!   reached FIN_WAIT2 since the last call, then a `close()` of each one taken;
-//! * `--loop`: the same event loop closing normally, the yardstick of `--queue`;
+//! * `--loop`: the same event loop closing normally, the yardstick of `--batch` and `--queue`;
 //! * `--queue-dry-run`: `--queue` with a dry-run queue (repair mode, entries built from the
 //!   repair-mode reads and not added, sockets closed normally): the event loop without the
 //!   module, e.g. on a host.
 //!
-//! The event-loop modes measure: they keep serving until COUNT connections are done (closed, or
-//! reported by the queue), time the last nine tenths of them (the server is in a steady state
+//! The event-loop modes measure: they keep serving until COUNT connections are done (closed,
+//! flushed, or reported by the queue), time the last nine tenths of them (the server is in a steady state
 //! by then, with as many connections in the queue as leave it), stop accepting, finish, and
 //! print `rate conn_per_s=.. cpu_us_per_conn=.. ..`.
 //!
@@ -47,11 +52,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use twctl::handoff::close_with_handoff_with;
-use twctl::{Client, HandoffQueue, Outcome};
+use twctl::{Client, HandoffBatch, HandoffQueue, Outcome};
 
 const REPLY: &[u8] = b"HTTP/1.0 200 OK\r\n\r\nhello from a server that keeps no TIME_WAIT\n";
 const USAGE: &str =
-    "usage: handoff_server ADDR:PORT COUNT [--plain | --queue | --loop | --queue-dry-run]\n       \
+    "usage: handoff_server ADDR:PORT COUNT [--plain | --batch | --queue | --loop | --queue-dry-run]\n       \
                      handoff_server --load ADDR:PORT CLIENTS HOLD_MS";
 
 fn main() -> ExitCode {
@@ -70,7 +75,7 @@ fn main() -> ExitCode {
     let mode = args.get(3).map(String::as_str).unwrap_or("");
     if !matches!(
         mode,
-        "" | "--plain" | "--queue" | "--loop" | "--queue-dry-run"
+        "" | "--plain" | "--batch" | "--queue" | "--loop" | "--queue-dry-run"
     ) {
         eprintln!("{USAGE}");
         return ExitCode::from(2);
@@ -83,9 +88,10 @@ fn main() -> ExitCode {
         }
     };
     match mode {
-        "--loop" => event_loop(listener, count.max(1), None),
-        "--queue" => event_loop(listener, count.max(1), Some(false)),
-        "--queue-dry-run" => event_loop(listener, count.max(1), Some(true)),
+        "--loop" => event_loop(listener, count.max(1), Closer::Plain),
+        "--batch" => event_loop(listener, count.max(1), Closer::Batch),
+        "--queue" => event_loop(listener, count.max(1), Closer::Queue),
+        "--queue-dry-run" => event_loop(listener, count.max(1), Closer::QueueDryRun),
         _ => blocking(listener, count, mode == "--plain"),
     }
 }
@@ -241,11 +247,34 @@ struct Counts {
     process: Duration,
 }
 
-/// Answers a connection whose request is in (`ok`), and closes it: close(), or the queue.
-fn finish(c: Conn, ok: bool, q: &mut Option<HandoffQueue>, win: &mut Window, k: &mut Counts) {
+/// How the event loop ends its connections.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Closer {
+    Plain,
+    Batch,
+    Queue,
+    QueueDryRun,
+}
+
+/// Answers a connection whose request is in (`ok`), and closes it: close(), the batch, or the
+/// queue.
+fn finish(
+    c: Conn,
+    ok: bool,
+    q: &mut Option<HandoffQueue>,
+    b: &mut Option<HandoffBatch>,
+    win: &mut Window,
+    k: &mut Counts,
+) {
     k.served += 1;
     if ok {
         let _ = (&c.stream).write_all(REPLY);
+    }
+    if let Some(b) = b.as_mut() {
+        let start = Instant::now();
+        b.push(c.stream.into());
+        k.push += start.elapsed();
+        return;
     }
     match q.as_mut() {
         None => {
@@ -267,16 +296,15 @@ fn finish(c: Conn, ok: bool, q: &mut Option<HandoffQueue>, win: &mut Window, k: 
     }
 }
 
-/// Non-blocking accept and reads, closing with close() (`queue` None) or a HandoffQueue (a dry
-/// run with `Some(true)`).
-fn event_loop(listener: TcpListener, count: usize, queue: Option<bool>) -> ExitCode {
+/// Non-blocking accept and reads, closing as `closer` says.
+fn event_loop(listener: TcpListener, count: usize, closer: Closer) -> ExitCode {
     let timeout = Duration::from_secs(2);
-    let opened = match queue {
-        None => Ok(None),
-        Some(false) => HandoffQueue::open(timeout)
+    let opened = match closer {
+        Closer::Plain | Closer::Batch => Ok(None),
+        Closer::Queue => HandoffQueue::open(timeout)
             .map(Some)
             .map_err(|e| e.to_string()),
-        Some(true) => HandoffQueue::dry_run(timeout)
+        Closer::QueueDryRun => HandoffQueue::dry_run(timeout)
             .map(Some)
             .map_err(|e| e.to_string()),
     };
@@ -286,6 +314,16 @@ fn event_loop(listener: TcpListener, count: usize, queue: Option<bool>) -> ExitC
             eprintln!("handoff_server: {e}");
             return ExitCode::from(1);
         }
+    };
+    let mut b = match closer {
+        Closer::Batch => match HandoffBatch::open() {
+            Ok(b) => Some(b),
+            Err(e) => {
+                eprintln!("handoff_server: {e}");
+                return ExitCode::from(1);
+            }
+        },
+        _ => None,
     };
     if let Err(e) = listener.set_nonblocking(true) {
         eprintln!("handoff_server: {e}");
@@ -377,8 +415,10 @@ fn event_loop(listener: TcpListener, count: usize, queue: Option<bool>) -> ExitC
             }
             match read_request(&mut conns[i]) {
                 Request::More => {}
-                Request::Done => finish(conns.swap_remove(i), true, &mut q, &mut win, &mut k),
-                Request::Failed => finish(conns.swap_remove(i), false, &mut q, &mut win, &mut k),
+                Request::Done => finish(conns.swap_remove(i), true, &mut q, &mut b, &mut win, &mut k),
+                Request::Failed => {
+                    finish(conns.swap_remove(i), false, &mut q, &mut b, &mut win, &mut k)
+                }
             }
         }
         // New connections; most have their request in already.
@@ -394,8 +434,10 @@ fn event_loop(listener: TcpListener, count: usize, queue: Option<bool>) -> ExitC
                             };
                             match read_request(&mut c) {
                                 Request::More => conns.push(c),
-                                Request::Done => finish(c, true, &mut q, &mut win, &mut k),
-                                Request::Failed => finish(c, false, &mut q, &mut win, &mut k),
+                                Request::Done => finish(c, true, &mut q, &mut b, &mut win, &mut k),
+                                Request::Failed => {
+                                    finish(c, false, &mut q, &mut b, &mut win, &mut k)
+                                }
                             }
                         }
                         Err(e) if e.kind() == ErrorKind::WouldBlock => break,
@@ -408,6 +450,28 @@ fn event_loop(listener: TcpListener, count: usize, queue: Option<bool>) -> ExitC
                 }
             }
         }
+        // This turn's connections, to the module in one message.
+        if let Some(bb) = b.as_mut().filter(|bb| !bb.is_empty()) {
+            let n = bb.len() as u64;
+            let start = Instant::now();
+            let flushed = bb.flush();
+            k.process += start.elapsed();
+            match flushed {
+                Ok(refused) => {
+                    k.handed += n - refused.len() as u64;
+                    for r in refused {
+                        // Closed normally (drop): the module said why it would not take it.
+                        eprintln!("handoff_server: refused: {}", r.errno);
+                        k.failed += 1;
+                    }
+                }
+                Err(e) => {
+                    eprintln!("handoff_server: {e}");
+                    k.failed += n;
+                }
+            }
+            win.add(n);
+        }
     }
     let (Some((t0, c0)), Some((t1, c1))) = (win.t0, win.t1) else {
         eprintln!("handoff_server: no measurement");
@@ -415,7 +479,13 @@ fn event_loop(listener: TcpListener, count: usize, queue: Option<bool>) -> ExitC
     };
     let n = win.end - win.start;
     let secs = (t1 - t0).as_secs_f64();
-    let stats = q.as_ref().map(|q| q.stats()).unwrap_or_default();
+    let mut stats = q.as_ref().map(|q| q.stats()).unwrap_or_default();
+    if let Some(bb) = &b {
+        let bs = bb.stats();
+        stats.adopt_messages = bs.messages;
+        stats.tuples_sent = bs.taken + bs.refused + bs.failed;
+        stats.adopt_ns = bs.netlink.as_nanos() as u64;
+    }
     let Counts {
         handed,
         raced,
@@ -425,7 +495,7 @@ fn event_loop(listener: TcpListener, count: usize, queue: Option<bool>) -> ExitC
         push,
         process,
     } = k;
-    if queue.is_some() {
+    if closer != Closer::Plain {
         println!("served {served} connections: {handed} handed off, {raced} peer FIN first, {failed} failed");
     } else {
         println!("served {served} connections, closed normally");

@@ -13,8 +13,8 @@ use netlink_sys::{protocols::NETLINK_GENERIC, Socket, SocketAddr};
 
 use crate::entry::{Entry, Key};
 use crate::error::Error;
-use crate::proto::{self, Extack, RawGenl, Refusal, Reply, Stats, TwMessage, FAMILY_NAME};
-pub use crate::proto::{AdoptResult, FdAdoptResult};
+use crate::proto::{self, Extack, FdAdopt, RawGenl, Refusal, Reply, Stats, TwMessage, FAMILY_NAME};
+pub use crate::proto::{AdoptResult, FdAdoptResult, FdWaitResult};
 
 /// The most tuples the module takes in one adopt message (`RTW_ADOPT_BATCH_MAX`: each answer
 /// carries a whole entry, and the reply must fit a socket's default receive buffer).
@@ -394,11 +394,31 @@ impl Client {
     /// whole message (or an answer that could not be read: entries may exist then, and taken
     /// sockets may be in repair mode).
     pub fn adopt_fds(&mut self, fds: &[RawFd], repair: bool) -> Result<Vec<FdAdoptResult>, Error> {
-        let replies = self.transact("adopt", proto::adopt_fd_message(fds, repair), false)?;
-        let reply = replies
-            .first()
-            .ok_or_else(|| Error::Protocol("adopt: no reply with the fds' results".into()))?;
-        proto::adopt_fd_results(reply, fds).map_err(|e| Error::Protocol(format!("adopt: {e}")))
+        let mode = if repair { FdAdopt::Repair } else { FdAdopt::Now };
+        let reply = self.adopt_fds_reply(fds, mode)?;
+        proto::adopt_fd_results(&reply, fds).map_err(|e| Error::Protocol(format!("adopt: {e}")))
+    }
+
+    /// Hands the sockets behind `fds` (at most [`MAX_ADOPT`]) to the module, which waits for
+    /// each one's FIN_WAIT2 itself (adopt with `wait`): it shuts each one down for writing
+    /// unless the caller has, keeps it open, and adopts it in repair mode when our FIN is
+    /// acknowledged, or closes it as `close()` would when it cannot. One result per fd, in
+    /// order: 0 the module holds the socket (close the fd now: that sends nothing), or a
+    /// refusal as [`Client::adopt_fds`] gives, plus -EEXIST (handed over already) and -ENOSPC
+    /// (as many waiting as the table holds). An `Err` is a refusal of the whole message (or an
+    /// answer that could not be read: the module may hold some of the sockets).
+    pub fn handoff_fds(&mut self, fds: &[RawFd]) -> Result<Vec<FdWaitResult>, Error> {
+        let reply = self.adopt_fds_reply(fds, FdAdopt::Wait)?;
+        proto::adopt_fd_wait_results(&reply, fds)
+            .map_err(|e| Error::Protocol(format!("adopt: {e}")))
+    }
+
+    fn adopt_fds_reply(&mut self, fds: &[RawFd], mode: FdAdopt) -> Result<TwMessage, Error> {
+        let mut replies = self.transact("adopt", proto::adopt_fd_message(fds, mode), false)?;
+        if replies.is_empty() {
+            return Err(Error::Protocol("adopt: no reply with the fds' results".into()));
+        }
+        Ok(replies.swap_remove(0))
     }
 
     /// Deletes the entry guarding a key (ENOENT when there is none): a `&Tuple` (the default

@@ -85,13 +85,14 @@ pub mod entry_attr {
     pub const TXHASH: u16 = 23;
     pub const FD: u16 = 24;
     pub const REPAIR: u16 = 25;
+    pub const WAIT: u16 = 26;
 }
 
 /// Names of the `main` set, by attribute type (index 0 unused).
 pub const MAIN_ATTR_NAMES: [&str; 5] = ["unspec", "entry", "replace", "stats", "flushed"];
 
 /// Names of the `entry` set, by attribute type (index 0 unused).
-pub const ENTRY_ATTR_NAMES: [&str; 26] = [
+pub const ENTRY_ATTR_NAMES: [&str; 27] = [
     "unspec",
     "family",
     "local-addr",
@@ -118,10 +119,11 @@ pub const ENTRY_ATTR_NAMES: [&str; 26] = [
     "txhash",
     "fd",
     "repair",
+    "wait",
 ];
 
 /// Names of the `stats` set, by attribute type minus one, in the spec's order.
-pub const STAT_NAMES: [&str; 21] = [
+pub const STAT_NAMES: [&str; 23] = [
     "entries",
     "added",
     "refused-nolocal",
@@ -143,6 +145,8 @@ pub const STAT_NAMES: [&str; 21] = [
     "local-connect-dropped",
     "capacity",
     "replies-failed",
+    "handoffs-deferred",
+    "handoffs-returned",
 ];
 
 fn name_of(names: &[&'static str], kind: u16) -> String {
@@ -183,6 +187,8 @@ pub enum EntryAttr {
     Fd(u32),
     /// adopt only: put the socket in TCP_REPAIR mode once the entry is in.
     Repair,
+    /// adopt by fd only: take the socket now and adopt it when our FIN is acknowledged.
+    Wait,
     /// An attribute this version does not know (kept, ignored).
     Other(DefaultNla),
 }
@@ -223,7 +229,7 @@ impl Nla for EntryAttr {
             | Result(_) | Mark(_) | BoundIfindex(_) | Flowlabel(_) | Priority(_) | Txhash(_)
             | Fd(_) => 4,
             LocalAddr(a) | RemoteAddr(a) => addr_len(a),
-            HasTs | TsRecentValid | Repair => 0,
+            HasTs | TsRecentValid | Repair | Wait => 0,
             Other(n) => n.value_len(),
         }
     }
@@ -257,6 +263,7 @@ impl Nla for EntryAttr {
             Txhash(_) => k::TXHASH,
             Fd(_) => k::FD,
             Repair => k::REPAIR,
+            Wait => k::WAIT,
             Other(n) => n.kind(),
         }
     }
@@ -272,7 +279,7 @@ impl Nla for EntryAttr {
             }
             Result(v) => emit_i32(buf, *v).unwrap(),
             LocalAddr(a) | RemoteAddr(a) => emit_addr(buf, a),
-            HasTs | TsRecentValid | Repair => {}
+            HasTs | TsRecentValid | Repair | Wait => {}
             Other(n) => n.emit_value(buf),
         }
     }
@@ -317,6 +324,7 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&'a T>> for EntryAttr {
             k::TXHASH => EntryAttr::Txhash(parse_u32(v).with_context(ctx)?),
             k::FD => EntryAttr::Fd(parse_u32(v).with_context(ctx)?),
             k::REPAIR => flag(EntryAttr::Repair).with_context(ctx)?,
+            k::WAIT => flag(EntryAttr::Wait).with_context(ctx)?,
             _ => EntryAttr::Other(DefaultNla::parse(buf)?),
         })
     }
@@ -582,18 +590,31 @@ pub fn adopt_message<K: Copy + Into<Key>>(keys: &[K]) -> TwMessage {
     }
 }
 
-/// `adopt` by file descriptor: one `entry` nest per fd with only `fd` (u32) and, when asked,
-/// the `repair` flag (the kernel then puts each socket it took in TCP_REPAIR mode). No tuple:
-/// the kernel reads it from the socket and names it in the reply.
-pub fn adopt_fd_message(fds: &[RawFd], repair: bool) -> TwMessage {
+/// What an `adopt` by file descriptor asks of each socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FdAdopt {
+    /// Adopt it now (it must be in FIN_WAIT2); the caller closes it in repair mode.
+    Now,
+    /// Adopt it now and put it in TCP_REPAIR mode (`repair`): the caller just closes it.
+    Repair,
+    /// Take it now and adopt it (in repair mode) when our FIN is acknowledged (`wait`): the
+    /// caller closes its fd at once.
+    Wait,
+}
+
+/// `adopt` by file descriptor: one `entry` nest per fd with only `fd` (u32) and the flag
+/// `mode` asks for. No tuple: the kernel reads it from the socket and names it in the reply.
+pub fn adopt_fd_message(fds: &[RawFd], mode: FdAdopt) -> TwMessage {
     TwMessage {
         cmd: cmd::ADOPT,
         attrs: fds
             .iter()
             .map(|fd| {
                 let mut v = vec![EntryAttr::Fd(*fd as u32)];
-                if repair {
-                    v.push(EntryAttr::Repair);
+                match mode {
+                    FdAdopt::Now => {}
+                    FdAdopt::Repair => v.push(EntryAttr::Repair),
+                    FdAdopt::Wait => v.push(EntryAttr::Wait),
                 }
                 MainAttr::Entry(v)
             })
@@ -732,7 +753,7 @@ impl ReplyEntry {
                 EntryAttr::Priority(v) => r.priority = Some(v),
                 EntryAttr::Txhash(v) => r.txhash = Some(v),
                 EntryAttr::Fd(v) => r.fd = Some(v),
-                EntryAttr::Repair | EntryAttr::Other(_) => {}
+                EntryAttr::Repair | EntryAttr::Wait | EntryAttr::Other(_) => {}
             }
         }
         r
@@ -967,8 +988,55 @@ pub fn adopt_fd_results(
     reply: &TwMessage,
     sent: &[RawFd],
 ) -> Result<Vec<FdAdoptResult>, DecodeError> {
+    fd_results(reply, sent)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, (tuple, res, r))| {
+            if res != 0 {
+                return Ok(FdAdoptResult {
+                    tuple,
+                    result: AdoptResult::Refused(res),
+                });
+            }
+            let e = r
+                .entry()
+                .map_err(|e| format!("the adopt reply's entry {}: {e}", i + 1))?;
+            Ok(FdAdoptResult {
+                tuple,
+                result: AdoptResult::Taken(e),
+            })
+        })
+        .collect()
+}
+
+/// The outcome of one fd of an adopt with `wait` ([`FdAdopt::Wait`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FdWaitResult {
+    /// The socket's tuple as the kernel read it (`None` as in [`FdAdoptResult::tuple`]).
+    pub tuple: Option<Tuple>,
+    /// 0: the module holds the socket and adopts it at FIN_WAIT2; or the negative errno.
+    pub result: i32,
+}
+
+/// The per-fd results of an adopt with `wait`: as [`adopt_fd_results`], with no entry yet.
+pub fn adopt_fd_wait_results(
+    reply: &TwMessage,
+    sent: &[RawFd],
+) -> Result<Vec<FdWaitResult>, DecodeError> {
+    Ok(fd_results(reply, sent)?
+        .into_iter()
+        .map(|(tuple, result, _)| FdWaitResult { tuple, result })
+        .collect())
+}
+
+/// Each fd's tuple, result and nest: the echoed fd must be the one sent at its position, and
+/// one taken (result 0) must name its tuple.
+fn fd_results(
+    reply: &TwMessage,
+    sent: &[RawFd],
+) -> Result<Vec<(Option<Tuple>, i32, ReplyEntry)>, DecodeError> {
     adopt_reply_entries(reply, sent.len(), "fds")?
-        .iter()
+        .into_iter()
         .zip(sent)
         .enumerate()
         .map(|(i, (r, fd))| {
@@ -981,31 +1049,19 @@ pub fn adopt_fd_results(
                     .into());
                 }
             }
-            let res = adopt_result_of(r, i)?;
+            let res = adopt_result_of(&r, i)?;
             // A tuple that is no connection's (port 0 of a closed socket) is no tuple.
             let tuple = r
                 .tuple()?
                 .filter(|t| t.local.port() != 0 && t.remote.port() != 0);
-            if res != 0 {
-                return Ok(FdAdoptResult {
-                    tuple,
-                    result: AdoptResult::Refused(res),
-                });
-            }
-            if tuple.is_none() {
+            if res == 0 && tuple.is_none() {
                 return Err(format!(
                     "the adopt reply's entry {} is taken without its tuple",
                     i + 1
                 )
                 .into());
             }
-            let e = r
-                .entry()
-                .map_err(|e| format!("the adopt reply's entry {}: {e}", i + 1))?;
-            Ok(FdAdoptResult {
-                tuple,
-                result: AdoptResult::Taken(e),
-            })
+            Ok((tuple, res, r))
         })
         .collect()
 }

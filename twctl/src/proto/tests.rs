@@ -259,7 +259,7 @@ fn parse_hand_made_stats_reply() {
           12, 0, 2, 0,   2, 0, 0, 0, 1, 0, 0, 0,      // added 0x1_0000_0002 (8 bytes)
           8, 0, 20, 0,   64, 0, 0, 0,                 // capacity 64
           8, 0, 21, 0,   3, 0, 0, 0,                  // replies-failed 3
-          8, 0, 22, 0,   7, 0, 0, 0,                  // a counter this version lacks
+          8, 0, 24, 0,   7, 0, 0, 0,                  // a counter this version lacks
     ];
     assert_eq!(parse_datagram::<TwMessage>(&bytes).unwrap()[0].seq(), 7);
     let stats = Stats::from_message(&first_message(&bytes)).unwrap();
@@ -267,7 +267,7 @@ fn parse_hand_made_stats_reply() {
     assert_eq!(stats.get("added"), Some(0x1_0000_0002));
     assert_eq!(stats.get("capacity"), Some(64));
     assert_eq!(stats.get("replies-failed"), Some(3));
-    assert_eq!(stats.get("stat-22"), Some(7));
+    assert_eq!(stats.get("stat-24"), Some(7));
     assert_eq!(stats.0.len(), 5);
 }
 
@@ -816,7 +816,7 @@ fn adopt_reply_keeps_the_scope_sent() {
 
 #[test]
 fn adopt_fd_request_exact_bytes() {
-    let bytes = serialize_request(adopt_fd_message(&[5, 7], true), 0x20, 9, DO_FLAGS);
+    let bytes = serialize_request(adopt_fd_message(&[5, 7], FdAdopt::Repair), 0x20, 9, DO_FLAGS);
     #[rustfmt::skip]
     let want: Vec<u8> = [
         // nlmsghdr: len 20 + 16 + 16 = 52, type 0x20, REQUEST|ACK, seq 9; cmd adopt (6), v1
@@ -832,7 +832,7 @@ fn adopt_fd_request_exact_bytes() {
     .concat();
     assert_eq!(bytes, want);
     // Without repair: the fd alone.
-    let bytes = serialize_request(adopt_fd_message(&[3], false), 0x20, 10, DO_FLAGS);
+    let bytes = serialize_request(adopt_fd_message(&[3], FdAdopt::Now), 0x20, 10, DO_FLAGS);
     #[rustfmt::skip]
     let want: Vec<u8> = [
         &[0x20, 0, 0, 0,  0x20, 0,  0x05, 0,  10, 0, 0, 0,  0, 0, 0, 0,  6, 1, 0, 0][..],
@@ -847,7 +847,7 @@ fn adopt_fd_request_exact_bytes() {
         Some((Some(0), "fd".to_string()))
     );
     let parsed = first_message(&{
-        let mut b = serialize_request(adopt_fd_message(&[5], true), 0x20, 9, DO_FLAGS);
+        let mut b = serialize_request(adopt_fd_message(&[5], FdAdopt::Repair), 0x20, 9, DO_FLAGS);
         b[6] = 0; // a reply's flags
         b
     });
