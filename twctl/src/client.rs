@@ -34,6 +34,25 @@ pub struct Client {
     family_id: u16,
     seq: u32,
     warnings: Vec<String>,
+    /// Where datagrams are received: one read each, however large the kernel's answer.
+    recv_buf: Vec<u8>,
+    /// An exchange did not finish (an error, a timeout): something of it may still be queued.
+    dirty: bool,
+}
+
+/// The largest datagram the module sends (an adopt of [`MAX_ADOPT`] with every entry's state
+/// is about 55 KiB; a refusal echoes no request, as the socket caps its ACKs), with room.
+const RECV_BUF: usize = 128 * 1024;
+
+/// How a request is answered.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// Messages, then the ACK (with any warning the kernel attached).
+    Acked,
+    /// One reply message, no ACK asked for (an error still comes as one): one datagram fewer.
+    Reply,
+    /// A dump: messages until DONE.
+    Dump,
 }
 
 /// The outcome of one entry of a (batched) add.
@@ -161,8 +180,12 @@ impl Client {
             family_id: 0,
             seq: 0,
             warnings: Vec::new(),
+            recv_buf: vec![0; RECV_BUF],
+            dirty: false,
         };
         c.family_id = c.resolve_family()?;
+        // The controller's answer was read to its ACK.
+        c.dirty = false;
         Ok(c)
     }
 
@@ -181,8 +204,13 @@ impl Client {
         self.seq
     }
 
-    fn send(&self, bytes: &[u8]) -> Result<(), Error> {
-        self.drain();
+    /// Sends a request; an exchange before it that did not finish is drained first. The
+    /// caller clears `dirty` once it has read the whole answer.
+    fn send(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        if self.dirty {
+            self.drain();
+        }
+        self.dirty = true;
         self.sock.send(bytes, 0).map_err(sock_err("send"))?;
         Ok(())
     }
@@ -260,12 +288,31 @@ impl Client {
 
     /// Receives one datagram and decodes its replies to request `seq`, skipping any other
     /// (left over from an earlier request); `what` names the request in a decoding error.
-    fn recv_replies<M>(&self, seq: u32, what: &str) -> Result<Vec<Reply<M>>, Error>
+    fn recv_replies<M>(&mut self, seq: u32, what: &str) -> Result<Vec<Reply<M>>, Error>
     where
         M: ParseableParametrized<[u8], GenlHeader> + fmt::Debug,
     {
-        let (buf, _) = self.sock.recv_from_full().map_err(sock_err("receive"))?;
-        let replies = proto::parse_datagram::<M>(&buf)
+        // SAFETY: recv_buf is valid for writes of its length.
+        let n = unsafe {
+            libc::recv(
+                self.sock.as_raw_fd(),
+                self.recv_buf.as_mut_ptr().cast(),
+                self.recv_buf.len(),
+                libc::MSG_TRUNC,
+            )
+        };
+        if n < 0 {
+            return Err(sock_err("receive")(std::io::Error::last_os_error()));
+        }
+        // MSG_TRUNC: the datagram's whole length, even where it did not fit.
+        let n = n as usize;
+        if n > self.recv_buf.len() {
+            return Err(Error::Protocol(format!(
+                "{what}: an answer of {n} bytes, more than the {} this client reads",
+                self.recv_buf.len()
+            )));
+        }
+        let replies = proto::parse_datagram::<M>(&self.recv_buf[..n])
             .map_err(|e| Error::Protocol(format!("{what}: {e}")))?;
         Ok(replies.into_iter().filter(|r| r.seq() == seq).collect())
     }
@@ -275,14 +322,29 @@ impl Client {
         &mut self,
         op: &'static str,
         msg: TwMessage,
-        dump: bool,
+        answer: Answer,
+    ) -> Result<Vec<TwMessage>, Error> {
+        let out = self.exchange(op, msg, answer);
+        // A whole answer read, or the kernel's error: nothing of this exchange is left queued.
+        if matches!(out, Ok(_) | Err(Error::Refused { .. } | Error::PermissionDenied { .. })) {
+            self.dirty = false;
+        }
+        out
+    }
+
+    fn exchange(
+        &mut self,
+        op: &'static str,
+        msg: TwMessage,
+        answer: Answer,
     ) -> Result<Vec<TwMessage>, Error> {
         let seq = self.next_seq();
-        let flags = if dump {
-            proto::DUMP_FLAGS
-        } else {
-            proto::DO_FLAGS
+        let flags = match answer {
+            Answer::Acked => proto::DO_FLAGS,
+            Answer::Reply => proto::DO_REPLY_FLAGS,
+            Answer::Dump => proto::DUMP_FLAGS,
         };
+        let dump = answer == Answer::Dump;
         let req = proto::serialize_request(msg, self.family_id, seq, flags);
         self.send(&req)?;
         let mut out = Vec::new();
@@ -297,6 +359,7 @@ impl Client {
         loop {
             for r in self.recv_replies::<TwMessage>(seq, op)? {
                 match r {
+                    Reply::Message { msg, .. } if answer == Answer::Reply => return Ok(vec![msg]),
                     Reply::Message { msg, .. } => out.push(msg),
                     Reply::Ack { extack, .. } => {
                         if let Some(m) = extack.msg {
@@ -323,7 +386,7 @@ impl Client {
 
     /// Adds entries in one message; one result per entry (0 taken, or a negative errno).
     pub fn add(&mut self, entries: &[Entry], replace: bool) -> Result<Vec<i32>, Error> {
-        let replies = self.transact("add", proto::add_message(entries, replace), false)?;
+        let replies = self.transact("add", proto::add_message(entries, replace), Answer::Acked)?;
         let reply = replies
             .first()
             .ok_or_else(|| Error::Protocol("add: no reply with the entries' results".into()))?;
@@ -371,7 +434,7 @@ impl Client {
     /// with `SO_BINDTOIFINDEX`). A `bound_ifindex` naming no device of the netns refuses the
     /// message with ENODEV.
     pub fn adopt<K: Copy + Into<Key>>(&mut self, keys: &[K]) -> Result<Vec<AdoptResult>, Error> {
-        let replies = self.transact("adopt", proto::adopt_message(keys), false)?;
+        let replies = self.transact("adopt", proto::adopt_message(keys), Answer::Reply)?;
         let reply = replies
             .first()
             .ok_or_else(|| Error::Protocol("adopt: no reply with the tuples' results".into()))?;
@@ -414,7 +477,7 @@ impl Client {
     }
 
     fn adopt_fds_reply(&mut self, fds: &[RawFd], mode: FdAdopt) -> Result<TwMessage, Error> {
-        let mut replies = self.transact("adopt", proto::adopt_fd_message(fds, mode), false)?;
+        let mut replies = self.transact("adopt", proto::adopt_fd_message(fds, mode), Answer::Reply)?;
         if replies.is_empty() {
             return Err(Error::Protocol("adopt: no reply with the fds' results".into()));
         }
@@ -425,13 +488,13 @@ impl Client {
     /// VRF), an `&Entry` (its tuple in the VRF of its `bound_ifindex`, as an adopted entry is
     /// deleted again) or a [`Key`]. ENODEV: the `bound_ifindex` names no device of the netns.
     pub fn del(&mut self, k: impl Into<Key>) -> Result<(), Error> {
-        self.transact("del", proto::del_message(k), false)
+        self.transact("del", proto::del_message(k), Answer::Acked)
             .map(|_| ())
     }
 
     /// Gets the entry guarding a key (ENOENT when there is none), as [`Client::del`] names it.
     pub fn get(&mut self, k: impl Into<Key>) -> Result<Entry, Error> {
-        let replies = self.transact("get", proto::get_message(k), false)?;
+        let replies = self.transact("get", proto::get_message(k), Answer::Acked)?;
         let e = replies
             .iter()
             .flat_map(proto::reply_entries)
@@ -442,7 +505,7 @@ impl Client {
 
     /// Every entry of the netns (a dump).
     pub fn list(&mut self) -> Result<Vec<Entry>, Error> {
-        let replies = self.transact("list", proto::dump_message(), true)?;
+        let replies = self.transact("list", proto::dump_message(), Answer::Dump)?;
         replies
             .iter()
             .flat_map(proto::reply_entries)
@@ -467,7 +530,7 @@ impl Client {
         msg: TwMessage,
         decode: impl FnOnce(&TwMessage) -> Result<T, DecodeError>,
     ) -> Result<T, Error> {
-        let replies = self.transact(op, msg, false)?;
+        let replies = self.transact(op, msg, Answer::Acked)?;
         let r = replies
             .first()
             .ok_or_else(|| Error::Protocol(format!("{op}: no reply")))?;

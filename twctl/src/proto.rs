@@ -664,6 +664,8 @@ pub fn stats_message() -> TwMessage {
 
 /// Flags of a `do` request: answered by an ACK (or an error) after any reply.
 pub const DO_FLAGS: u16 = NLM_F_REQUEST | NLM_F_ACK;
+/// Flags of a request answered by one reply message, without the ACK after it.
+pub const DO_REPLY_FLAGS: u16 = NLM_F_REQUEST;
 /// Flags of a dump request: answered by replies then `NLMSG_DONE`.
 pub const DUMP_FLAGS: u16 = NLM_F_REQUEST | NLM_F_DUMP;
 
