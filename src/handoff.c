@@ -3,13 +3,12 @@
  * rust_timewait's handoff with the wait in the kernel (adopt by fd with `wait`; decision D46).
  *
  * A server hands the module a socket it is done with, at once, and close()s its fd; the module
- * keeps a reference on its file, shuts it down for writing from a worker (if the caller has
- * not), and adopts it (adopt.c, in repair mode) when Linux acknowledges our FIN and wakes the
- * socket's sk_state_change: FIN_WAIT1 to FIN_WAIT2. Then it drops the file, and the close that
- * follows sends nothing. So the server pays a share of one netlink message and a close() of a
- * file still open, against close()'s whole tcp_close() with our FIN's transmission
- * (handoff_vs_close), and never waits for the peer's ACK, which a Linux peer delays by 40 ms
- * or more.
+ * shuts the socket down for writing (if the caller has not), keeps a reference on its file and
+ * adopts it (adopt.c, in repair mode) when Linux acknowledges our FIN and wakes the socket's
+ * sk_state_change: FIN_WAIT1 to FIN_WAIT2. Then it drops the file, and the close that follows
+ * sends nothing. So the server pays one close() a connection and a share of one netlink
+ * message, against close()'s whole tcp_close() (handoff_vs_close), and never waits for the
+ * peer's ACK itself, which a Linux peer delays by 40 ms or more.
  *
  * Whenever the adoption cannot be made, the socket is closed as the caller's close() would have
  * closed it, so nothing is lost: the peer's FIN first (Linux's own TIME_WAIT keeps the tuple),
@@ -46,8 +45,6 @@ struct rtw_handoff {
 	unsigned long deadline;
 	/* The caller heard of it: from here on the module alone decides (rtw_handoff_commit). */
 	bool committed;
-	/* The worker shut the socket down (our FIN is queued): the deadline counts from then. */
-	bool shut;
 	/* The tuple, as the answer told it, and the entry the adoption fills in. */
 	struct rtw_glue_entry e;
 };
@@ -120,21 +117,10 @@ static void rtw_handoff_work(struct work_struct *work)
 	struct sock *sk = h->sock->sk;
 	int err;
 
-	/*
-	 * shutdown(SHUT_WR) here rather than in the caller's netlink message: the server's event
-	 * loop does not pay for our FIN's way out (and the peer's receive path behind it), and the
-	 * wait for its ACK starts now.
-	 */
-	if (!h->shut && READ_ONCE(sk->sk_state) == TCP_ESTABLISHED &&
-	    !READ_ONCE(rtw_handoff_stopping)) {
-		h->shut = true;
-		kernel_sock_shutdown(h->sock, SHUT_WR);
-		h->deadline = jiffies + tcp_fin_time(sk);
-	}
 	lock_sock(sk);
 	if (sk->sk_state == TCP_FIN_WAIT1 && time_before(jiffies, h->deadline) &&
 	    !READ_ONCE(rtw_handoff_stopping)) {
-		/* Our FIN is out and not acknowledged: the callback wakes us, or the deadline. */
+		/* Woken by a change that is not the one awaited: wait on, to the deadline. */
 		queue_delayed_work(rtw_handoff_wq, &h->work, h->deadline - jiffies);
 		release_sock(sk);
 		return;
@@ -147,9 +133,8 @@ static void rtw_handoff_work(struct work_struct *work)
 
 	/*
 	 * FIN_WAIT2, the entry; anything else (FIN_WAIT1 at the deadline, the peer's FIN or data
-	 * first, a reset) gives the errno adopt would and leaves the socket to Linux, as does the
-	 * module's exit, whose tables are about to go (a socket not shut down yet then closes as
-	 * close() closes it, our FIN included).
+	 * first, a reset) gives the errno adopt would and leaves the socket to Linux. So does the
+	 * module's exit, whose tables are about to go.
 	 */
 	if (READ_ONCE(rtw_handoff_stopping))
 		err = -ESHUTDOWN;
@@ -170,6 +155,7 @@ int rtw_handoff_arm(struct rtw_glue_net *gn, struct rtw_glue_entry *e, struct rt
 	struct socket *sock = NULL;
 	struct rtw_handoff *h;
 	struct sock *sk;
+	bool established;
 	int err = 0;
 
 	sk = rtw_adopt_fd(gn->net, e, &err, &sock);
@@ -201,10 +187,7 @@ int rtw_handoff_arm(struct rtw_glue_net *gn, struct rtw_glue_entry *e, struct rt
 	h->gn = gn;
 	h->sock = sock;
 	h->e = *e;
-	/*
-	 * As long as Linux gives an orphan's FIN_WAIT2: the wait for our FIN's ACK is no longer
-	 * (from the worker's shutdown, for a socket still established).
-	 */
+	/* As long as Linux gives an orphan's FIN_WAIT2: the wait for our FIN's ACK is no longer. */
 	h->deadline = jiffies + tcp_fin_time(sk);
 	INIT_DELAYED_WORK(&h->work, rtw_handoff_work);
 	spin_lock_bh(&rtw_handoffs_lock);
@@ -222,7 +205,12 @@ int rtw_handoff_arm(struct rtw_glue_net *gn, struct rtw_glue_entry *e, struct rt
 	rcu_assign_sk_user_data(sk, h);
 	sk->sk_state_change = rtw_handoff_state_change;
 	write_unlock_bh(&sk->sk_callback_lock);
+	established = sk->sk_state == TCP_ESTABLISHED;
 	release_sock(sk);
+
+	/* shutdown(SHUT_WR), as the caller would have: our FIN goes after anything unsent. */
+	if (established)
+		kernel_sock_shutdown(sock, SHUT_WR);
 	*out = h;
 	return 0;
 
@@ -257,8 +245,8 @@ void rtw_handoff_commit(struct rtw_handoff *h)
 }
 
 /*
- * The caller will not hear of `h` (its answer could not be delivered): it keeps its socket as
- * it was (nothing is sent before the commit) and closes it normally.
+ * The caller will not hear of `h` (its answer could not be delivered): it keeps its socket, as
+ * if it had only called shutdown(SHUT_WR), and closes it normally.
  */
 void rtw_handoff_cancel(struct rtw_handoff *h)
 {
@@ -274,8 +262,7 @@ void rtw_handoff_cancel(struct rtw_handoff *h)
 
 int rtw_handoff_init(void)
 {
-	/* Unbound: the work (our FIN's way out, the adoption) goes to an idle CPU, off the server's. */
-	rtw_handoff_wq = alloc_workqueue("rtw_handoff", WQ_UNBOUND, 0);
+	rtw_handoff_wq = alloc_workqueue("rtw_handoff", WQ_PERCPU, 0);
 	return rtw_handoff_wq ? 0 : -ENOMEM;
 }
 
