@@ -69,8 +69,13 @@ static void rtw_handoff_state_change(struct sock *sk)
 	h = sk->sk_user_data;
 	if (h) {
 		saved = h->saved;
+		/*
+		 * A jiffy later, not now: every socket whose wakeup falls in that jiffy is adopted
+		 * by one run of the worker pool, not a context switch each. A peer FIN meanwhile is
+		 * Linux's to answer (the entry is then not made).
+		 */
 		if (READ_ONCE(h->committed) && sk->sk_state != TCP_FIN_WAIT1)
-			mod_delayed_work(rtw_handoff_wq, &h->work, 0);
+			mod_delayed_work(rtw_handoff_wq, &h->work, 1);
 		/* Whoever else waits on the socket (nobody, once the caller closed its fd). */
 		saved(sk);
 	}
@@ -262,7 +267,8 @@ void rtw_handoff_cancel(struct rtw_handoff *h)
 
 int rtw_handoff_init(void)
 {
-	rtw_handoff_wq = alloc_workqueue("rtw_handoff", WQ_PERCPU, 0);
+	/* Unbound: the adoptions go to an idle CPU, off the server's. */
+	rtw_handoff_wq = alloc_workqueue("rtw_handoff", WQ_UNBOUND, 0);
 	return rtw_handoff_wq ? 0 : -ENOMEM;
 }
 
