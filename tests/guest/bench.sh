@@ -77,8 +77,8 @@ tcpext() { awk -v k="$1" '/^TcpExt:/ { if (!n) { for (i = 2; i <= NF; i++) c[i] 
 	else for (i = 2; i <= NF; i++) if (c[i] == k) print $i }' /proc/net/netstat; }
 
 # handoff_sample MODE: one run of the event-loop server on a fresh port (--loop: close(),
-# --batch: HandoffBatch, the wait in the kernel) under the client load from the peer netns;
-# prints its connections/s.
+# --batch: HandoffBatch, the wait in the kernel; --queue: HandoffQueue, the wait in userspace)
+# under the client load from the peer netns; prints its connections/s.
 handoff_sample() {
 	HC_PORT=$((HC_PORT + 1))
 	handoff_server $H4:$HC_PORT $HC $1 >/tmp/hs.out 2>/tmp/hs.err &
@@ -115,15 +115,23 @@ handoff_vs_close() {
 	# Untimed: ARP, the netlink family, the first connections.
 	handoff_sample --batch >/dev/null 2>&1
 	tw_overflow=$(tcpext TCPTimeWaitOverflow)
-	hp="" hq=""
+	hp="" hq="" hz=""
 	i=0
 	while [ $i -le $CYCLES ]; do
 		hp="$hp $(handoff_sample --loop)"
 		[ $i -lt $CYCLES ] || break
-		hq="$hq $(handoff_sample --batch)"
+		# Each handoff sample sits between the same two plain ones, the two kinds alternating
+		# which goes first.
+		if [ $((i % 2)) = 0 ]; then
+			hq="$hq $(handoff_sample --batch)"
+			hz="$hz $(handoff_sample --queue)"
+		else
+			hz="$hz $(handoff_sample --queue)"
+			hq="$hq $(handoff_sample --batch)"
+		fi
 		i=$((i + 1))
 	done
-	echo "rtw-bench-note: handoff_vs_close conn_per_s plain:$hp handoff:$hq"
+	echo "rtw-bench-note: handoff_vs_close conn_per_s plain:$hp handoff:$hq queue:$hz"
 	# The last sockets taken reach FIN_WAIT2 after the server is done with them.
 	sleep 2
 	m=""
@@ -132,6 +140,7 @@ handoff_vs_close() {
 	done
 	echo "rtw-bench-note: handoff_vs_close module$m linux_tw_overflow=$(($(tcpext TCPTimeWaitOverflow) - tw_overflow))"
 	echo "rtw-bench: handoff_vs_close $(stats $(ratios "$hp" "$hq")) x samples=$CYCLES"
+	echo "rtw-bench: handoff_queue_vs_close $(stats $(ratios "$hp" "$hz")) x samples=$CYCLES"
 	twctl flush >/dev/null
 	rmmod rust_timewait || exit 1
 	echo $tw_buckets >/proc/sys/net/ipv4/tcp_max_tw_buckets
