@@ -66,16 +66,17 @@ static void rtw_handoff_state_change(struct sock *sk)
 	struct rtw_handoff *h;
 
 	read_lock_bh(&sk->sk_callback_lock);
-	h = sk->sk_user_data;
+	h = __locked_read_sk_user_data_with_flags(sk, 0);
 	if (h) {
 		saved = h->saved;
 		/*
 		 * A jiffy later, not now: every socket whose wakeup falls in that jiffy is adopted
 		 * by one run of the worker pool, not a context switch each. A peer FIN meanwhile is
-		 * Linux's to answer (the entry is then not made).
+		 * Linux's to answer (the entry is then not made). At once when the module is going.
 		 */
 		if (READ_ONCE(h->committed) && sk->sk_state != TCP_FIN_WAIT1)
-			mod_delayed_work(rtw_handoff_wq, &h->work, 1);
+			mod_delayed_work(rtw_handoff_wq, &h->work,
+					 READ_ONCE(rtw_handoff_stopping) ? 0 : 1);
 		/* Whoever else waits on the socket (nobody, once the caller closed its fd). */
 		saved(sk);
 	}
@@ -120,13 +121,14 @@ static void rtw_handoff_work(struct work_struct *work)
 {
 	struct rtw_handoff *h = container_of(to_delayed_work(work), struct rtw_handoff, work);
 	struct sock *sk = h->sock->sk;
+	unsigned long now = jiffies;
 	int err;
 
 	lock_sock(sk);
-	if (sk->sk_state == TCP_FIN_WAIT1 && time_before(jiffies, h->deadline) &&
+	if (sk->sk_state == TCP_FIN_WAIT1 && time_before(now, h->deadline) &&
 	    !READ_ONCE(rtw_handoff_stopping)) {
 		/* Woken by a change that is not the one awaited: wait on, to the deadline. */
-		queue_delayed_work(rtw_handoff_wq, &h->work, h->deadline - jiffies);
+		queue_delayed_work(rtw_handoff_wq, &h->work, h->deadline - now);
 		release_sock(sk);
 		return;
 	}
@@ -183,6 +185,9 @@ int rtw_handoff_arm(struct rtw_glue_net *gn, struct rtw_glue_entry *e, struct rt
 	lock_sock(sk);
 	if (READ_ONCE(sk->sk_state_change) == rtw_handoff_state_change)
 		err = -EEXIST;
+	/* A kernel socket does not hold its netns, which the worker needs until it is done. */
+	else if (!sk->sk_net_refcnt)
+		err = -EOPNOTSUPP;
 	else
 		err = rtw_adopt_check(sk, true);
 	if (err) {
@@ -232,6 +237,7 @@ put:
 void rtw_handoff_commit(struct rtw_handoff *h)
 {
 	struct sock *sk = h->sock->sk;
+	unsigned long now = jiffies;
 	unsigned long delay = 0;
 
 	rtw_glue_stat_add(h->gn->tables, RTW_GLUE_STAT_HANDOFFS_DEFERRED, 1);
@@ -243,8 +249,8 @@ void rtw_handoff_commit(struct rtw_handoff *h)
 	 */
 	write_lock_bh(&sk->sk_callback_lock);
 	WRITE_ONCE(h->committed, true);
-	if (READ_ONCE(sk->sk_state) == TCP_FIN_WAIT1 && time_before(jiffies, h->deadline))
-		delay = h->deadline - jiffies;
+	if (READ_ONCE(sk->sk_state) == TCP_FIN_WAIT1 && time_before(now, h->deadline))
+		delay = h->deadline - now;
 	queue_delayed_work(rtw_handoff_wq, &h->work, delay);
 	write_unlock_bh(&sk->sk_callback_lock);
 }
@@ -279,16 +285,27 @@ int rtw_handoff_init(void)
 void rtw_handoff_exit(void)
 {
 	struct rtw_handoff *h;
+	bool empty;
 
-	spin_lock_bh(&rtw_handoffs_lock);
-	WRITE_ONCE(rtw_handoff_stopping, true);
-	list_for_each_entry(h, &rtw_handoffs, node)
-		mod_delayed_work(rtw_handoff_wq, &h->work, 0);
-	spin_unlock_bh(&rtw_handoffs_lock);
-	/* A worker that finishes frees its handoff; none queues itself again once stopping. */
-	flush_workqueue(rtw_handoff_wq);
-	WARN_ON(!list_empty(&rtw_handoffs));
-	/* A state-change call that unhooked itself may still be on its way out of this module. */
-	synchronize_rcu();
+	/*
+	 * A worker that finishes frees its handoff, and none queues itself again once stopping;
+	 * but a state change can still turn a queued run into a timer (the callback's delay),
+	 * which a flush does not wait for: run them again until none is left.
+	 */
+	for (;;) {
+		spin_lock_bh(&rtw_handoffs_lock);
+		WRITE_ONCE(rtw_handoff_stopping, true);
+		empty = list_empty(&rtw_handoffs);
+		list_for_each_entry(h, &rtw_handoffs, node)
+			mod_delayed_work(rtw_handoff_wq, &h->work, 0);
+		spin_unlock_bh(&rtw_handoffs_lock);
+		if (empty)
+			break;
+		flush_workqueue(rtw_handoff_wq);
+	}
+	/*
+	 * No callback of ours is still running: every sk_state_change call runs under its socket's
+	 * lock, which each unhooking held (lock_sock).
+	 */
 	destroy_workqueue(rtw_handoff_wq);
 }

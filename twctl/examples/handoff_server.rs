@@ -183,13 +183,14 @@ fn read_request(c: &mut Conn) -> Request {
 }
 
 /// CPU time of this process (user + system), in µs.
-fn cpu_us() -> u64 {
+/// The process's CPU time so far, user and system, in µs.
+fn cpu_us() -> (u64, u64) {
     // SAFETY: an all-zero rusage is valid, and getrusage fills it.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: ru is a valid rusage.
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
     let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
-    us(ru.ru_utime) + us(ru.ru_stime)
+    (us(ru.ru_utime), us(ru.ru_stime))
 }
 
 /// The steady-state window: from the `start`-th connection done to the `end`-th.
@@ -197,8 +198,8 @@ struct Window {
     start: u64,
     end: u64,
     done: u64,
-    t0: Option<(Instant, u64)>,
-    t1: Option<(Instant, u64)>,
+    t0: Option<(Instant, (u64, u64))>,
+    t1: Option<(Instant, (u64, u64))>,
 }
 
 impl Window {
@@ -507,11 +508,14 @@ fn event_loop(listener: TcpListener, count: usize, closer: Closer) -> ExitCode {
     };
     println!(
         "rate conn_per_s={:.1} window_connections={n} window_ms={:.0} cpu_us_per_conn={:.0} \
+         user_us_per_conn={:.0} sys_us_per_conn={:.0} \
          adopt_messages={} tuples_per_message={per_msg:.2} close_us_per_conn={:.0} \
          push_us_per_conn={:.0} process_us_per_conn={:.0} adopt_us_per_conn={:.0}",
         n as f64 / secs,
         secs * 1000.0,
-        (c1 - c0) as f64 / n as f64,
+        ((c1.0 + c1.1) - (c0.0 + c0.1)) as f64 / n as f64,
+        (c1.0 - c0.0) as f64 / n as f64,
+        (c1.1 - c0.1) as f64 / n as f64,
         stats.adopt_messages,
         close.as_secs_f64() * 1e6 / served.max(1) as f64,
         push.as_secs_f64() * 1e6 / served.max(1) as f64,
