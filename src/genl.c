@@ -665,6 +665,17 @@ static int rtw_nl_adopt(struct sk_buff *skb, struct genl_info *info)
 		err = -EMSGSIZE;
 		goto out;
 	}
+	/*
+	 * A server hands off in every turn of its loop: the sockets of its last turns whose FIN is
+	 * acknowledged by now are adopted here, at the cost of an adoption each, and not by a
+	 * worker woken for them.
+	 */
+	for (i = 0; i < n; i++) {
+		if (entries[i].wait) {
+			rtw_handoff_reap(gn, RTW_ADOPT_BATCH_MAX);
+			break;
+		}
+	}
 	for (i = 0; i < n; i++) {
 		if (entries[i].wait) {
 			results[i] = rtw_handoff_arm(gn, &entries[i], &waiting[i]);

@@ -32,6 +32,9 @@ struct rtw_glue_net {
 	struct mutex nl_lock;
 	/* Sockets taken to adopt at FIN_WAIT2 and not yet adopted or returned (handoff.c). */
 	atomic_t handoffs_waiting;
+	/* Of those, the ones that left FIN_WAIT1, for the next adopt with wait to finish. */
+	spinlock_t handoffs_ready_lock;
+	struct list_head handoffs_ready;
 	struct ctl_table_header *sysctl_hdr;
 	int sysctl[RTW_GLUE_SYSCTL_COUNT];
 };
@@ -56,6 +59,7 @@ struct rtw_handoff;
 int rtw_handoff_arm(struct rtw_glue_net *gn, struct rtw_glue_entry *e, struct rtw_handoff **out);
 void rtw_handoff_commit(struct rtw_handoff *h);
 void rtw_handoff_cancel(struct rtw_handoff *h);
+void rtw_handoff_reap(struct rtw_glue_net *gn, int max);
 int rtw_handoff_init(void);
 void rtw_handoff_exit(void);
 

@@ -45,9 +45,19 @@ struct rtw_handoff {
 	unsigned long deadline;
 	/* The caller heard of it: from here on the module alone decides (rtw_handoff_commit). */
 	bool committed;
+	/* Where it stands, under gn->handoffs_ready_lock; on gn->handoffs_ready while READY. */
+	enum { RTW_HANDOFF_WAITING, RTW_HANDOFF_READY, RTW_HANDOFF_FINISHING } phase;
+	struct list_head ready;
 	/* The tuple, as the answer told it, and the entry the adoption fills in. */
 	struct rtw_glue_entry e;
 };
+
+/*
+ * A socket that left FIN_WAIT1 is adopted by the netns's next adopt with `wait` (the server's
+ * next flush, in its own context: no context switch, and the silent close's __fput at its
+ * return to userspace, where close() would have run it), or by the worker this long after.
+ */
+#define RTW_HANDOFF_LATE (HZ / 10)
 
 static struct workqueue_struct *rtw_handoff_wq;
 /* Every handoff not yet finished, for the module's exit; `rtw_handoff_stopping` set there. */
@@ -70,13 +80,26 @@ static void rtw_handoff_state_change(struct sock *sk)
 	if (h) {
 		saved = h->saved;
 		/*
-		 * A jiffy later, not now: every socket whose wakeup falls in that jiffy is adopted
-		 * by one run of the worker pool, not a context switch each. A peer FIN meanwhile is
-		 * Linux's to answer (the entry is then not made). At once when the module is going.
+		 * Ready: for the next request to take (a peer FIN meanwhile is Linux's to answer,
+		 * and the entry is then not made), else for the worker RTW_HANDOFF_LATE from now;
+		 * at once when the module is going.
 		 */
-		if (READ_ONCE(h->committed) && sk->sk_state != TCP_FIN_WAIT1)
-			mod_delayed_work(rtw_handoff_wq, &h->work,
-					 READ_ONCE(rtw_handoff_stopping) ? 0 : 1);
+		if (READ_ONCE(h->committed) && sk->sk_state != TCP_FIN_WAIT1) {
+			struct rtw_glue_net *gn = h->gn;
+			bool first = false;
+
+			spin_lock(&gn->handoffs_ready_lock);
+			if (h->phase == RTW_HANDOFF_WAITING) {
+				h->phase = RTW_HANDOFF_READY;
+				list_add_tail(&h->ready, &gn->handoffs_ready);
+				first = true;
+			}
+			spin_unlock(&gn->handoffs_ready_lock);
+			if (READ_ONCE(rtw_handoff_stopping))
+				mod_delayed_work(rtw_handoff_wq, &h->work, 0);
+			else if (first)
+				mod_delayed_work(rtw_handoff_wq, &h->work, RTW_HANDOFF_LATE);
+		}
 		/* Whoever else waits on the socket (nobody, once the caller closed its fd). */
 		saved(sk);
 	}
@@ -117,26 +140,43 @@ static void rtw_handoff_free(struct rtw_handoff *h)
 	kfree(h);
 }
 
-static void rtw_handoff_work(struct work_struct *work)
+/*
+ * Take `h` to finish it: false if another already did (the worker and the next request both
+ * may try), and then `h` is not to be touched again.
+ */
+static bool rtw_handoff_claim(struct rtw_handoff *h)
 {
-	struct rtw_handoff *h = container_of(to_delayed_work(work), struct rtw_handoff, work);
+	struct rtw_glue_net *gn = h->gn;
+	bool won;
+
+	spin_lock_bh(&gn->handoffs_ready_lock);
+	won = h->phase != RTW_HANDOFF_FINISHING;
+	if (h->phase == RTW_HANDOFF_READY)
+		list_del(&h->ready);
+	h->phase = RTW_HANDOFF_FINISHING;
+	spin_unlock_bh(&gn->handoffs_ready_lock);
+	return won;
+}
+
+/*
+ * Adopt the claimed `h`'s socket, or leave it to Linux, and free `h`. `in_worker`: called from
+ * `h`'s own work (which cannot wait for itself); otherwise a run of it may be under way, which
+ * loses the claim and is waited for.
+ */
+static void rtw_handoff_finish(struct rtw_handoff *h, bool in_worker)
+{
 	struct sock *sk = h->sock->sk;
-	unsigned long now = jiffies;
 	int err;
 
 	lock_sock(sk);
-	if (sk->sk_state == TCP_FIN_WAIT1 && time_before(now, h->deadline) &&
-	    !READ_ONCE(rtw_handoff_stopping)) {
-		/* Woken by a change that is not the one awaited: wait on, to the deadline. */
-		queue_delayed_work(rtw_handoff_wq, &h->work, h->deadline - now);
-		release_sock(sk);
-		return;
-	}
 	rtw_handoff_detach(h);
 	release_sock(sk);
 	rtw_handoff_unlist(h);
-	/* A wakeup queued before the detach or the unlisting: nothing can queue one after them. */
-	cancel_delayed_work(&h->work);
+	/* A run queued before the detach or the unlisting: nothing can queue one after them. */
+	if (in_worker)
+		cancel_delayed_work(&h->work);
+	else
+		cancel_delayed_work_sync(&h->work);
 
 	/*
 	 * FIN_WAIT2, the entry; anything else (FIN_WAIT1 at the deadline, the peer's FIN or data
@@ -150,6 +190,46 @@ static void rtw_handoff_work(struct work_struct *work)
 	if (err)
 		rtw_glue_stat_add(h->gn->tables, RTW_GLUE_STAT_HANDOFFS_RETURNED, 1);
 	rtw_handoff_free(h);
+}
+
+static void rtw_handoff_work(struct work_struct *work)
+{
+	struct rtw_handoff *h = container_of(to_delayed_work(work), struct rtw_handoff, work);
+	struct sock *sk = h->sock->sk;
+	unsigned long now = jiffies;
+
+	lock_sock(sk);
+	if (sk->sk_state == TCP_FIN_WAIT1 && time_before(now, h->deadline) &&
+	    !READ_ONCE(rtw_handoff_stopping)) {
+		/* Woken by a change that is not the one awaited: wait on, to the deadline. */
+		queue_delayed_work(rtw_handoff_wq, &h->work, h->deadline - now);
+		release_sock(sk);
+		return;
+	}
+	release_sock(sk);
+	if (rtw_handoff_claim(h))
+		rtw_handoff_finish(h, true);
+}
+
+/*
+ * Adopt (or leave to Linux) up to `max` of the netns's sockets that left FIN_WAIT1, in the
+ * caller's context (an adopt with `wait`, process context).
+ */
+void rtw_handoff_reap(struct rtw_glue_net *gn, int max)
+{
+	struct rtw_handoff *h, *next;
+	LIST_HEAD(batch);
+
+	spin_lock_bh(&gn->handoffs_ready_lock);
+	list_for_each_entry_safe(h, next, &gn->handoffs_ready, ready) {
+		if (max-- <= 0)
+			break;
+		h->phase = RTW_HANDOFF_FINISHING;
+		list_move_tail(&h->ready, &batch);
+	}
+	spin_unlock_bh(&gn->handoffs_ready_lock);
+	list_for_each_entry_safe(h, next, &batch, ready)
+		rtw_handoff_finish(h, false);
 }
 
 /*

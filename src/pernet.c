@@ -232,6 +232,8 @@ static int __net_init rtw_net_init(struct net *net)
 	gn->dying = false;
 	gn->hooks_on = false;
 	atomic_set(&gn->handoffs_waiting, 0);
+	spin_lock_init(&gn->handoffs_ready_lock);
+	INIT_LIST_HEAD(&gn->handoffs_ready);
 
 	gn->tables = rtw_glue_tables_new();
 	if (!gn->tables)
