@@ -57,13 +57,36 @@ struct rtw_handoff {
  * next flush, in its own context: no context switch, and the silent close's __fput at its
  * return to userspace, where close() would have run it), or by the worker this long after.
  */
-#define RTW_HANDOFF_LATE (HZ / 10)
+#define RTW_HANDOFF_LATE HZ
 
 static struct workqueue_struct *rtw_handoff_wq;
 /* Every handoff not yet finished, for the module's exit; `rtw_handoff_stopping` set there. */
 static LIST_HEAD(rtw_handoffs);
 static DEFINE_SPINLOCK(rtw_handoffs_lock);
 static bool rtw_handoff_stopping;
+
+/*
+ * `h`'s socket left FIN_WAIT1: on the netns's ready list, for the next adopt with wait to
+ * finish, and its work set to run RTW_HANDOFF_LATE from now in case none comes (at once when
+ * the module is going). Under sk_callback_lock (either side), bottom halves off.
+ */
+static void rtw_handoff_ready(struct rtw_handoff *h)
+{
+	struct rtw_glue_net *gn = h->gn;
+	bool first = false;
+
+	spin_lock(&gn->handoffs_ready_lock);
+	if (h->phase == RTW_HANDOFF_WAITING) {
+		h->phase = RTW_HANDOFF_READY;
+		list_add_tail(&h->ready, &gn->handoffs_ready);
+		first = true;
+	}
+	spin_unlock(&gn->handoffs_ready_lock);
+	if (READ_ONCE(rtw_handoff_stopping))
+		mod_delayed_work(rtw_handoff_wq, &h->work, 0);
+	else if (first)
+		mod_delayed_work(rtw_handoff_wq, &h->work, RTW_HANDOFF_LATE);
+}
 
 /*
  * The socket's state changed (softirq, or release_sock running its backlog; the socket is
@@ -84,22 +107,8 @@ static void rtw_handoff_state_change(struct sock *sk)
 		 * and the entry is then not made), else for the worker RTW_HANDOFF_LATE from now;
 		 * at once when the module is going.
 		 */
-		if (READ_ONCE(h->committed) && sk->sk_state != TCP_FIN_WAIT1) {
-			struct rtw_glue_net *gn = h->gn;
-			bool first = false;
-
-			spin_lock(&gn->handoffs_ready_lock);
-			if (h->phase == RTW_HANDOFF_WAITING) {
-				h->phase = RTW_HANDOFF_READY;
-				list_add_tail(&h->ready, &gn->handoffs_ready);
-				first = true;
-			}
-			spin_unlock(&gn->handoffs_ready_lock);
-			if (READ_ONCE(rtw_handoff_stopping))
-				mod_delayed_work(rtw_handoff_wq, &h->work, 0);
-			else if (first)
-				mod_delayed_work(rtw_handoff_wq, &h->work, RTW_HANDOFF_LATE);
-		}
+		if (READ_ONCE(h->committed) && sk->sk_state != TCP_FIN_WAIT1)
+			rtw_handoff_ready(h);
 		/* Whoever else waits on the socket (nobody, once the caller closed its fd). */
 		saved(sk);
 	}
@@ -323,15 +332,21 @@ void rtw_handoff_commit(struct rtw_handoff *h)
 	rtw_glue_stat_add(h->gn->tables, RTW_GLUE_STAT_HANDOFFS_DEFERRED, 1);
 	/*
 	 * Serialised with the callback: a change before this saw no commit and woke nobody, so the
-	 * state read here is the newer one; a change after it sees the commit and wakes the worker.
+	 * state read here is the newer one; a change after it sees the commit and makes it ready.
 	 * Still in FIN_WAIT1, the worker runs at the deadline unless the ACK comes first. Queued
-	 * under the lock: the worker, which frees `h`, cannot detach before it is released.
+	 * under the lock: the worker, which frees `h`, cannot detach before it is released; nor can
+	 * a request reap it (finishing detaches first).
 	 */
 	write_lock_bh(&sk->sk_callback_lock);
 	WRITE_ONCE(h->committed, true);
-	if (READ_ONCE(sk->sk_state) == TCP_FIN_WAIT1 && time_before(now, h->deadline))
-		delay = h->deadline - now;
-	queue_delayed_work(rtw_handoff_wq, &h->work, delay);
+	if (READ_ONCE(sk->sk_state) != TCP_FIN_WAIT1) {
+		/* Acknowledged already (on loopback, within the shutdown): ready now. */
+		rtw_handoff_ready(h);
+	} else {
+		if (time_before(now, h->deadline))
+			delay = h->deadline - now;
+		queue_delayed_work(rtw_handoff_wq, &h->work, delay);
+	}
 	write_unlock_bh(&sk->sk_callback_lock);
 }
 

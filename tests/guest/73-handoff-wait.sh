@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: GPL-2.0
 # The handoff with the wait in the kernel (adopt by fd with `wait`, D46), through the kernel's ynl
 # library on real loopback connections: the module shuts an established socket down itself,
-# holds it after the caller's close(), and adopts it when our FIN is acknowledged (the entry
-# appears, nothing of Linux's is left, the peer's FIN completes it); a socket already shut down
+# holds it after the caller's close(), and adopts it once our FIN is acknowledged (the entry
+# appears, nothing of Linux's is left, the peer's FIN completes it): by the next adopt with
+# wait, in the caller's context, or by the worker a second later; a socket already shut down
 # is taken too. Whatever it cannot adopt is closed as close() would have closed it, counted in
 # handoffs-returned: our FIN not acknowledged in tcp_fin_time (an orphan in FIN_WAIT1 is left),
 # data arriving meanwhile (the peer is reset), the peer's FIN first (Linux's TIME_WAIT keeps the
@@ -123,6 +124,24 @@ s.close()
 check(until(lambda: stat("fin-wait2-completed") == done + 1)
       and (entry(t) or {}).get("substate") == "time-wait",
       "the peer's FIN completes the entry (time-wait)")
+
+# A socket whose FIN is acknowledged is adopted by the next adopt with wait, in the caller's
+# context (the worker would wait a second): a server's next flush.
+c1, s1 = pair()
+t1 = tuple_of(c1)
+handoff(c1.fileno())
+c1.close()
+check(until(lambda: linux_states(t1["local-port"]) == [FIN_WAIT2]),
+      "the held socket reaches FIN_WAIT2")
+c2, s2 = pair()
+t2 = tuple_of(c2)
+handoff(c2.fileno())
+check(entry(t1) is not None, "the next adopt with wait adopted it (no worker's delay)")
+check(until(lambda: linux_states(t1["local-port"]) == []), "and closed it silently")
+c2.close()
+check(until(lambda: entry(t2) is not None), "the last socket is adopted by the worker")
+s1.close()
+s2.close()
 
 # Already shut down by the caller: taken as it is.
 c, s = pair()
