@@ -113,7 +113,7 @@ handoff_vs_close() {
 	echo 1048576 >/proc/sys/net/rust_timewait/maxtcptw
 	echo "rtw-bench-note: handoff_vs_close setup connections_per_sample=$HC clients=$HC_CLIENTS hold_ms=$HC_HOLD_MS tcp_max_tw_buckets=$(cat /proc/sys/net/ipv4/tcp_max_tw_buckets) (was $tw_buckets) maxtcptw=$(cat /proc/sys/net/rust_timewait/maxtcptw) msl_ms=$(cat /proc/sys/net/rust_timewait/msl_ms)"
 	# Untimed: ARP, the netlink family, the first connections.
-	handoff_sample --batch >/dev/null 2>&1
+	handoff_sample --queue >/dev/null 2>&1
 	tw_overflow=$(tcpext TCPTimeWaitOverflow)
 	hp="" hq="" hz=""
 	i=0
@@ -131,7 +131,7 @@ handoff_vs_close() {
 		fi
 		i=$((i + 1))
 	done
-	echo "rtw-bench-note: handoff_vs_close conn_per_s plain:$hp handoff:$hq queue:$hz"
+	echo "rtw-bench-note: handoff_vs_close conn_per_s plain:$hp queue:$hz batch:$hq"
 	# The last sockets taken reach FIN_WAIT2 after the server is done with them.
 	sleep 2
 	m=""
@@ -139,8 +139,8 @@ handoff_vs_close() {
 		m="$m $c=$(stat $c)"
 	done
 	echo "rtw-bench-note: handoff_vs_close module$m linux_tw_overflow=$(($(tcpext TCPTimeWaitOverflow) - tw_overflow))"
-	echo "rtw-bench: handoff_vs_close $(stats $(ratios "$hp" "$hq")) x samples=$CYCLES"
-	echo "rtw-bench: handoff_queue_vs_close $(stats $(ratios "$hp" "$hz")) x samples=$CYCLES"
+	echo "rtw-bench: handoff_vs_close $(stats $(ratios "$hp" "$hz")) x samples=$CYCLES"
+	echo "rtw-bench: handoff_batch_vs_close $(stats $(ratios "$hp" "$hq")) x samples=$CYCLES"
 	twctl flush >/dev/null
 	rmmod rust_timewait || exit 1
 	echo $tw_buckets >/proc/sys/net/ipv4/tcp_max_tw_buckets
