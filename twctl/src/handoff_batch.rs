@@ -6,8 +6,9 @@
 //! A [`HandoffBatch`] collects the sockets a server is done with ([`HandoffBatch::push`], no
 //! system call) and hands them to the module in one netlink message per [`MAX_ADOPT`]
 //! ([`HandoffBatch::flush`], once per turn of the event loop). For each socket the module shuts
-//! it down for writing (unless the caller has), keeps it open, and adopts it in repair mode when
-//! our FIN is acknowledged; the batch then closes its fd, which sends nothing. So a server pays
+//! it down for writing (unless the caller has), keeps it open, and adopts it in repair mode once
+//! our FIN is acknowledged (in the next flush, or from a worker a second later); the batch closes
+//! its fd at once, which sends nothing. So a server pays
 //! one `close()` per connection, as with plain `close()`, plus a share of one netlink round
 //! trip, and never waits for the peer (a Linux peer delays its ACK of our FIN by 40 ms or more).
 //!
