@@ -85,12 +85,13 @@ static void rtw_handoff_ready(struct rtw_handoff *h)
 	if (READ_ONCE(rtw_handoff_stopping))
 		mod_delayed_work(rtw_handoff_wq, &h->work, 0);
 	else if (first)
+		/* Replaces the deadline's timer, which no longer matters out of FIN_WAIT1. */
 		mod_delayed_work(rtw_handoff_wq, &h->work, RTW_HANDOFF_LATE);
 }
 
 /*
  * The socket's state changed (softirq, or release_sock running its backlog; the socket is
- * locked either way): anything but FIN_WAIT1 is the worker's to look at. The reader lock
+ * locked either way): anything but FIN_WAIT1 makes the handoff ready. The reader lock
  * keeps the handoff alive: rtw_handoff_detach() takes the writer lock to unhook it.
  */
 static void rtw_handoff_state_change(struct sock *sk)
@@ -205,12 +206,17 @@ static void rtw_handoff_work(struct work_struct *work)
 {
 	struct rtw_handoff *h = container_of(to_delayed_work(work), struct rtw_handoff, work);
 	struct sock *sk = h->sock->sk;
-	unsigned long now = jiffies;
+	unsigned long now;
 
+	/*
+	 * Run at the deadline, RTW_HANDOFF_LATE after the socket got ready and no request took it,
+	 * or at the module's exit. Before the deadline and still in FIN_WAIT1 (a timer that fired
+	 * early), wait on.
+	 */
 	lock_sock(sk);
+	now = jiffies;
 	if (sk->sk_state == TCP_FIN_WAIT1 && time_before(now, h->deadline) &&
 	    !READ_ONCE(rtw_handoff_stopping)) {
-		/* Woken by a change that is not the one awaited: wait on, to the deadline. */
 		queue_delayed_work(rtw_handoff_wq, &h->work, h->deadline - now);
 		release_sock(sk);
 		return;
@@ -388,15 +394,22 @@ void rtw_handoff_exit(void)
 	 * which a flush does not wait for: run them again until none is left.
 	 */
 	for (;;) {
+		int n = 0;
+
 		spin_lock_bh(&rtw_handoffs_lock);
 		WRITE_ONCE(rtw_handoff_stopping, true);
 		empty = list_empty(&rtw_handoffs);
-		list_for_each_entry(h, &rtw_handoffs, node)
+		/* A bounded pass with bottom halves off: each finished one leaves the list. */
+		list_for_each_entry(h, &rtw_handoffs, node) {
 			mod_delayed_work(rtw_handoff_wq, &h->work, 0);
+			if (++n == 1024)
+				break;
+		}
 		spin_unlock_bh(&rtw_handoffs_lock);
 		if (empty)
 			break;
 		flush_workqueue(rtw_handoff_wq);
+		cond_resched();
 	}
 	/*
 	 * No callback of ours is still running: every sk_state_change call runs under its socket's
