@@ -14,10 +14,10 @@
 //! * `--plain`: the same loop closing normally, for comparison: Linux then keeps COUNT TIME_WAIT
 //!   sockets;
 //! * `--batch`: an event loop (non-blocking accept and reads, `poll`) that closes with a
-//!   `HandoffBatch`: `push` at the end of each response (no system call), and at the end of
-//!   each turn of the loop one `flush`: one adopt message by fd with `wait` for every socket
-//!   pushed in that turn, in which the module shuts each one down and takes it (it adopts it
-//!   when our FIN is acknowledged), then a `close()` of each fd;
+//!   `HandoffBatch`: `push` at the end of each response (`shutdown(SHUT_WR)`), and a `flush`
+//!   every 16 sockets or when the loop has had nothing to do for 2 ms: one adopt message by fd
+//!   with `wait` for the sockets pushed since, in which the module adopts those of earlier
+//!   flushes whose FIN is acknowledged and takes the new ones, then a `close()` of each fd;
 //! * `--queue`: the same event loop closing with a
 //!   `HandoffQueue`: `push` at the end of each response (`shutdown(SHUT_WR)` and
 //!   `epoll_ctl`), `process` whenever the queue's fd says a queued socket changed state or its
@@ -54,6 +54,9 @@ use std::time::{Duration, Instant};
 use twctl::handoff::close_with_handoff_with;
 use twctl::{Client, HandoffBatch, HandoffQueue, Outcome};
 
+/// `--batch`: a flush every this many sockets, or after this long with nothing to do.
+const BATCH_FLUSH_AT: usize = 16;
+const BATCH_IDLE_MS: i32 = 2;
 const REPLY: &[u8] = b"HTTP/1.0 200 OK\r\n\r\nhello from a server that keeps no TIME_WAIT\n";
 const USAGE: &str =
     "usage: handoff_server ADDR:PORT COUNT [--plain | --batch | --queue | --loop | --queue-dry-run]\n       \
@@ -364,7 +367,11 @@ fn event_loop(listener: TcpListener, count: usize, closer: Closer) -> ExitCode {
             // Enough: refuse further clients, finish what is in flight.
             listener = None;
         }
-        if listener.is_none() && conns.is_empty() && q.as_ref().is_none_or(|q| q.is_empty()) {
+        if listener.is_none()
+            && conns.is_empty()
+            && q.as_ref().is_none_or(|q| q.is_empty())
+            && b.as_ref().is_none_or(|b| b.is_empty())
+        {
             break;
         }
         pfds.clear();
@@ -384,6 +391,10 @@ fn event_loop(listener: TcpListener, count: usize, closer: Closer) -> ExitCode {
             });
         }
         let mut timeout = -1;
+        if b.as_ref().is_some_and(|bb| !bb.is_empty()) {
+            // Sockets waiting for a flush: flush when nothing else comes for a moment.
+            timeout = BATCH_IDLE_MS;
+        }
         if let Some(qq) = &q {
             pfds.push(libc::pollfd {
                 fd: qq.as_raw_fd(),
@@ -396,6 +407,7 @@ fn event_loop(listener: TcpListener, count: usize, closer: Closer) -> ExitCode {
         }
         // SAFETY: pfds holds pfds.len() valid pollfds.
         let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout) };
+        let idle = r == 0;
         if r < 0 {
             let e = io::Error::last_os_error();
             if e.kind() == ErrorKind::Interrupted {
@@ -451,8 +463,13 @@ fn event_loop(listener: TcpListener, count: usize, closer: Closer) -> ExitCode {
                 }
             }
         }
-        // This turn's connections, to the module in one message.
-        if let Some(bb) = b.as_mut().filter(|bb| !bb.is_empty()) {
+        // The sockets pushed (their FINs sent), to the module in one message: every
+        // BATCH_FLUSH_AT, when the loop would sleep, and at the end.
+        let ending = listener.is_none();
+        if let Some(bb) = b
+            .as_mut()
+            .filter(|bb| bb.len() >= BATCH_FLUSH_AT || (!bb.is_empty() && (idle || ending)))
+        {
             let n = bb.len() as u64;
             let start = Instant::now();
             let flushed = bb.flush();

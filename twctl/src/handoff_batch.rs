@@ -1,15 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A handoff with the wait in the kernel (adopt with `wait`, docs/decisions.md D46): the
-//! cheapest way for a server to end its connections through the module.
+//! A handoff with the wait in the kernel (adopt with `wait`, docs/decisions.md D46).
 //!
-//! A [`HandoffBatch`] collects the sockets a server is done with ([`HandoffBatch::push`], no
-//! system call) and hands them to the module in one netlink message per [`MAX_ADOPT`]
-//! ([`HandoffBatch::flush`], once per turn of the event loop). For each socket the module shuts
-//! it down for writing (unless the caller has), keeps it open, and adopts it in repair mode once
-//! our FIN is acknowledged (in the next flush, or from a worker a second later); the batch closes
-//! its fd at once, which sends nothing. So a server pays
-//! one `close()` per connection, as with plain `close()`, plus a share of one netlink round
+//! A [`HandoffBatch`] collects the sockets a server is done with ([`HandoffBatch::push`]:
+//! `shutdown(SHUT_WR)`, so our FIN leaves at once) and hands them to the module in one netlink
+//! message per [`MAX_ADOPT`] ([`HandoffBatch::flush`], whenever the server likes: every 16
+//! sockets, or before its event loop sleeps). The module keeps each socket open and adopts it in
+//! repair mode once our FIN is acknowledged (during a later flush, in the caller's context, or
+//! from a worker a second later); the batch closes its fd at once, which sends nothing. So a
+//! server pays a `shutdown()` and a `close()` per connection, plus a share of one netlink round
 //! trip, and never waits for the peer (a Linux peer delays its ACK of our FIN by 40 ms or more).
 //!
 //! Nothing is lost either way: a socket the module cannot adopt when the time comes (the
@@ -95,8 +94,14 @@ impl<S: WaitSink> HandoffBatch<S> {
         }
     }
 
-    /// Queues a socket the caller is done with (after writing its last reply); no system call.
+    /// Queues a socket the caller is done with (after writing its last reply) and shuts it
+    /// down for writing: our FIN leaves now, so the peer does not wait for the flush, and the
+    /// caller may flush as seldom as it likes. One system call; a socket that cannot be shut
+    /// down (not connected, not a socket) is queued anyway, and the flush says why the module
+    /// refuses it.
     pub fn push(&mut self, fd: OwnedFd) {
+        // SAFETY: shutdown(2) on a descriptor we own; its failure is the module's to report.
+        unsafe { libc::shutdown(fd.as_raw_fd(), libc::SHUT_WR) };
         self.pending.push(fd);
     }
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-use std::io::{ErrorKind, Read};
+use std::io::{ErrorKind, Read, Write};
 use std::os::unix::net::UnixStream;
 
 use super::*;
@@ -55,8 +55,18 @@ fn pairs(n: usize) -> (Vec<OwnedFd>, Vec<UnixStream>) {
         .unzip()
 }
 
-/// Whether the end paired with `peer` is closed (the peer reads end of file).
+/// Whether the end paired with `peer` is closed: a write fails (shut down for writing only,
+/// it would still take the byte).
 fn closed(peer: &mut UnixStream) -> bool {
+    match peer.write(b"x") {
+        Ok(_) => false,
+        Err(e) if e.kind() == ErrorKind::BrokenPipe => true,
+        other => panic!("unexpected write: {other:?}"),
+    }
+}
+
+/// Whether the end paired with `peer` was shut down for writing: the peer reads end of file.
+fn shut_down(peer: &mut UnixStream) -> bool {
     match peer.read(&mut [0u8; 1]) {
         Ok(0) => true,
         Err(e) if e.kind() == ErrorKind::WouldBlock => false,
@@ -72,12 +82,20 @@ fn taken_sockets_are_closed_and_refused_ones_come_back_open() {
         b.push(fd);
     }
     assert_eq!(b.len(), 4);
+    assert!(
+        peers.iter_mut().all(shut_down),
+        "push shuts each socket down for writing"
+    );
+    assert!(!peers.iter_mut().any(closed), "and closes none");
     let refused = b.flush().unwrap();
     assert!(b.is_empty());
     assert_eq!(refused.len(), 1);
     assert_eq!(refused[0].errno, -39);
     assert!(closed(&mut peers[0]) && closed(&mut peers[1]) && closed(&mut peers[3]));
-    assert!(!closed(&mut peers[2]), "a refused socket is the caller's, open");
+    assert!(
+        !closed(&mut peers[2]),
+        "a refused socket is the caller's, open"
+    );
     drop(refused);
     assert!(closed(&mut peers[2]));
     let s = b.stats();
@@ -113,7 +131,10 @@ fn a_failed_message_closes_its_sockets_and_the_others_still_go() {
     assert_eq!(b.sink.sizes, vec![MAX_ADOPT, 2]);
     assert!(peers.iter_mut().take(MAX_ADOPT + 1).all(closed));
     let s = b.stats();
-    assert_eq!((s.messages, s.taken, s.refused, s.failed), (2, 1, 1, MAX_ADOPT as u64));
+    assert_eq!(
+        (s.messages, s.taken, s.refused, s.failed),
+        (2, 1, 1, MAX_ADOPT as u64)
+    );
 }
 
 #[test]
