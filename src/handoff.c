@@ -55,9 +55,10 @@ struct rtw_handoff {
 /*
  * A socket that left FIN_WAIT1 is adopted by the netns's next adopt with `wait` (the server's
  * next flush, in its own context: no context switch, and the silent close's __fput at its
- * return to userspace, where close() would have run it), or by the worker this long after.
+ * return to userspace, where close() would have run it), or by the worker this long after: a
+ * quarter second, long beside a busy server's flushes, short beside a peer's keep-alive.
  */
-#define RTW_HANDOFF_LATE HZ
+#define RTW_HANDOFF_LATE (HZ / 4)
 
 static struct workqueue_struct *rtw_handoff_wq;
 /* Every handoff not yet finished, for the module's exit; `rtw_handoff_stopping` set there. */

@@ -7,7 +7,7 @@
 //! message per [`MAX_ADOPT`] ([`HandoffBatch::flush`], whenever the server likes: every 16
 //! sockets, or before its event loop sleeps). The module keeps each socket open and adopts it in
 //! repair mode once our FIN is acknowledged (during a later flush, in the caller's context, or
-//! from a worker a second later); the batch closes its fd at once, which sends nothing. So a
+//! from a worker 250 ms later); the batch closes its fd at once, which sends nothing. So a
 //! server pays a `shutdown()` and a `close()` per connection, plus a share of one netlink round
 //! trip, and never waits for the peer (a Linux peer delays its ACK of our FIN by 40 ms or more).
 //!
