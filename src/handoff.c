@@ -13,8 +13,8 @@
  * Whenever the adoption cannot be made, the socket is closed as the caller's close() would have
  * closed it, so nothing is lost: the peer's FIN first (Linux's own TIME_WAIT keeps the tuple),
  * data received meanwhile (tcp_close() resets, RFC 2525 §2.17), a reset, our FIN not
- * acknowledged within tcp_fin_time() (then an orphan in FIN_WAIT1, as after close()), the
- * table's capacity, or the module going away.
+ * acknowledged within tcp_fin_time() (then an orphan in FIN_WAIT1, as after close()), its
+ * tuple guarded already (-EEXIST), or the module going away.
  */
 #include <linux/file.h>
 #include <linux/list.h>

@@ -68,15 +68,20 @@ def entry(t):
         return None
 
 
-def linux_states(lport):
-    """The states of Linux's sockets (TIME_WAIT ones included) with local port `lport`."""
+def linux_sockets(lport):
+    """(state, orphan) of Linux's sockets (TIME_WAIT ones included) with local port `lport`:
+    an orphan has no inode (closed by every holder, the module's reference included)."""
     out = []
     with open("/proc/net/tcp") as f:
         for line in f.readlines()[1:]:
             fields = line.split()
             if int(fields[1].split(":")[1], 16) == lport:
-                out.append(int(fields[3], 16))
+                out.append((int(fields[3], 16), fields[9] == "0"))
     return out
+
+
+def linux_states(lport):
+    return [st for st, _ in linux_sockets(lport)]
 
 
 lst = socket.socket()
@@ -131,12 +136,19 @@ c1, s1 = pair()
 t1 = tuple_of(c1)
 handoff(c1.fileno())
 c1.close()
-check(until(lambda: linux_states(t1["local-port"]) == [FIN_WAIT2]),
+check(until(lambda: linux_states(t1["local-port"]) in ([FIN_WAIT2], [])),
       "the held socket reaches FIN_WAIT2")
+ready = time.time()
+held = linux_states(t1["local-port"]) == [FIN_WAIT2]
 c2, s2 = pair()
 t2 = tuple_of(c2)
 handoff(c2.fileno())
-check(entry(t1) is not None, "the next adopt with wait adopted it (no worker's delay)")
+waited = time.time() - ready
+if held and waited < 0.2:
+    check(entry(t1) is not None, "the next adopt with wait adopted it (no worker's delay)")
+else:
+    # Too slow a machine: the worker (250 ms) may have been first.
+    check(True, f"the next adopt with wait adopted it # SKIP {waited * 1000:.0f} ms: the worker may have")
 check(until(lambda: linux_states(t1["local-port"]) == []), "and closed it silently")
 c2.close()
 check(until(lambda: entry(t2) is not None), "the last socket is adopted by the worker")
@@ -146,7 +158,7 @@ s2.close()
 # Already shut down by the caller: taken as it is.
 c, s = pair()
 c.shutdown(socket.SHUT_WR)
-until(lambda: state(c) == FIN_WAIT2)
+check(until(lambda: state(c) == FIN_WAIT2), "the caller's own shutdown reaches FIN_WAIT2")
 t = tuple_of(c)
 check(handoff(c.fileno())[0].get("result") == 0, "a socket in FIN_WAIT2: taken")
 c.close()
@@ -207,8 +219,8 @@ check(r.get("result") == -errno.EEXIST, f"the same socket again: -EEXIST ({r.get
 c.close()
 check(until(lambda: stat("handoffs-returned") == returned + 1),
       "our FIN unacknowledged past tcp_fin_time: handed back (handoffs-returned)")
-check(until(lambda: linux_states(t["local-port"]) == [FIN_WAIT1]) and entry(t) is None,
-      f"no entry; Linux's orphan in FIN_WAIT1 carries on ({linux_states(t['local-port'])})")
+check(until(lambda: linux_sockets(t["local-port"]) == [(FIN_WAIT1, True)]) and entry(t) is None,
+      f"no entry; Linux's orphan in FIN_WAIT1 carries on ({linux_sockets(t['local-port'])})")
 s.close()
 fin_timeout(saved_fin_timeout)
 
@@ -263,8 +275,8 @@ handoff(c.fileno())
 c.close()
 rm = subprocess.run(["rmmod", "rust_timewait"], capture_output=True, text=True)
 check(rm.returncode == 0, f"rmmod with a socket waiting ({rm.stderr.strip()})")
-check(until(lambda: linux_states(t["local-port"]) == [FIN_WAIT1]),
-      f"the socket is Linux's orphan in FIN_WAIT1 ({linux_states(t['local-port'])})")
+check(until(lambda: linux_sockets(t["local-port"]) == [(FIN_WAIT1, True)]),
+      f"the socket is Linux's orphan in FIN_WAIT1, no reference left ({linux_sockets(t['local-port'])})")
 hold_acks(False)
 check(until(lambda: linux_states(t["local-port"]) in ([FIN_WAIT2], [TIME_WAIT])),
       f"and ends as close() ends it ({linux_states(t['local-port'])})")
@@ -290,10 +302,9 @@ nft delete table inet rtw_hold 2>/dev/null
 rmmod rust_timewait 2>/dev/null
 
 # The library's HandoffBatch in a server's event loop (handoff_server --batch, the benchmark's
-# server): 60 connections from two clients that close 100 ms after our FIN; every one taken,
-# and each either adopted (its entry completed by the peer's FIN) or, when the peer's FIN came
-# first (the clients close what they hold at once when the server stops), Linux's TIME_WAIT:
-# none lost, none twice.
+# server): 60 connections from two clients that close 1.5 s after our FIN, longer than the
+# worker's 250 ms beside a Linux peer's delayed ACK: every one taken and adopted, its entry
+# completed by the peer's FIN, no TIME_WAIT socket of Linux's.
 insmod /lib/modules/rust_timewait.ko || not_ok "insmod again"
 stat() { twctl --json stats | tr ',{}' '\n\n\n' | sed -n "s/^ *\"$1\": *\([0-9]*\) *$/\1/p"; }
 handoff_server 127.0.0.1:7300 60 --batch >/tmp/batch.out 2>/tmp/batch.err &
@@ -304,21 +315,20 @@ until /usr/local/bin/ss -ltnH | grep -q "127.0.0.1:7300 "; do
 	[ $i -lt 300 ] || break
 	sleep 0.1
 done
-handoff_server --load 127.0.0.1:7300 2 100 >/tmp/batch-load.out
+handoff_server --load 127.0.0.1:7300 2 1500 >/tmp/batch-load.out
 wait $srv
 check_eq "handoff_server --batch: exit 0" 0 $?
 diag "$(cat /tmp/batch.out | tr '\n' ';') $(head -n 3 /tmp/batch.err | tr '\n' ';')"
-check "every connection handed off" grep -Eq '^served [0-9]+ connections: [0-9]+ handed off, 0 peer FIN first, 0 failed' /tmp/batch.out
 served=$(sed -n 's/^served \([0-9]*\) connections.*/\1/p' /tmp/batch.out)
-settled() { [ $(($(stat fin_wait2_completed) + $(stat handoffs_returned))) = "$served" ]; }
+check "every connection handed to the module, none refused" \
+	grep -q "^served $served connections: $served handed to the module, 0 refused, 0 failed" /tmp/batch.out
+settled() { [ "$(stat fin_wait2_completed)" = "$served" ]; }
 i=0
 until settled || [ $i -ge 100 ]; do sleep 0.1; i=$((i + 1)); done
-done_=$(stat fin_wait2_completed) returned=$(stat handoffs_returned)
-diag "served $served: deferred $(stat handoffs_deferred), completed $done_, returned $returned"
-check_eq "every connection taken" "$served" "$(stat handoffs_deferred)"
-check_eq "each adopted and completed, or returned" "$served" $((done_ + returned))
-check "most adopted" [ $((done_ * 2)) -gt "$served" ]
-check_eq "a Linux TIME_WAIT for each one returned, none for the others" "$returned" \
+diag "served $served: deferred $(stat handoffs_deferred), completed $(stat fin_wait2_completed), returned $(stat handoffs_returned)"
+check_eq "each taken, adopted and completed by its peer's FIN (deferred, completed, returned)" \
+	"$served $served 0" "$(stat handoffs_deferred) $(stat fin_wait2_completed) $(stat handoffs_returned)"
+check_eq "no TIME_WAIT socket of Linux's on the server's port" 0 \
 	"$(/usr/local/bin/ss -tanH state time-wait | grep -c '127.0.0.1:7300 ')"
 rmmod rust_timewait
 tap_done

@@ -115,7 +115,7 @@ handoff_vs_close() {
 	# Untimed: ARP, the netlink family, the first connections.
 	handoff_sample --queue >/dev/null 2>&1
 	tw_overflow=$(tcpext TCPTimeWaitOverflow)
-	hp="" hq="" hz=""
+	hp="" hb="" hq=""
 	i=0
 	while [ $i -le $CYCLES ]; do
 		hp="$hp $(handoff_sample --loop)"
@@ -123,15 +123,15 @@ handoff_vs_close() {
 		# Each handoff sample sits between the same two plain ones, the two kinds alternating
 		# which goes first.
 		if [ $((i % 2)) = 0 ]; then
-			hq="$hq $(handoff_sample --batch)"
-			hz="$hz $(handoff_sample --queue)"
+			hb="$hb $(handoff_sample --batch)"
+			hq="$hq $(handoff_sample --queue)"
 		else
-			hz="$hz $(handoff_sample --queue)"
-			hq="$hq $(handoff_sample --batch)"
+			hq="$hq $(handoff_sample --queue)"
+			hb="$hb $(handoff_sample --batch)"
 		fi
 		i=$((i + 1))
 	done
-	echo "rtw-bench-note: handoff_vs_close conn_per_s plain:$hp queue:$hz batch:$hq"
+	echo "rtw-bench-note: handoff_vs_close conn_per_s plain:$hp queue:$hq batch:$hb"
 	# The last sockets taken reach FIN_WAIT2 after the server is done with them.
 	sleep 2
 	m=""
@@ -139,8 +139,8 @@ handoff_vs_close() {
 		m="$m $c=$(stat $c)"
 	done
 	echo "rtw-bench-note: handoff_vs_close module$m linux_tw_overflow=$(($(tcpext TCPTimeWaitOverflow) - tw_overflow))"
-	echo "rtw-bench: handoff_vs_close $(stats $(ratios "$hp" "$hz")) x samples=$CYCLES"
-	echo "rtw-bench: handoff_batch_vs_close $(stats $(ratios "$hp" "$hq")) x samples=$CYCLES"
+	echo "rtw-bench: handoff_vs_close $(stats $(ratios "$hp" "$hq")) x samples=$CYCLES"
+	echo "rtw-bench: handoff_batch_vs_close $(stats $(ratios "$hp" "$hb")) x samples=$CYCLES"
 	twctl flush >/dev/null
 	rmmod rust_timewait || exit 1
 	echo $tw_buckets >/proc/sys/net/ipv4/tcp_max_tw_buckets

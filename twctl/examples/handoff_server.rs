@@ -185,7 +185,6 @@ fn read_request(c: &mut Conn) -> Request {
     }
 }
 
-/// CPU time of this process (user + system), in µs.
 /// The process's CPU time so far, user and system, in µs.
 fn cpu_us() -> (u64, u64) {
     // SAFETY: an all-zero rusage is valid, and getrusage fills it.
@@ -243,9 +242,11 @@ impl Window {
 struct Counts {
     handed: u64,
     raced: u64,
+    /// HandoffBatch: sockets the module refused at once.
+    refused: u64,
     failed: u64,
     served: u64,
-    /// Time in close(), or in HandoffQueue::push and ::process.
+    /// Time in close(); in HandoffQueue::push and ::process, or HandoffBatch::push and ::flush.
     close: Duration,
     push: Duration,
     process: Duration,
@@ -341,6 +342,7 @@ fn event_loop(listener: TcpListener, count: usize, closer: Closer) -> ExitCode {
     // The queue has work: its fd was readable, or a deadline is due. (process() when it has
     // none costs an epoll_wait for nothing.)
     let mut queue_due = false;
+    let mut accept_failed = false;
     loop {
         // The queue's reports.
         if let Some(qq) = q.as_mut().filter(|_| queue_due) {
@@ -428,10 +430,17 @@ fn event_loop(listener: TcpListener, count: usize, closer: Closer) -> ExitCode {
             }
             match read_request(&mut conns[i]) {
                 Request::More => {}
-                Request::Done => finish(conns.swap_remove(i), true, &mut q, &mut b, &mut win, &mut k),
-                Request::Failed => {
-                    finish(conns.swap_remove(i), false, &mut q, &mut b, &mut win, &mut k)
+                Request::Done => {
+                    finish(conns.swap_remove(i), true, &mut q, &mut b, &mut win, &mut k)
                 }
+                Request::Failed => finish(
+                    conns.swap_remove(i),
+                    false,
+                    &mut q,
+                    &mut b,
+                    &mut win,
+                    &mut k,
+                ),
             }
         }
         // New connections; most have their request in already.
@@ -457,6 +466,8 @@ fn event_loop(listener: TcpListener, count: usize, closer: Closer) -> ExitCode {
                         Err(e) if e.kind() == ErrorKind::Interrupted => {}
                         Err(e) => {
                             eprintln!("handoff_server: accept: {e}");
+                            // EMFILE: the sockets the batch holds free their fds.
+                            accept_failed = true;
                             break;
                         }
                     }
@@ -464,29 +475,27 @@ fn event_loop(listener: TcpListener, count: usize, closer: Closer) -> ExitCode {
             }
         }
         // The sockets pushed (their FINs sent), to the module in one message: every
-        // BATCH_FLUSH_AT, when the loop would sleep, and at the end.
-        let ending = listener.is_none();
+        // BATCH_FLUSH_AT, when the loop would sleep, at the end, and when accept fails.
+        let ending = listener.is_none() || std::mem::take(&mut accept_failed);
         if let Some(bb) = b
             .as_mut()
             .filter(|bb| bb.len() >= BATCH_FLUSH_AT || (!bb.is_empty() && (idle || ending)))
         {
             let n = bb.len() as u64;
+            let before = bb.stats();
             let start = Instant::now();
             let flushed = bb.flush();
             k.process += start.elapsed();
-            match flushed {
-                Ok(refused) => {
-                    k.handed += n - refused.len() as u64;
-                    for r in refused {
-                        // Closed normally (drop): the module said why it would not take it.
-                        eprintln!("handoff_server: refused: {}", r.errno);
-                        k.failed += 1;
-                    }
-                }
-                Err(e) => {
-                    eprintln!("handoff_server: {e}");
-                    k.failed += n;
-                }
+            let after = bb.stats();
+            k.handed += after.taken - before.taken;
+            k.refused += after.refused - before.refused;
+            k.failed += after.failed - before.failed;
+            for r in &flushed.refused {
+                // Closed normally (dropped below): the module said why it would not take it.
+                eprintln!("handoff_server: refused: {}", r.errno);
+            }
+            if let Some(e) = flushed.error {
+                eprintln!("handoff_server: {e}");
             }
             win.add(n);
         }
@@ -507,16 +516,22 @@ fn event_loop(listener: TcpListener, count: usize, closer: Closer) -> ExitCode {
     let Counts {
         handed,
         raced,
+        refused,
         failed,
         served,
         close,
         push,
         process,
     } = k;
-    if closer != Closer::Plain {
-        println!("served {served} connections: {handed} handed off, {raced} peer FIN first, {failed} failed");
-    } else {
-        println!("served {served} connections, closed normally");
+    match closer {
+        Closer::Plain => println!("served {served} connections, closed normally"),
+        Closer::Batch => println!(
+            "served {served} connections: {handed} handed to the module, {refused} refused, \
+             {failed} failed"
+        ),
+        Closer::Queue | Closer::QueueDryRun => println!(
+            "served {served} connections: {handed} handed off, {raced} peer FIN first, {failed} failed"
+        ),
     }
     let per_msg = if stats.adopt_messages > 0 {
         stats.tuples_sent as f64 / stats.adopt_messages as f64
@@ -539,7 +554,7 @@ fn event_loop(listener: TcpListener, count: usize, closer: Closer) -> ExitCode {
         process.as_secs_f64() * 1e6 / served.max(1) as f64,
         stats.adopt_ns as f64 / 1e3 / served.max(1) as f64,
     );
-    if failed == 0 {
+    if failed == 0 && refused == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -605,6 +620,11 @@ fn load(args: &[String]) -> ExitCode {
                     } else {
                         errors.fetch_add(1, Ordering::Relaxed);
                     }
+                }
+                // Each connection still held lives out its hold, as it would have with the
+                // server still serving.
+                if let Some((t, _)) = held.back() {
+                    std::thread::sleep(t.saturating_duration_since(Instant::now()));
                 }
             })
         })

@@ -47,12 +47,22 @@ impl WaitSink for Client {
 /// A socket the module refused at once, given back to the caller.
 #[derive(Debug)]
 pub struct Refused {
-    /// The socket, open: dropping it closes it as `close()` does.
+    /// The socket, open, shut down for writing by `push` (the peer has seen our FIN): dropping
+    /// it closes it as `close()` does.
     pub fd: OwnedFd,
     /// Its tuple, when the kernel found a connection behind the fd.
     pub tuple: Option<Tuple>,
     /// The negative errno (`adopt`'s results, spec/rust_timewait.yaml).
     pub errno: i32,
+}
+
+/// What one [`HandoffBatch::flush`] gives back.
+#[derive(Debug, Default)]
+pub struct Flushed {
+    /// The sockets the module refused, open.
+    pub refused: Vec<Refused>,
+    /// The first message refused as a whole (its sockets closed normally).
+    pub error: Option<Error>,
 }
 
 /// What a batch has done so far.
@@ -121,20 +131,29 @@ impl<S: WaitSink> HandoffBatch<S> {
     }
 
     /// Hands every pushed socket to the module, [`MAX_ADOPT`] per message, and closes each fd
-    /// the module took. Returns the sockets refused, open. An `Err` is the first message that
-    /// failed as a whole (no module, no permission, an answer that could not be read): its
-    /// sockets are closed normally (any the module took are its own), and the other messages
-    /// are still sent.
-    pub fn flush(&mut self) -> Result<Vec<Refused>, Error> {
-        let mut refused = Vec::new();
-        let mut first_err = None;
+    /// the module took. The sockets refused come back, open, whatever happened to the other
+    /// messages; `error` is the first message that failed as a whole (no module, no permission,
+    /// an answer that could not be read, or one with a result per fd missing): its sockets are
+    /// closed normally (any the module took are its own), and the other messages are still sent.
+    pub fn flush(&mut self) -> Flushed {
+        let mut out = Flushed::default();
         let pending = std::mem::take(&mut self.pending);
         let mut fds = pending.into_iter().peekable();
         while fds.peek().is_some() {
             let chunk: Vec<OwnedFd> = fds.by_ref().take(MAX_ADOPT).collect();
             let raw: Vec<RawFd> = chunk.iter().map(AsRawFd::as_raw_fd).collect();
             let start = Instant::now();
-            let answer = self.sink.handoff_fds(&raw);
+            let answer = self.sink.handoff_fds(&raw).and_then(|results| {
+                if results.len() == chunk.len() {
+                    Ok(results)
+                } else {
+                    Err(Error::Protocol(format!(
+                        "adopt: {} results for {} fds",
+                        results.len(),
+                        chunk.len()
+                    )))
+                }
+            });
             self.stats.netlink += start.elapsed();
             self.stats.messages += 1;
             match answer {
@@ -146,7 +165,7 @@ impl<S: WaitSink> HandoffBatch<S> {
                             self.stats.taken += 1;
                         } else {
                             self.stats.refused += 1;
-                            refused.push(Refused {
+                            out.refused.push(Refused {
                                 fd,
                                 tuple: r.tuple,
                                 errno: r.result,
@@ -157,14 +176,11 @@ impl<S: WaitSink> HandoffBatch<S> {
                 Err(e) => {
                     self.stats.failed += chunk.len() as u64;
                     drop(chunk);
-                    first_err.get_or_insert(e);
+                    out.error.get_or_insert(e);
                 }
             }
         }
-        match first_err {
-            Some(e) => Err(e),
-            None => Ok(refused),
-        }
+        out
     }
 }
 

@@ -27,5 +27,5 @@ pub use client::{AddOutcome, AddReport, AdoptResult, Client};
 pub use entry::{Entry, Key, Substate, Tuple};
 pub use error::{exit, Error};
 pub use handoff::{close_with_handoff, handoff, HandoffError, Outcome};
-pub use handoff_batch::{HandoffBatch, Refused};
+pub use handoff_batch::{Flushed, HandoffBatch, Refused};
 pub use handoff_queue::{EntrySink, Handoff, HandoffQueue};

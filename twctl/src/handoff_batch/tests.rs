@@ -87,7 +87,9 @@ fn taken_sockets_are_closed_and_refused_ones_come_back_open() {
         "push shuts each socket down for writing"
     );
     assert!(!peers.iter_mut().any(closed), "and closes none");
-    let refused = b.flush().unwrap();
+    let out = b.flush();
+    assert!(out.error.is_none());
+    let refused = out.refused;
     assert!(b.is_empty());
     assert_eq!(refused.len(), 1);
     assert_eq!(refused[0].errno, -39);
@@ -109,11 +111,13 @@ fn a_flush_sends_at_most_max_adopt_per_message() {
     for fd in ends {
         b.push(fd);
     }
-    assert!(b.flush().unwrap().is_empty());
+    let out = b.flush();
+    assert!(out.error.is_none() && out.refused.is_empty());
     assert_eq!(b.sink.sizes, vec![MAX_ADOPT, 44]);
     assert_eq!(b.stats().taken, MAX_ADOPT as u64 + 44);
     // Nothing pending: no message.
-    assert!(b.flush().unwrap().is_empty());
+    let out = b.flush();
+    assert!(out.error.is_none() && out.refused.is_empty());
     assert_eq!(b.sink.sizes.len(), 2);
 }
 
@@ -126,15 +130,47 @@ fn a_failed_message_closes_its_sockets_and_the_others_still_go() {
     for fd in ends {
         b.push(fd);
     }
-    let err = b.flush().unwrap_err();
+    let out = b.flush();
+    let err = out.error.expect("the first message failed");
     assert!(err.to_string().contains("refused"), "{err}");
     assert_eq!(b.sink.sizes, vec![MAX_ADOPT, 2]);
     assert!(peers.iter_mut().take(MAX_ADOPT + 1).all(closed));
+    // The refusal of the message that went through still comes back, open.
+    assert_eq!(out.refused.len(), 1);
+    assert_eq!(out.refused[0].errno, -28);
+    assert!(!closed(&mut peers[MAX_ADOPT + 1]));
     let s = b.stats();
     assert_eq!(
         (s.messages, s.taken, s.refused, s.failed),
         (2, 1, 1, MAX_ADOPT as u64)
     );
+}
+
+#[test]
+fn a_sink_answering_too_few_fails_that_message() {
+    struct Short;
+    impl WaitSink for Short {
+        fn handoff_fds(&mut self, fds: &[RawFd]) -> Result<Vec<FdWaitResult>, Error> {
+            Ok(vec![
+                FdWaitResult {
+                    tuple: None,
+                    result: 0,
+                };
+                fds.len() - 1
+            ])
+        }
+    }
+    let (ends, mut peers) = pairs(3);
+    let mut b = HandoffBatch::with_sink(Short);
+    for fd in ends {
+        b.push(fd);
+    }
+    let out = b.flush();
+    assert!(out
+        .error
+        .is_some_and(|e| e.to_string().contains("2 results for 3 fds")));
+    assert!(peers.iter_mut().all(closed), "its sockets closed normally");
+    assert_eq!((b.stats().taken, b.stats().failed), (0, 3));
 }
 
 #[test]
