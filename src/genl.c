@@ -439,6 +439,24 @@ static int rtw_parse_batch(struct genl_info *info, const char *op, int max, enum
 	return n;
 }
 
+/*
+ * A reply to `info` for `cmd` with room for `size` bytes, its header put (*hdr): the message,
+ * or ERR_PTR(-ENOMEM) / ERR_PTR(-EMSGSIZE).
+ */
+static struct sk_buff *rtw_reply_new(struct genl_info *info, u8 cmd, size_t size, void **hdr)
+{
+	struct sk_buff *msg = genlmsg_new(size, GFP_KERNEL);
+
+	if (!msg)
+		return ERR_PTR(-ENOMEM);
+	*hdr = genlmsg_put_reply(msg, info, &rtw_genl_family, 0, cmd);
+	if (!*hdr) {
+		nlmsg_free(msg);
+		return ERR_PTR(-EMSGSIZE);
+	}
+	return msg;
+}
+
 static int rtw_nl_add(struct sk_buff *skb, struct genl_info *info)
 {
 	bool replace = nla_get_flag(info->attrs[RTW_A_REPLACE]);
@@ -451,15 +469,9 @@ static int rtw_nl_add(struct sk_buff *skb, struct genl_info *info)
 	if (n < 0)
 		return n;
 
-	msg = genlmsg_new(n * rtw_result_size(), GFP_KERNEL);
-	if (!msg) {
-		err = -ENOMEM;
-		goto out;
-	}
-	hdr = genlmsg_put_reply(msg, info, &rtw_genl_family, 0, RTW_CMD_ADD);
-	if (!hdr) {
-		nlmsg_free(msg);
-		err = -EMSGSIZE;
+	msg = rtw_reply_new(info, RTW_CMD_ADD, n * rtw_result_size(), &hdr);
+	if (IS_ERR(msg)) {
+		err = PTR_ERR(msg);
 		goto out;
 	}
 	/* Each entry's own outcome: a batch reports exactly which entries were taken. */
@@ -532,11 +544,10 @@ static int rtw_nl_get(struct sk_buff *skb, struct genl_info *info)
 			NL_SET_ERR_MSG(info->extack, "no entry guards this tuple");
 		return err;
 	}
-	msg = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
-	if (!msg)
-		return -ENOMEM;
-	hdr = genlmsg_put_reply(msg, info, &rtw_genl_family, 0, RTW_CMD_GET);
-	if (!hdr || rtw_put_entry(msg, &e, RTW_PUT_STATE, 0)) {
+	msg = rtw_reply_new(info, RTW_CMD_GET, NLMSG_GOODSIZE, &hdr);
+	if (IS_ERR(msg))
+		return PTR_ERR(msg);
+	if (rtw_put_entry(msg, &e, RTW_PUT_STATE, 0)) {
 		nlmsg_free(msg);
 		return -EMSGSIZE;
 	}
@@ -601,28 +612,37 @@ static int rtw_nl_dump(struct sk_buff *skb, struct netlink_callback *cb)
 	return skb->len;
 }
 
+/* One adopt entry's outcome, kept until the answer is out. */
+struct rtw_adopt_outcome {
+	int result;
+	/* Adopted with `repair`: the socket, held for an undo. */
+	struct sock *in_repair;
+	/* Taken with `wait`: the handoff, committed once the answer is out, else cancelled. */
+	struct rtw_handoff *waiting;
+};
+
 /*
  * Take back the entries of an adoption whose caller will not hear of it: each socket put in
  * repair mode leaves it first, so none is ever in repair mode without its entry.
  */
-static void rtw_adopt_undo(struct rtw_glue_net *gn, struct rtw_glue_entry *entries, int n,
-			   const int *results, struct sock **in_repair, struct rtw_handoff **waiting)
+static void rtw_adopt_undo(struct rtw_glue_net *gn, struct rtw_glue_entry *entries,
+			   struct rtw_adopt_outcome *out, int n)
 {
 	int i;
 
 	for (i = 0; i < n; i++) {
-		if (waiting[i]) {
-			rtw_handoff_cancel(waiting[i]);
-			waiting[i] = NULL;
+		if (out[i].waiting) {
+			rtw_handoff_cancel(out[i].waiting);
+			out[i].waiting = NULL;
 		}
-		if (in_repair[i]) {
-			rtw_adopt_unrepair(in_repair[i]);
-			in_repair[i] = NULL;
+		if (out[i].in_repair) {
+			rtw_adopt_unrepair(out[i].in_repair);
+			out[i].in_repair = NULL;
 		}
 	}
 	mutex_lock(&gn->nl_lock);
 	for (i = 0; i < n; i++)
-		if (!results[i] && !entries[i].wait)
+		if (!out[i].result && !entries[i].wait)
 			rtw_rs_del(gn->rs, &entries[i]);
 	mutex_unlock(&gn->nl_lock);
 }
@@ -636,10 +656,8 @@ static void rtw_adopt_undo(struct rtw_glue_net *gn, struct rtw_glue_entry *entri
 static int rtw_nl_adopt(struct sk_buff *skb, struct genl_info *info)
 {
 	struct rtw_glue_net *gn = rtw_gn(genl_info_net(info));
+	struct rtw_adopt_outcome *out;
 	struct rtw_glue_entry *entries;
-	struct rtw_handoff **waiting = NULL;
-	struct sock **in_repair = NULL;
-	int *results = NULL;
 	struct sk_buff *msg;
 	void *hdr;
 	int n, i, err;
@@ -647,23 +665,15 @@ static int rtw_nl_adopt(struct sk_buff *skb, struct genl_info *info)
 	n = rtw_parse_batch(info, "adopt", RTW_ADOPT_BATCH_MAX, RTW_PARSE_ADOPT, &entries);
 	if (n < 0)
 		return n;
-	results = kcalloc(n, sizeof(*results), GFP_KERNEL);
-	in_repair = kcalloc(n, sizeof(*in_repair), GFP_KERNEL);
-	waiting = kcalloc(n, sizeof(*waiting), GFP_KERNEL);
-	if (!results || !in_repair || !waiting) {
+	out = kcalloc(n, sizeof(*out), GFP_KERNEL);
+	if (!out) {
 		err = -ENOMEM;
-		goto out;
+		goto free;
 	}
-	msg = genlmsg_new(n * rtw_adopt_result_size(), GFP_KERNEL);
-	if (!msg) {
-		err = -ENOMEM;
-		goto out;
-	}
-	hdr = genlmsg_put_reply(msg, info, &rtw_genl_family, 0, RTW_CMD_ADOPT);
-	if (!hdr) {
-		nlmsg_free(msg);
-		err = -EMSGSIZE;
-		goto out;
+	msg = rtw_reply_new(info, RTW_CMD_ADOPT, n * rtw_adopt_result_size(), &hdr);
+	if (IS_ERR(msg)) {
+		err = PTR_ERR(msg);
+		goto free;
 	}
 	/*
 	 * A server hands off in every turn of its loop: the sockets of its last turns whose FIN is
@@ -678,24 +688,24 @@ static int rtw_nl_adopt(struct sk_buff *skb, struct genl_info *info)
 	}
 	for (i = 0; i < n; i++) {
 		if (entries[i].wait) {
-			results[i] = rtw_handoff_arm(gn, &entries[i], &waiting[i]);
+			out[i].result = rtw_handoff_arm(gn, &entries[i], &out[i].waiting);
 			continue;
 		}
-		results[i] = rtw_adopt(gn, &entries[i], &in_repair[i]);
+		out[i].result = rtw_adopt(gn, &entries[i], &out[i].in_repair);
 		/* As stored (and with its expiry); gone already if the peer reset it meanwhile. */
-		if (!results[i])
+		if (!out[i].result)
 			rtw_rs_get(gn->rs, &entries[i]);
 	}
 	for (i = 0; i < n; i++) {
 		/* A socket waited for has no entry yet: its result and tuple. */
-		int what = results[i] || entries[i].wait ? RTW_PUT_RESULT :
-							   RTW_PUT_RESULT | RTW_PUT_STATE;
+		int what = out[i].result || entries[i].wait ? RTW_PUT_RESULT :
+							      RTW_PUT_RESULT | RTW_PUT_STATE;
 
-		if (rtw_put_entry(msg, &entries[i], what, results[i])) {
+		if (rtw_put_entry(msg, &entries[i], what, out[i].result)) {
 			nlmsg_free(msg);
-			rtw_adopt_undo(gn, entries, n, results, in_repair, waiting);
+			rtw_adopt_undo(gn, entries, out, n);
 			err = -EMSGSIZE;
-			goto out;
+			goto free;
 		}
 	}
 	genlmsg_end(msg, hdr);
@@ -705,19 +715,17 @@ static int rtw_nl_adopt(struct sk_buff *skb, struct genl_info *info)
 	 * TIME_WAIT then guards the tuples, so take the entries back rather than guard twice.
 	 */
 	if (err)
-		rtw_adopt_undo(gn, entries, n, results, in_repair, waiting);
+		rtw_adopt_undo(gn, entries, out, n);
 	/* The caller knows of the sockets it handed over: the module waits for them now. */
 	for (i = 0; !err && i < n; i++)
-		if (waiting[i])
-			rtw_handoff_commit(waiting[i]);
-out:
+		if (out[i].waiting)
+			rtw_handoff_commit(out[i].waiting);
+free:
 	/* The answer is out (or the adoption undone): the sockets kept for the undo go. */
-	for (i = 0; in_repair && i < n; i++)
-		if (in_repair[i])
-			sock_put(in_repair[i]);
-	kfree(waiting);
-	kfree(in_repair);
-	kfree(results);
+	for (i = 0; out && i < n; i++)
+		if (out[i].in_repair)
+			sock_put(out[i].in_repair);
+	kfree(out);
 	kvfree(entries);
 	return err;
 }
@@ -733,11 +741,10 @@ static int rtw_nl_flush(struct sk_buff *skb, struct genl_info *info)
 	n = rtw_rs_flush(gn->rs);
 	mutex_unlock(&gn->nl_lock);
 
-	msg = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
-	if (!msg)
-		return -ENOMEM;
-	hdr = genlmsg_put_reply(msg, info, &rtw_genl_family, 0, RTW_CMD_FLUSH);
-	if (!hdr || nla_put_u32(msg, RTW_A_FLUSHED, n)) {
+	msg = rtw_reply_new(info, RTW_CMD_FLUSH, NLMSG_GOODSIZE, &hdr);
+	if (IS_ERR(msg))
+		return PTR_ERR(msg);
+	if (nla_put_u32(msg, RTW_A_FLUSHED, n)) {
 		nlmsg_free(msg);
 		return -EMSGSIZE;
 	}
@@ -754,12 +761,9 @@ static int rtw_nl_stats(struct sk_buff *skb, struct genl_info *info)
 	int i;
 
 	rtw_rs_stats(rtw_info_rs(info), v);
-	msg = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
-	if (!msg)
-		return -ENOMEM;
-	hdr = genlmsg_put_reply(msg, info, &rtw_genl_family, 0, RTW_CMD_GET_STATS);
-	if (!hdr)
-		goto fail;
+	msg = rtw_reply_new(info, RTW_CMD_GET_STATS, NLMSG_GOODSIZE, &hdr);
+	if (IS_ERR(msg))
+		return PTR_ERR(msg);
 	nest = nla_nest_start(msg, RTW_A_STATS);
 	if (!nest)
 		goto fail;
