@@ -12,31 +12,18 @@
 # close() sends nothing, and a UDP socket or a closed fd is refused. (FIN_WAIT1 cannot be held on
 # loopback, where our FIN is acknowledged at once: -EINPROGRESS is left to twctl's host tests.)
 . /tests/tap.inc
+. /tests/ynl.inc
 insmod /lib/modules/rust_timewait.ko || { not_ok "insmod"; tap_done; exit 0; }
 ip link set lo up
-export PYTHONPATH=/usr/lib/python3/dist-packages:/ynl/pyynl
 
 cat >/tmp/adopt.py <<'EOF'
-import errno, os, socket, struct, sys, time
-from lib import YnlFamily, NlError
+import errno, os, socket, struct, time
+from lib import NlError
+from rtw_ynl import check, done, state, stat, ynl
 
 TCP_REPAIR, TCP_REPAIR_QUEUE, TCP_QUEUE_SEQ, TCP_TIMESTAMP = 19, 20, 21, 24
 SEND_QUEUE, RECV_QUEUE = 2, 1
 SO_BINDTOIFINDEX = 62
-ynl = YnlFamily("/ynl/rust_timewait.yaml", schema="")
-n = 0
-failed = 0
-
-
-def check(ok, what):
-    global n, failed
-    n += 1
-    failed += not ok
-    print(f"{'ok' if ok else 'not ok'} {n} - {what}", flush=True)
-
-
-def state(s):
-    return struct.unpack("B", s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[:1])[0]
 
 
 def wait_state(s, want, secs=10):
@@ -74,10 +61,6 @@ def pair(fam=socket.AF_INET, setup=None):
     s, _ = lst.accept()
     lst.close()
     return c, s
-
-
-def stat(name):
-    return ynl.do("get-stats", {})["stats"][name]
 
 
 # Taken: IPv4, with TOS, mark and priority on the socket, timestamps on (Linux's default).
@@ -256,20 +239,9 @@ except NlError as e:
     check(e.error == errno.EINVAL and "no entry attribute" in str(e),
           f"an empty adopt: EINVAL, extack says so ({e})")
 
-print(f"1..{n}")
-sys.exit(1 if failed else 0)
+done()
 EOF
-python3 /tmp/adopt.py >/tmp/adopt.tap 2>&1
-# The Python checks are numbered on their own: renumber them into this scenario's TAP.
-while IFS= read -r line; do
-	case "$line" in
-	"ok "*) ok "${line#ok * - }" ;;
-	"not ok "*) not_ok "${line#not ok * - }" ;;
-	"1.."*) ;;
-	*) echo "# $line" ;;
-	esac
-done </tmp/adopt.tap
-check "the script ran to its end" grep -q '^1\.\.' /tmp/adopt.tap
+ynl_py /tmp/adopt.py
 
 # Unprivileged: adopt needs CAP_NET_ADMIN, like add (EPERM before any lookup).
 cat >/tmp/adopt-nobody.py <<'EOF'

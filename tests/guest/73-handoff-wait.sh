@@ -12,30 +12,17 @@
 # twice, more waiting than the table holds, `wait` without an fd. The peer's ACKs of our FIN are
 # held back by an nftables rule where a case needs the socket to stay in FIN_WAIT1.
 . /tests/tap.inc
+. /tests/ynl.inc
 insmod /lib/modules/rust_timewait.ko || { not_ok "insmod"; tap_done; exit 0; }
 ip link set lo up
-export PYTHONPATH=/usr/lib/python3/dist-packages:/ynl/pyynl
 fin_timeout=$(cat /proc/sys/net/ipv4/tcp_fin_timeout)
 
 cat >/tmp/handoff-wait.py <<'EOF'
-import errno, socket, struct, subprocess, sys, time
-from lib import YnlFamily, NlError
+import errno, socket, subprocess, time
+from lib import NlError
+from rtw_ynl import check, done, state, stat, ynl
 
-ynl = YnlFamily("/ynl/rust_timewait.yaml", schema="")
-n = 0
-failed = 0
 FIN_WAIT1, FIN_WAIT2, TIME_WAIT, CLOSE, CLOSE_WAIT = 4, 5, 6, 7, 8
-
-
-def check(ok, what):
-    global n, failed
-    n += 1
-    failed += not ok
-    print(f"{'ok' if ok else 'not ok'} {n} - {what}", flush=True)
-
-
-def state(s):
-    return struct.unpack("B", s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[:1])[0]
 
 
 def until(cond, secs=15):
@@ -45,10 +32,6 @@ def until(cond, secs=15):
             return True
         time.sleep(0.02)
     return cond()
-
-
-def stat(name):
-    return ynl.do("get-stats", {})["stats"][name]
 
 
 def handoff(*fds):
@@ -124,9 +107,9 @@ check(stat("handoffs-deferred") == deferred + 1 and stat("added") == added + 1,
       "handoffs-deferred and added count it")
 check(until(lambda: linux_states(t["local-port"]) == []),
       f"nothing of Linux's is left for our end (closed in repair mode) ({linux_states(t['local-port'])})")
-done = stat("fin-wait2-completed")
+completed = stat("fin-wait2-completed")
 s.close()
-check(until(lambda: stat("fin-wait2-completed") == done + 1)
+check(until(lambda: stat("fin-wait2-completed") == completed + 1)
       and (entry(t) or {}).get("substate") == "time-wait",
       "the peer's FIN completes the entry (time-wait)")
 
@@ -283,21 +266,10 @@ check(until(lambda: linux_states(t["local-port"]) in ([FIN_WAIT2], [TIME_WAIT]))
 s.close()
 lst.close()
 
-print(f"1..{n}")
-sys.exit(1 if failed else 0)
+done()
 EOF
-python3 /tmp/handoff-wait.py >/tmp/handoff-wait.tap 2>&1
+ynl_py /tmp/handoff-wait.py
 echo "$fin_timeout" >/proc/sys/net/ipv4/tcp_fin_timeout
-# The Python checks are numbered on their own: renumber them into this scenario's TAP.
-while IFS= read -r line; do
-	case "$line" in
-	"ok "*) ok "${line#ok * - }" ;;
-	"not ok "*) not_ok "${line#not ok * - }" ;;
-	"1.."*) ;;
-	*) echo "# $line" ;;
-	esac
-done </tmp/handoff-wait.tap
-check "the script ran to its end" grep -q '^1\.\.' /tmp/handoff-wait.tap
 nft delete table inet rtw_hold 2>/dev/null
 rmmod rust_timewait 2>/dev/null
 
