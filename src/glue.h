@@ -58,6 +58,7 @@ enum rtw_glue_stat {
 	RTW_GLUE_STAT_REPLIES_FAILED,
 	RTW_GLUE_STAT_HANDOFFS_DEFERRED,
 	RTW_GLUE_STAT_HANDOFFS_RETURNED,
+	RTW_GLUE_STAT_TAKEN_OVER,
 	RTW_GLUE_STAT_COUNT,
 };
 
@@ -67,6 +68,7 @@ enum rtw_glue_sysctl {
 	RTW_GLUE_SYSCTL_NOLOCALTIMEWAIT,
 	RTW_GLUE_SYSCTL_MSL_MS,
 	RTW_GLUE_SYSCTL_FIN_TIMEOUT_MS,
+	RTW_GLUE_SYSCTL_TAKEOVER,
 	RTW_GLUE_SYSCTL_COUNT,
 };
 
@@ -158,6 +160,7 @@ void rtw_glue_exit(void);
 int rtw_glue_caches_create(__u32 size4, __u32 align4, __u32 size6, __u32 align6);
 void rtw_glue_caches_destroy(void);
 void *rtw_glue_entry_alloc(__u8 family);
+void *rtw_glue_entry_alloc_atomic(__u8 family);
 void rtw_glue_entry_free(__u8 family, void *entry);
 struct rtw_glue_tables *rtw_glue_tables_new(void);
 void rtw_glue_tables_free(struct rtw_glue_tables *t);
@@ -222,6 +225,8 @@ void rtw_rs_net_exit(void *rs);
 unsigned int rtw_rs_hook(void *rs, const struct rtw_glue_pkt *pkt, void *entry);
 void rtw_rs_reap(void *rs);
 int rtw_rs_add(void *rs, const struct rtw_glue_entry *e, bool replace);
+/* Softirq (takeover.c): add `e` if its tuple is free and the table has room, nothing else. */
+int rtw_rs_take_over(void *rs, const struct rtw_glue_entry *e);
 int rtw_rs_del(void *rs, const struct rtw_glue_entry *key);
 int rtw_rs_get(void *rs, struct rtw_glue_entry *e);
 /* A walked entry (under RCU) as it crosses netlink; -ENOENT if it is gone or expired. */

@@ -63,6 +63,14 @@ void rtw_handoff_reap(struct rtw_glue_net *gn, int max);
 int rtw_handoff_init(void);
 void rtw_handoff_exit(void);
 
+/*
+ * takeover.c: the peer's FIN to a connection Linux holds in FIN_WAIT2 after the server's
+ * close() turns it into an entry (the hook, softirq, RCU read side); 0 if it did.
+ */
+int rtw_takeover(struct rtw_glue_net *gn, struct sk_buff *skb, const struct nf_hook_state *state,
+		 u8 family, unsigned int thoff, const u8 *laddr, const u8 *raddr, u16 lport,
+		 u16 rport);
+
 /* genl.c: the generic netlink family. */
 int rtw_genl_register(void);
 void rtw_genl_unregister(void);

@@ -294,6 +294,31 @@ static noinline unsigned int rtw_hook_hit(struct rtw_glue_net *gn, struct sk_buf
 	return rtw_rs_hook(gn->rs, &pkt, entry);
 }
 
+/*
+ * The entry for `key`. Inside a VRF, an entry of an unbound socket answers too when
+ * tcp_l3mdev_accept says so, as an unbound socket does (inet_bound_dev_eq): a second lookup,
+ * for VRF traffic only.
+ */
+static void *rtw_hook_lookup(struct rtw_glue_net *gn, const struct nf_hook_state *state,
+			     u8 family, union rtw_hook_key *key, u32 l3index)
+{
+	void *entry = rtw_glue_table_lookup(gn->tables, family, key);
+
+	if (!entry && l3index && state->hook != NF_INET_LOCAL_OUT &&
+	    READ_ONCE(state->net->ipv4.sysctl_tcp_l3mdev_accept)) {
+		if (family == AF_INET)
+			key->v4.l3index = 0;
+		else
+			key->v6.l3index = 0;
+		entry = rtw_glue_table_lookup(gn->tables, family, key);
+		if (family == AF_INET)
+			key->v4.l3index = l3index;
+		else
+			key->v6.l3index = l3index;
+	}
+	return entry;
+}
+
 unsigned int rtw_hook(void *priv, struct sk_buff *skb, const struct nf_hook_state *state)
 {
 	struct rtw_glue_net *gn = rtw_gn(state->net);
@@ -373,21 +398,24 @@ unsigned int rtw_hook(void *priv, struct sk_buff *skb, const struct nf_hook_stat
 		key.v6.rport = ntohs(output ? th->dest : th->source);
 		key.v6.l3index = l3index;
 	}
-	entry = rtw_glue_table_lookup(gn->tables, family, &key);
-	/*
-	 * Inside a VRF, an entry of an unbound socket answers too when tcp_l3mdev_accept says so,
-	 * as an unbound socket does (inet_bound_dev_eq): a second lookup, for VRF traffic only.
-	 */
-	if (!entry && l3index && !output &&
-	    READ_ONCE(state->net->ipv4.sysctl_tcp_l3mdev_accept)) {
-		if (family == AF_INET)
-			key.v4.l3index = 0;
-		else
-			key.v6.l3index = 0;
-		entry = rtw_glue_table_lookup(gn->tables, family, &key);
+	entry = rtw_hook_lookup(gn, state, family, &key, l3index);
+	if (likely(!entry)) {
+		/*
+		 * The peer's FIN to a connection the server close()d, which Linux holds in
+		 * FIN_WAIT2, when the netns asks for it (takeover.c, D47): FINs only, so every other
+		 * miss pays one bit test.
+		 */
+		if (likely(!th->fin) || th->syn || th->rst || output ||
+		    !READ_ONCE(gn->sysctl[RTW_GLUE_SYSCTL_TAKEOVER]))
+			return NF_ACCEPT;
+		if (rtw_takeover(gn, skb, state, family, thoff, local, remote,
+				 family == AF_INET ? key.v4.lport : key.v6.lport,
+				 family == AF_INET ? key.v4.rport : key.v6.rport))
+			return NF_ACCEPT;
+		entry = rtw_hook_lookup(gn, state, family, &key, l3index);
+		if (!entry)
+			return NF_ACCEPT;
 	}
-	if (likely(!entry))
-		return NF_ACCEPT;
 	/*
 	 * IPsec policy first, as tcp_v4_rcv/tcp_v6_rcv check it before a TIME_WAIT socket sees the
 	 * segment: one the policy refuses neither gets an answer nor changes the entry. Linux

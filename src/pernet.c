@@ -164,12 +164,19 @@ static int rtw_proc_int(const struct ctl_table *table, int write, void *buffer, 
 		if (which == RTW_GLUE_SYSCTL_MAXTCPTW && val > 0 &&
 		    (u32)val > rtw_glue_capacity_ceiling(table->extra2))
 			return -EPERM;
+		/* Takeover acts in the hook: the netns gets it now, not at its first entry. */
+		if (which == RTW_GLUE_SYSCTL_TAKEOVER && val) {
+			int err = rtw_glue_hooks_enable(table->extra2);
+
+			if (err)
+				return err;
+		}
 		WRITE_ONCE(*data, val);
 		/*
 		 * A shorter timeout makes live entries due now (D30) and a lower bound leaves the
 		 * table over it: the reaper frees and trims at once rather than at its old time.
 		 */
-		if (which != RTW_GLUE_SYSCTL_NOLOCALTIMEWAIT)
+		if (which != RTW_GLUE_SYSCTL_NOLOCALTIMEWAIT && which != RTW_GLUE_SYSCTL_TAKEOVER)
 			rtw_glue_reaper_arm(table->extra2, get_jiffies_64());
 	}
 	return ret;
@@ -184,6 +191,8 @@ static const struct ctl_table rtw_sysctl_template[] = {
 	  .proc_handler = rtw_proc_int, .extra1 = (void *)RTW_GLUE_SYSCTL_MSL_MS },
 	{ .procname = "fin_timeout_ms", .maxlen = sizeof(int), .mode = 0644,
 	  .proc_handler = rtw_proc_int, .extra1 = (void *)RTW_GLUE_SYSCTL_FIN_TIMEOUT_MS },
+	{ .procname = "takeover", .maxlen = sizeof(int), .mode = 0644,
+	  .proc_handler = rtw_proc_int, .extra1 = (void *)RTW_GLUE_SYSCTL_TAKEOVER },
 };
 
 static int rtw_sysctl_register(struct rtw_glue_net *gn)
@@ -266,15 +275,16 @@ static void __net_exit rtw_net_pre_exit(struct net *net)
 {
 	struct rtw_glue_net *gn = rtw_gn(net);
 
-	rtw_hooks_disable(gn);
 	/*
 	 * Sysctls and the reaper go here too: at module unload every netns's pre_exit runs before
 	 * any exit, and both read the initial netns's state (rtw_glue_capacity_ceiling: a sysctl
 	 * write, the reaper trimming to capacity), which the initial netns's exit frees first.
 	 * Unregistering the sysctls waits for writers in flight; `dying` keeps a hook still running
 	 * (until the grace period before exit) or a last write from arming the reaper again.
+	 * Sysctls before hooks: a write to `takeover` registers the hooks.
 	 */
 	rtw_sysctl_unregister(gn);
+	rtw_hooks_disable(gn);
 	spin_lock_bh(&gn->reaper_lock);
 	gn->dying = true;
 	spin_unlock_bh(&gn->reaper_lock);

@@ -301,6 +301,23 @@ pub unsafe extern "C" fn rtw_rs_add(rs: *mut c_void, e: *const ffi::rtw_glue_ent
     })
 }
 
+/// Add one entry taken over from Linux's own FIN_WAIT2 socket (takeover.c, the hook); returns
+/// 0 or a negative errno.
+///
+/// # Safety
+///
+/// `rs` is live; `e` points to a valid entry.
+#[no_mangle]
+pub unsafe extern "C" fn rtw_rs_take_over(rs: *mut c_void, e: *const ffi::rtw_glue_entry) -> c_int {
+    // SAFETY: the caller guarantees both pointers.
+    let (st, g) = unsafe { (state(rs), &*e) };
+    errno(match Family::from_af(g.family) {
+        Some(Family::V4) => st.take_over(key_of::<V4>(g), g.ifindex, &state_of(g), g.ts_offset, sys::conn_from_glue(&g.conn)),
+        Some(Family::V6) => st.take_over(key_of::<V6>(g), g.ifindex, &state_of(g), g.ts_offset, sys::conn_from_glue(&g.conn)),
+        None => Err(EINVAL),
+    })
+}
+
 /// Delete one entry by key.
 ///
 /// # Safety
@@ -418,6 +435,7 @@ pub extern "C" fn rtw_rs_sysctl_default(which: c_int) -> c_int {
         ffi::rtw_glue_sysctl_RTW_GLUE_SYSCTL_NOLOCALTIMEWAIT => policy::NOLOCALTIMEWAIT_DEFAULT,
         ffi::rtw_glue_sysctl_RTW_GLUE_SYSCTL_MSL_MS => policy::MSL_MS_DEFAULT as c_int,
         ffi::rtw_glue_sysctl_RTW_GLUE_SYSCTL_FIN_TIMEOUT_MS => policy::FIN_TIMEOUT_MS_DEFAULT as c_int,
+        ffi::rtw_glue_sysctl_RTW_GLUE_SYSCTL_TAKEOVER => policy::TAKEOVER_DEFAULT,
         _ => 0,
     }
 }
@@ -430,6 +448,7 @@ pub extern "C" fn rtw_rs_sysctl_valid(which: c_int, value: c_int) -> bool {
         ffi::rtw_glue_sysctl_RTW_GLUE_SYSCTL_NOLOCALTIMEWAIT => value == 0 || value == 1,
         ffi::rtw_glue_sysctl_RTW_GLUE_SYSCTL_MSL_MS => policy::msl_ms_valid(value),
         ffi::rtw_glue_sysctl_RTW_GLUE_SYSCTL_FIN_TIMEOUT_MS => policy::fin_timeout_ms_valid(value),
+        ffi::rtw_glue_sysctl_RTW_GLUE_SYSCTL_TAKEOVER => value == 0 || value == 1,
         _ => false,
     }
 }

@@ -152,6 +152,16 @@ void *rtw_glue_entry_alloc(__u8 family)
 	return kmem_cache_alloc(rtw_cache[rtw_fam(family)], GFP_KERNEL_ACCOUNT);
 }
 
+/*
+ * From the hook (takeover.c): softirq, so no sleeping and no charge to whichever task the
+ * softirq interrupted; the entry replaces Linux's own TIME_WAIT socket, which is not charged
+ * either, and counts against the same bound as every entry (D47).
+ */
+void *rtw_glue_entry_alloc_atomic(__u8 family)
+{
+	return kmem_cache_alloc(rtw_cache[rtw_fam(family)], GFP_ATOMIC | __GFP_NOWARN);
+}
+
 /* An entry that was never published (in no table): freed at once. */
 void rtw_glue_entry_free(__u8 family, void *entry)
 {

@@ -379,13 +379,7 @@ impl NetState {
 
     /// Add an entry guarding `key` with `state` (netlink, process context).
     pub(crate) fn add<A: Addr>(&self, key: Key<A>, ifindex: u32, state: &EntryState, ts_offset: u32, conn: Conn, replace: bool) -> Result {
-        let mut raddr = [0u8; 16];
-        raddr[..key.raddr.bytes().len()].copy_from_slice(key.raddr.bytes());
-        if self.glue.sysctl(Sysctl::NoLocalTimeWait) != 0 && self.glue.addr_is_local(A::FAMILY, &raddr) {
-            // The seed's in_localip(): a local peer has its own TIME_WAIT to answer for it.
-            self.bump(Stat::RefusedNolocal);
-            return Err(EADDRNOTAVAIL);
-        }
+        self.check_nolocal(&key)?;
         let state = EntryState { rcv_wscale: state.rcv_wscale.min(twcheck::MAX_WSCALE), ..*state };
         let mut b = SlabBox::new(Entry::new(key, &state, ts_offset, conn, 0, A::scope_from(ifindex)))?;
         // The first entry brings the hooks into this netns; until then it pays nothing.
@@ -394,25 +388,10 @@ impl NetState {
         let timeouts = self.timeouts();
         let stripe = self.tables.stripe_of(&key);
         // The tuple first: a refused add must cost no other entry its place, and a replace
-        // frees the slot it then takes. Adds are serialised per netns (the glue's nl_lock), so
-        // nothing else inserts this tuple between here and the insert below.
-        {
-            let rcu = rcu::read_lock();
-            let mut guard = self.tables.lock(stripe);
-            if let Some(occ) = self.tables.lookup(&key, &rcu).and_then(|e| guard.occupied(e)) {
-                if timeouts.expired(occ.get(), clock_us()) {
-                    // Past its expiry it no longer guards the tuple (T12), reaped or not.
-                    self.bump(expiry_stat(occ.get()));
-                    occ.remove();
-                } else if replace {
-                    self.bump(Stat::Deleted);
-                    occ.remove();
-                } else {
-                    self.bump(Stat::RefusedExists);
-                    return Err(EEXIST);
-                }
-            }
-        }
+        // frees the slot it then takes. Adds are serialised per netns (the glue's nl_lock); a
+        // takeover (the hook) that inserts the tuple between here and the insert below makes
+        // that insert fail with EEXIST.
+        self.free_tuple(&key, stripe, &timeouts, replace)?;
         // Full: expired entries go first (they never count against the bound), then, as the
         // seed's tcp_tw_2msl_scan(1) when uma_zalloc fails, the entry closest to its expiry.
         let capacity = self.capacity() as usize;
@@ -430,6 +409,62 @@ impl NetState {
         drop(guard);
         self.bump(Stat::Added);
         self.glue.arm_reaper(jiffies_after_us(timeouts.of(state.substate)));
+        Ok(())
+    }
+
+    /// Add an entry taken over from Linux's FIN_WAIT2 timewait socket at the peer's FIN (the
+    /// hook, softirq; takeover.c, D47). Nothing here sleeps, reaps or recycles: a table at its
+    /// capacity leaves the connection to Linux, as a busy tuple does.
+    pub(crate) fn take_over<A: Addr>(&self, key: Key<A>, ifindex: u32, state: &EntryState, ts_offset: u32, conn: Conn) -> Result {
+        self.check_nolocal(&key)?;
+        if self.tables.len() >= self.capacity() as usize {
+            return Err(ENOSPC);
+        }
+        let state = EntryState { rcv_wscale: state.rcv_wscale.min(twcheck::MAX_WSCALE), ..*state };
+        let mut b = SlabBox::new_atomic(Entry::new(key, &state, ts_offset, conn, 0, A::scope_from(ifindex)))?;
+        let timeouts = self.timeouts();
+        let stripe = self.tables.stripe_of(&key);
+        // An entry past its expiry gives the tuple up; a live one keeps it (EEXIST).
+        self.free_tuple(&key, stripe, &timeouts, false)?;
+        let mut guard = self.tables.lock(stripe);
+        b.get_mut().start = clock_us();
+        guard.insert(b).map_err(|(err, _b)| err)?;
+        drop(guard);
+        self.bump(Stat::Added);
+        self.bump(Stat::TakenOver);
+        self.glue.arm_reaper(jiffies_after_us(timeouts.of(state.substate)));
+        Ok(())
+    }
+
+    /// The seed's in_localip() under `nolocaltimewait`: a local peer has its own TIME_WAIT to
+    /// answer for it.
+    fn check_nolocal<A: Addr>(&self, key: &Key<A>) -> Result {
+        let mut raddr = [0u8; 16];
+        raddr[..key.raddr.bytes().len()].copy_from_slice(key.raddr.bytes());
+        if self.glue.sysctl(Sysctl::NoLocalTimeWait) != 0 && self.glue.addr_is_local(A::FAMILY, &raddr) {
+            self.bump(Stat::RefusedNolocal);
+            return Err(EADDRNOTAVAIL);
+        }
+        Ok(())
+    }
+
+    /// Make `key`'s tuple free for an insert: an entry past its expiry no longer guards it
+    /// (T12), reaped or not; a live one goes only to a `replace`, else EEXIST.
+    fn free_tuple<A: Addr>(&self, key: &Key<A>, stripe: u32, timeouts: &Timeouts, replace: bool) -> Result {
+        let rcu = rcu::read_lock();
+        let mut guard = self.tables.lock(stripe);
+        if let Some(occ) = self.tables.lookup(key, &rcu).and_then(|e| guard.occupied(e)) {
+            if timeouts.expired(occ.get(), clock_us()) {
+                self.bump(expiry_stat(occ.get()));
+                occ.remove();
+            } else if replace {
+                self.bump(Stat::Deleted);
+                occ.remove();
+            } else {
+                self.bump(Stat::RefusedExists);
+                return Err(EEXIST);
+            }
+        }
         Ok(())
     }
 

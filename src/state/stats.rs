@@ -59,10 +59,12 @@ pub(crate) enum Stat {
     /// Of those, the ones left to Linux's close() instead (counted in C, handoff.c).
     #[allow(dead_code)]
     HandoffsReturned = ffi::rtw_glue_stat_RTW_GLUE_STAT_HANDOFFS_RETURNED,
+    /// Connections taken over from Linux's FIN_WAIT2 at the peer's FIN (takeover.c, D47).
+    TakenOver = ffi::rtw_glue_stat_RTW_GLUE_STAT_TAKEN_OVER,
 }
 
 /// Number of counters.
 pub(crate) const STAT_COUNT: usize = ffi::rtw_glue_stat_RTW_GLUE_STAT_COUNT as usize;
 
 // Every counter is numbered above; the last one closes the range.
-const _: () = assert!(Stat::HandoffsReturned as usize + 1 == STAT_COUNT);
+const _: () = assert!(Stat::TakenOver as usize + 1 == STAT_COUNT);

@@ -276,6 +276,15 @@ impl<A: Addr> SlabBox<A> {
         Ok(SlabBox { ptr: p })
     }
 
+    /// Allocate without sleeping (the hook, softirq) and initialise.
+    pub(crate) fn new_atomic(e: Entry<A>) -> Result<Self> {
+        // SAFETY: no preconditions; any context.
+        let p = NonNull::new(unsafe { ffi::rtw_glue_entry_alloc_atomic(A::FAMILY.af()) }.cast::<Entry<A>>()).ok_or(ENOMEM)?;
+        // SAFETY: as in `new`.
+        unsafe { p.as_ptr().write(e) };
+        Ok(SlabBox { ptr: p })
+    }
+
     /// The entry.
     pub(crate) fn entry(&self) -> &Entry<A> {
         // SAFETY: initialised and owned (type invariant).

@@ -77,11 +77,15 @@ tcpext() { awk -v k="$1" '/^TcpExt:/ { if (!n) { for (i = 2; i <= NF; i++) c[i] 
 	else for (i = 2; i <= NF; i++) if (c[i] == k) print $i }' /proc/net/netstat; }
 
 # handoff_sample MODE: one run of the event-loop server on a fresh port (--loop: close(),
-# --batch: HandoffBatch, the wait in the kernel; --queue: HandoffQueue, the wait in userspace)
-# under the client load from the peer netns; prints its connections/s.
+# --takeover: close() with net.rust_timewait.takeover set, --batch: HandoffBatch, the wait in
+# the kernel; --queue: HandoffQueue, the wait in userspace) under the client load from the peer
+# netns; prints its connections/s.
 handoff_sample() {
 	HC_PORT=$((HC_PORT + 1))
-	handoff_server $H4:$HC_PORT $HC $1 >/tmp/hs.out 2>/tmp/hs.err &
+	mode=$1 takeover=0
+	[ "$mode" != --takeover ] || mode=--loop takeover=1
+	echo $takeover >/proc/sys/net/rust_timewait/takeover
+	handoff_server $H4:$HC_PORT $HC $mode >/tmp/hs.out 2>/tmp/hs.err &
 	srv=$!
 	i=0
 	until $SS -ltnH | grep -q "$H4:$HC_PORT "; do
@@ -94,6 +98,7 @@ handoff_sample() {
 	wait $srv
 	rc=$?
 	wait $load
+	echo 0 >/proc/sys/net/rust_timewait/takeover
 	echo "rtw-bench-note: handoff_vs_close sample mode=${1#--} rc=$rc $(grep '^rate' /tmp/hs.out | sed 's/^rate //') $(grep '^served' /tmp/hs.out | tr -d ',:') $(cat /tmp/hl.out) server_errors=$(wc -l </tmp/hs.err)" >&2
 	head -n 3 /tmp/hs.err >&2
 	sed -n 's/^rate conn_per_s=\([0-9.]*\).*/\1/p' /tmp/hs.out
@@ -115,32 +120,40 @@ handoff_vs_close() {
 	# Untimed: ARP, the netlink family, the first connections.
 	handoff_sample --queue >/dev/null 2>&1
 	tw_overflow=$(tcpext TCPTimeWaitOverflow)
-	hp="" hb="" hq=""
+	hp="" hk="" hb="" hq=""
 	i=0
 	while [ $i -le $CYCLES ]; do
 		hp="$hp $(handoff_sample --loop)"
 		[ $i -lt $CYCLES ] || break
-		# Each handoff sample sits between the same two plain ones, the two kinds alternating
-		# which goes first.
-		if [ $((i % 2)) = 0 ]; then
+		# Each handoff sample sits between the same two plain ones, the three kinds taking
+		# turns at going first.
+		case $((i % 3)) in
+		0)
+			hk="$hk $(handoff_sample --takeover)"
+			hb="$hb $(handoff_sample --batch)"
+			hq="$hq $(handoff_sample --queue)" ;;
+		1)
 			hb="$hb $(handoff_sample --batch)"
 			hq="$hq $(handoff_sample --queue)"
-		else
+			hk="$hk $(handoff_sample --takeover)" ;;
+		2)
 			hq="$hq $(handoff_sample --queue)"
-			hb="$hb $(handoff_sample --batch)"
-		fi
+			hk="$hk $(handoff_sample --takeover)"
+			hb="$hb $(handoff_sample --batch)" ;;
+		esac
 		i=$((i + 1))
 	done
-	echo "rtw-bench-note: handoff_vs_close conn_per_s plain:$hp queue:$hq batch:$hb"
+	echo "rtw-bench-note: handoff_vs_close conn_per_s plain:$hp takeover:$hk queue:$hq batch:$hb"
 	# The last sockets taken reach FIN_WAIT2 after the server is done with them.
 	sleep 2
 	m=""
-	for c in capacity entries added recycled fin_wait2_completed fin_wait2_timeouts syn_reuse acks_sent handoffs_deferred handoffs_returned; do
+	for c in capacity entries added recycled fin_wait2_completed fin_wait2_timeouts syn_reuse acks_sent handoffs_deferred handoffs_returned taken_over; do
 		m="$m $c=$(stat $c)"
 	done
 	echo "rtw-bench-note: handoff_vs_close module$m linux_tw_overflow=$(($(tcpext TCPTimeWaitOverflow) - tw_overflow))"
-	echo "rtw-bench: handoff_vs_close $(stats $(ratios "$hp" "$hq")) x samples=$CYCLES"
+	echo "rtw-bench: handoff_vs_close $(stats $(ratios "$hp" "$hk")) x samples=$CYCLES"
 	echo "rtw-bench: handoff_batch_vs_close $(stats $(ratios "$hp" "$hb")) x samples=$CYCLES"
+	echo "rtw-bench: handoff_queue_vs_close $(stats $(ratios "$hp" "$hq")) x samples=$CYCLES"
 	twctl flush >/dev/null
 	rmmod rust_timewait || exit 1
 	echo $tw_buckets >/proc/sys/net/ipv4/tcp_max_tw_buckets

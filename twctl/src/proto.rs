@@ -147,6 +147,7 @@ pub const STAT_NAMES: [&str; 23] = [
     "replies-failed",
     "handoffs-deferred",
     "handoffs-returned",
+    "taken-over",
 ];
 
 fn name_of(names: &[&'static str], kind: u16) -> String {
