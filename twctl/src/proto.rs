@@ -123,7 +123,7 @@ pub const ENTRY_ATTR_NAMES: [&str; 27] = [
 ];
 
 /// Names of the `stats` set, by attribute type minus one, in the spec's order.
-pub const STAT_NAMES: [&str; 23] = [
+pub const STAT_NAMES: [&str; 24] = [
     "entries",
     "added",
     "refused-nolocal",

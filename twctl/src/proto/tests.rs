@@ -259,7 +259,7 @@ fn parse_hand_made_stats_reply() {
           12, 0, 2, 0,   2, 0, 0, 0, 1, 0, 0, 0,      // added 0x1_0000_0002 (8 bytes)
           8, 0, 20, 0,   64, 0, 0, 0,                 // capacity 64
           8, 0, 21, 0,   3, 0, 0, 0,                  // replies-failed 3
-          8, 0, 24, 0,   7, 0, 0, 0,                  // a counter this version lacks
+          8, 0, 25, 0,   7, 0, 0, 0,                  // a counter this version lacks
     ];
     assert_eq!(parse_datagram::<TwMessage>(&bytes).unwrap()[0].seq(), 7);
     let stats = Stats::from_message(&first_message(&bytes)).unwrap();
@@ -267,7 +267,7 @@ fn parse_hand_made_stats_reply() {
     assert_eq!(stats.get("added"), Some(0x1_0000_0002));
     assert_eq!(stats.get("capacity"), Some(64));
     assert_eq!(stats.get("replies-failed"), Some(3));
-    assert_eq!(stats.get("stat-24"), Some(7));
+    assert_eq!(stats.get("stat-25"), Some(7));
     assert_eq!(stats.0.len(), 5);
 }
 
