@@ -391,7 +391,11 @@ impl NetState {
         // frees the slot it then takes. Adds are serialised per netns (the glue's nl_lock); a
         // takeover (the hook) that inserts the tuple between here and the insert below makes
         // that insert fail with EEXIST.
-        self.free_tuple(&key, stripe, &timeouts, replace)?;
+        {
+            let rcu = rcu::read_lock();
+            let mut guard = self.tables.lock(stripe);
+            self.free_tuple(&mut guard, &rcu, &key, &timeouts, replace)?;
+        }
         // Full: expired entries go first (they never count against the bound), then, as the
         // seed's tcp_tw_2msl_scan(1) when uma_zalloc fails, the entry closest to its expiry.
         let capacity = self.capacity() as usize;
@@ -424,12 +428,15 @@ impl NetState {
         let mut b = SlabBox::new_atomic(Entry::new(key, &state, ts_offset, conn, 0, A::scope_from(ifindex)))?;
         let timeouts = self.timeouts();
         let stripe = self.tables.stripe_of(&key);
-        // An entry past its expiry gives the tuple up; a live one keeps it (EEXIST).
-        self.free_tuple(&key, stripe, &timeouts, false)?;
+        // One stripe lock hold: an entry past its expiry gives the tuple up, a live one keeps
+        // it (EEXIST).
+        let rcu = rcu::read_lock();
         let mut guard = self.tables.lock(stripe);
+        self.free_tuple(&mut guard, &rcu, &key, &timeouts, false)?;
         b.get_mut().start = clock_us();
         guard.insert(b).map_err(|(err, _b)| err)?;
         drop(guard);
+        drop(rcu);
         self.bump(Stat::Added);
         self.bump(Stat::TakenOver);
         self.glue.arm_reaper(jiffies_after_us(timeouts.of(state.substate)));
@@ -450,10 +457,8 @@ impl NetState {
 
     /// Make `key`'s tuple free for an insert: an entry past its expiry no longer guards it
     /// (T12), reaped or not; a live one goes only to a `replace`, else EEXIST.
-    fn free_tuple<A: Addr>(&self, key: &Key<A>, stripe: u32, timeouts: &Timeouts, replace: bool) -> Result {
-        let rcu = rcu::read_lock();
-        let mut guard = self.tables.lock(stripe);
-        if let Some(occ) = self.tables.lookup(key, &rcu).and_then(|e| guard.occupied(e)) {
+    fn free_tuple<A: Addr>(&self, guard: &mut StripeGuard<'_>, rcu: &rcu::Guard, key: &Key<A>, timeouts: &Timeouts, replace: bool) -> Result {
+        if let Some(occ) = self.tables.lookup(key, rcu).and_then(|e| guard.occupied(e)) {
             if timeouts.expired(occ.get(), clock_us()) {
                 self.bump(expiry_stat(occ.get()));
                 occ.remove();

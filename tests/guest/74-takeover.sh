@@ -154,7 +154,7 @@ with open("/proc/sys/net/rust_timewait/maxtcptw", "w") as f:
 
 # Another netns that did not ask: nothing taken there.
 taken = stat("taken-over")
-r = subprocess.run(["ip", "netns", "exec", "other", "python3", "-c", """
+r = subprocess.run(["/usr/local/bin/ip", "netns", "exec", "other", "python3", "-c", """
 import socket, time
 lst = socket.socket(); lst.bind(("127.0.0.1", 0)); lst.listen(1)
 p = socket.socket(); p.connect(lst.getsockname()); s, _ = lst.accept()
@@ -166,9 +166,10 @@ check(r.stdout.strip() == "1" and stat("taken-over") == taken,
 takeover(False)
 done()
 EOF
-ip netns add other && ip -n other link set lo up
+IP=/usr/local/bin/ip
+$IP netns add other && $IP -n other link set lo up
 ynl_py /tmp/takeover.py
-ip netns del other
+$IP netns del other
 
 # Unloading with taken-over entries in the table frees them (90-kmemleak checks the leaks).
 check "rmmod with taken-over entries" rmmod rust_timewait

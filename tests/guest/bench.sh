@@ -33,7 +33,7 @@ ECHO_PORT=7000
 # times the last nine tenths), client threads, how long a client keeps a finished connection
 # open before it closes (longer than Linux's 40 ms delayed ACK, so the server's FIN is
 # acknowledged on its own and the socket reaches FIN_WAIT2, as with a browser or a client pool).
-HC=$((3000 / (scale > 10 ? 10 : scale)))
+HC=$((8000 / (scale > 10 ? 10 : scale)))
 HC_CLIENTS=4
 HC_HOLD_MS=300
 HC_PORT=7100
