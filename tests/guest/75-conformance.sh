@@ -5,6 +5,10 @@
 #   linux: the application close()s; Linux's own orphaned FIN_WAIT2, then TIME_WAIT, answers;
 #   ours:  the application execs `twctl handoff --fd 3 --shutdown` instead: shutdown, wait for
 #          FIN_WAIT2, hand off to rust_timewait (the library's close_with_handoff).
+# A second pass (D47) runs every case but the expiry once more as
+#   takeover: the application close()s as in linux, with net.rust_timewait.takeover set: the
+#          module takes the connection over from Linux's FIN_WAIT2 at the peer's first FIN;
+# compared with the first pass's linux transcript and reported as case ID@takeover.
 # The two run side by side on their own peer ports. Then the peer sends the case's segments,
 # the same in both, and prints what comes back, relative to both ISNs and to its own TS clock
 # (flags, seq, ack, window, length, options, TSecr, whether TSval is on the connection's clock,
@@ -105,7 +109,7 @@ variant() {
 	unread) w="-w 500" ;;          # the peer's data arrives before close() or the handoff
 	unread-half) w="-w 500" h=-H ;; # Linux: shutdown, wait for FIN_WAIT2, then close()
 	esac
-	if [ "$var" = linux ]; then
+	if [ "$var" != ours ]; then
 		rtw-script -c "$dst" -t hello $w $h $q >$base.app 2>&1
 	else
 		rtw-script -c "$dst" -t hello $w $q -- twctl handoff --fd 3 --shutdown >$base.app 2>&1
@@ -116,7 +120,7 @@ variant() {
 	# What each side should hold now, before the peer is let go. Linux's close() returns
 	# before the peer's ACK of our FIN: give a slow (emulated, loaded) peer 5 s to send it.
 	t=0
-	while [ "$var" = linux ] && [ $t -lt 50 ] &&
+	while [ "$var" != ours ] && [ $t -lt 50 ] &&
 		[ "$($SS -tanH "( dport = :$port )" 2>/dev/null | awk '{ print $1 }' | head -n1)" = FIN-WAIT-1 ]; do
 		sleep 0.1; t=$((t + 1))
 	done
@@ -157,6 +161,10 @@ run_case() {
 	local id rows fam opt title num rl r1337 listen app bg settings port p1 p2
 	IFS='|' read -r id rows fam opt title num rl r1337 listen app bg settings <$W/$1.meta
 	port=$((20000 + 2 * num))
+	if [ $MODE = takeover ]; then
+		variant takeover $((port + 1000))
+		return
+	fi
 	(variant linux $port) &
 	p1=$!
 	(variant ours $((port + 1))) &
@@ -168,41 +176,46 @@ run_case() {
 report() {
 	local id rows fam opt title num rl r1337 listen app bg settings var ref setup verdict
 	IFS='|' read -r id rows fam opt title num rl r1337 listen app bg settings <$W/$1.meta
-	echo "rtw-conf: case $id|$rows|$fam|$opt|$title|$settings"
-	for var in linux ours; do
+	# ours: the handoff's variant; in the takeover pass, the takeover's, reported as ID@takeover.
+	local o=ours cid=$id label
+	[ $MODE != takeover ] || o=takeover cid=$id@takeover title="$title (taken over)"
+	echo "rtw-conf: case $cid|$rows|$fam|$opt|$title|$settings"
+	for var in linux $o; do
 		grep '^[<>=]' $W/$id.$var.out >$W/$id.$var.cmp 2>/dev/null
 		grep -q '^# end' $W/$id.$var.out 2>/dev/null ||
 			echo "setup: $var peer: $(grep '^error' $W/$id.$var.out | head -n1)" >>$W/$id.$var.setup
-		sed "s/^/rtw-conf: $var $id|/" $W/$id.$var.cmp
+		label=$var
+		[ $var != takeover ] || label=ours
+		sed "s/^/rtw-conf: $label $cid|/" $W/$id.$var.cmp
 	done
 	ref=$(expected_ref "$id")
-	setup=$(cat $W/$id.linux.setup $W/$id.ours.setup 2>/dev/null)
+	setup=$(cat $W/$id.linux.setup $W/$id.$o.setup 2>/dev/null)
 	if [ -n "$setup" ]; then
 		verdict=MISMATCH
-		echo "$setup" | sed "s/^/rtw-conf: note $id|/"
-	elif cmp -s $W/$id.linux.cmp $W/$id.ours.cmp; then
+		echo "$setup" | sed "s/^/rtw-conf: note $cid|/"
+	elif cmp -s $W/$id.linux.cmp $W/$id.$o.cmp; then
 		verdict=match
-		[ -z "$ref" ] || echo "rtw-conf: note $id|listed as an expected difference, but the answers are the same"
+		[ -z "$ref" ] || echo "rtw-conf: note $cid|listed as an expected difference, but the answers are the same"
 	elif [ -n "$ref" ]; then
 		verdict=expected-difference
 	else
 		verdict=MISMATCH
 	fi
-	echo "rtw-conf: verdict $id|$verdict|$ref"
+	echo "rtw-conf: verdict $cid|$verdict|$ref"
 	if [ $verdict = MISMATCH ]; then
-		not_ok "conformance $id ($rows, $fam, $opt): MISMATCH"
+		not_ok "conformance $cid ($rows, $fam, $opt): MISMATCH"
 		if [ -n "$setup" ]; then
 			# The whole run of each side, set-up included, to see what went wrong.
 			echo "$setup" | sed 's/^/# /'
-			for var in linux ours; do
+			for var in linux $o; do
 				head -n 60 $W/$id.$var.out 2>/dev/null | sed "s/^/# $var: /"
 				sed "s/^/# $var application: /" $W/$id.$var.app 2>/dev/null
 			done
 		else
-			diff $W/$id.linux.cmp $W/$id.ours.cmp 2>/dev/null | sed 's/^/# /'
+			diff $W/$id.linux.cmp $W/$id.$o.cmp 2>/dev/null | sed 's/^/# /'
 		fi
 	else
-		ok "conformance $id ($rows, $fam, $opt): $verdict${ref:+ (${ref%%|*})}"
+		ok "conformance $cid ($rows, $fam, $opt): $verdict${ref:+ (${ref%%|*})}"
 	fi
 }
 
@@ -235,7 +248,14 @@ c() {
 		esac
 	done
 	[ -z "$filter" ] || echo "$id" | grep -qE "$filter" || return 0
+	[ "$MODE:$bg" != takeover:1 ] || return 0
 	ran=$((ran + 1))
+	if [ $MODE = takeover ]; then
+		# The first pass wrote the script and the linux transcript.
+		[ -f $W/$id.meta ] || return 0
+		# A case whose first step is the peer's FIN must be taken over.
+		! sed -n '/^show$/{n;p;q}' $W/$id.script | grep -q '^send F' || tk_fin=$((tk_fin + 1))
+	else
 	{
 		[ -z "$isn" ] || echo "isn $isn"
 		[ -z "$tsbase" ] || echo "tsbase $tsbase"
@@ -258,6 +278,7 @@ c() {
 		echo "$body"
 	} >$W/$id.script
 	echo "$id|$rows|$fam|$opt|$title|$n|$rl|$r1337|$listen|$app|$bg|$*" >$W/$id.meta
+	fi
 	if [ $bg = 1 ]; then
 		run_case $id &
 		bg_pids="$bg_pids $!" bg_ids="$bg_ids $id"
@@ -285,6 +306,8 @@ flush_pool() {
 }
 sysctls 0 1 2
 
+# The cases, run once per pass (MODE).
+cases() {
 # TIME_WAIT, expiry: started first, reported last; 2MSL is 60 s on both sides, and Linux's
 # timer may fire up to an eighth late (timer wheel), so the probe waits 75 s.
 c t12-expiry-v4-ts "F5,T6,T12" v4 ts "after 2MSL nobody guards the tuple: the stack resets" bg <<'EOF'
@@ -822,9 +845,25 @@ send FA
 expect
 EOF
 
+}
+MODE=handoff
+cases
 flush_pool
 [ -z "$bg_pids" ] || wait $bg_pids
 for id in $bg_ids; do report $id; done
+
+# The takeover pass (D47): the application close()s as in the linux variant, with
+# net.rust_timewait.takeover set, so the module takes the connection over from Linux's FIN_WAIT2
+# at the peer's first FIN; compared with the first pass's linux transcript, as case ID@takeover.
+# The expiry case is left out (the module's 2MSL is the handoff's, checked in the first pass).
+MODE=takeover tk_fin=0
+taken=$(stat taken_over)
+echo 1 >/proc/sys/net/rust_timewait/takeover
+cases
+flush_pool
+echo 0 >/proc/sys/net/rust_timewait/takeover
+taken=$(($(stat taken_over) - taken))
+check "the takeover pass took over every connection whose first step was the peer's FIN ($taken taken, $tk_fin such cases)" [ "$taken" -ge "$tk_fin" -a "$tk_fin" -gt 40 ]
 
 echo "$old_rl" >/proc/sys/net/ipv4/tcp_invalid_ratelimit
 echo "$old_1337" >/proc/sys/net/ipv4/tcp_rfc1337

@@ -205,7 +205,11 @@ def render(cases, info):
         "the same application runs `twctl handoff --fd 3 --shutdown` instead, which shuts the "
         "socket down and hands it in FIN_WAIT2 to rust_timewait (**ours**). "
         "The peer then sends the same segments to both and records what comes back; the two "
-        "transcripts are compared line by line.\n")
+        "transcripts are compared line by line. A second pass runs every case but the expiry "
+        "once more as `ID@takeover`: the application `close()`s as in the Linux run, with "
+        "`net.rust_timewait.takeover` set, so the module takes the connection over from "
+        "Linux's FIN_WAIT2 at the peer's first FIN (D47); its **ours** column is that run, "
+        "compared with the first pass's Linux transcript.\n")
     o.append(
         "Notation: flags in the order `FSRPAUEC`; `seq` relative to the host's ISN, `ack` "
         "relative to the peer's ISN (`seq=raw0`: an RST+ACK answering a segment without ACK "
