@@ -6,6 +6,7 @@
 #ifndef RTW_GLUE_INTERNAL_H
 #define RTW_GLUE_INTERNAL_H
 
+#include <linux/memcontrol.h>
 #include <linux/mutex.h>
 #include <linux/netfilter.h>
 #include <linux/workqueue.h>
@@ -35,6 +36,8 @@ struct rtw_glue_net {
 	/* Of those, the ones that left FIN_WAIT1, for the next adopt with wait to finish. */
 	spinlock_t handoffs_ready_lock;
 	struct list_head handoffs_ready;
+	/* The memory cgroup takeover entries are charged to: the writer of `takeover` (D47). */
+	struct mem_cgroup __rcu *takeover_memcg;
 	struct ctl_table_header *sysctl_hdr;
 	int sysctl[RTW_GLUE_SYSCTL_COUNT];
 };
@@ -68,8 +71,10 @@ void rtw_handoff_exit(void);
  * close() turns it into an entry (the hook, softirq, RCU read side); 0 if it did.
  */
 int rtw_takeover(struct rtw_glue_net *gn, struct sk_buff *skb, const struct nf_hook_state *state,
-		 u8 family, unsigned int thoff, const u8 *laddr, const u8 *raddr, u16 lport,
-		 u16 rport);
+		 u8 family, unsigned int thoff, const struct tcphdr *th, const u8 *laddr,
+		 const u8 *raddr, u16 lport, u16 rport);
+int rtw_takeover_sysctl(struct rtw_glue_net *gn, bool on);
+void rtw_takeover_net_exit(struct rtw_glue_net *gn);
 
 /* genl.c: the generic netlink family. */
 int rtw_genl_register(void);

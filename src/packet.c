@@ -299,8 +299,9 @@ static noinline unsigned int rtw_hook_hit(struct rtw_glue_net *gn, struct sk_buf
  * tcp_l3mdev_accept says so, as an unbound socket does (inet_bound_dev_eq): a second lookup,
  * for VRF traffic only.
  */
-static void *rtw_hook_lookup(struct rtw_glue_net *gn, const struct nf_hook_state *state,
-			     u8 family, union rtw_hook_key *key, u32 l3index)
+static __always_inline void *rtw_hook_lookup(struct rtw_glue_net *gn,
+					     const struct nf_hook_state *state, u8 family,
+					     union rtw_hook_key *key, u32 l3index)
 {
 	void *entry = rtw_glue_table_lookup(gn->tables, family, key);
 
@@ -408,10 +409,11 @@ unsigned int rtw_hook(void *priv, struct sk_buff *skb, const struct nf_hook_stat
 		if (likely(!th->fin) || th->syn || th->rst || output ||
 		    !READ_ONCE(gn->sysctl[RTW_GLUE_SYSCTL_TAKEOVER]))
 			return NF_ACCEPT;
-		if (rtw_takeover(gn, skb, state, family, thoff, local, remote,
+		if (rtw_takeover(gn, skb, state, family, thoff, th, local, remote,
 				 family == AF_INET ? key.v4.lport : key.v6.lport,
-				 family == AF_INET ? key.v4.rport : key.v6.rport))
-			return NF_ACCEPT;
+				 family == AF_INET ? key.v4.rport : key.v6.rport) == -EPERM)
+			return NF_DROP;
+		/* Taken over, here or, a copy of the FIN, on another CPU just now. */
 		entry = rtw_hook_lookup(gn, state, family, &key, l3index);
 		if (!entry)
 			return NF_ACCEPT;

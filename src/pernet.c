@@ -166,12 +166,14 @@ static int rtw_proc_int(const struct ctl_table *table, int write, void *buffer, 
 			return -EPERM;
 		/* Takeover acts in the hook: the netns gets it now, not at its first entry. */
 		if (which == RTW_GLUE_SYSCTL_TAKEOVER && val) {
-			int err = rtw_glue_hooks_enable(table->extra2);
+			int err = rtw_takeover_sysctl(table->extra2, true);
 
 			if (err)
 				return err;
 		}
 		WRITE_ONCE(*data, val);
+		if (which == RTW_GLUE_SYSCTL_TAKEOVER && !val)
+			rtw_takeover_sysctl(table->extra2, false);
 		/*
 		 * A shorter timeout makes live entries due now (D30) and a lower bound leaves the
 		 * table over it: the reaper frees and trims at once rather than at its old time.
@@ -297,6 +299,7 @@ static void __net_exit rtw_net_exit(struct net *net)
 
 	/* No hook runs any more (pre_exit + grace period), no netlink command can reach this
 	 * netns and the reaper is stopped: the entries and the table go. */
+	rtw_takeover_net_exit(gn);
 	rtw_rs_net_exit(gn->rs);
 	gn->rs = NULL;
 	/* Unlinked entries wait for a grace period; the table itself has no reader left. */

@@ -9,6 +9,8 @@
  * The server's close() is the whole handoff: it pays nothing, waits for nothing, and the FIN
  * pays one established-hash lookup.
  */
+#include <linux/memcontrol.h>
+#include <linux/sched/mm.h>
 #include <linux/tcp.h>
 #include <net/inet6_hashtables.h>
 #include <net/inet_hashtables.h>
@@ -23,6 +25,33 @@
 #include "glue_internal.h"
 
 /*
+ * The socket early demux found for this very segment (tcp_v4_early_demux/tcp_v6_early_demux
+ * put it in skb->sk, with its reference, as tcp_v4_rcv's inet_steal_sock takes it), held: the
+ * lookup Linux itself would not repeat. NULL if there is none, or it is something else.
+ */
+static struct sock *rtw_takeover_demuxed(struct sk_buff *skb, u8 family, const u8 *laddr,
+					 const u8 *raddr, u16 lport, u16 rport)
+{
+	struct sock *sk = skb->sk;
+
+	if (!sk || skb->destructor != sock_edemux || sk->sk_state != TCP_TIME_WAIT ||
+	    sk->sk_num != lport || sk->sk_dport != htons(rport))
+		return NULL;
+	if (family == AF_INET) {
+		if (memcmp(&sk->sk_rcv_saddr, laddr, 4) || memcmp(&sk->sk_daddr, raddr, 4))
+			return NULL;
+	} else {
+#if IS_ENABLED(CONFIG_IPV6)
+		if (memcmp(&sk->sk_v6_rcv_saddr, laddr, 16) || memcmp(&sk->sk_v6_daddr, raddr, 16))
+			return NULL;
+#else
+		return NULL;
+#endif
+	}
+	return refcount_inc_not_zero(&sk->sk_refcnt) ? sk : NULL;
+}
+
+/*
  * Linux's timewait socket for the segment's tuple, held, found as tcp_v4_rcv/tcp_v6_rcv find
  * it (the device and L3 master it came in through); NULL for anything else.
  */
@@ -30,8 +59,10 @@ static struct inet_timewait_sock *rtw_takeover_lookup(struct net *net, struct sk
 						      u8 family, const u8 *laddr, const u8 *raddr,
 						      u16 lport, u16 rport)
 {
-	struct sock *sk;
+	struct sock *sk = rtw_takeover_demuxed(skb, family, laddr, raddr, lport, rport);
 
+	if (sk)
+		return inet_twsk(sk);
 	if (family == AF_INET) {
 		__be32 l, r;
 
@@ -50,8 +81,14 @@ static struct inet_timewait_sock *rtw_takeover_lookup(struct net *net, struct sk
 	}
 	if (!sk)
 		return NULL;
-	/* A full socket (not closed, or closed with our FIN unacknowledged) or a request one. */
-	if (sk->sk_state != TCP_TIME_WAIT) {
+	/*
+	 * A full socket (not closed, or closed with our FIN unacknowledged), a request one, or,
+	 * for an IPv4 segment, a native IPv6 one that matched by its address pair alone (the
+	 * established hash compares no family: adopt.c refuses it too).
+	 */
+	if (sk->sk_state != TCP_TIME_WAIT ||
+	    (family == AF_INET && sk->sk_family == AF_INET6 &&
+	     !ipv6_addr_v4mapped(&sk->sk_v6_daddr))) {
 		sock_gen_put(sk);
 		return NULL;
 	}
@@ -60,16 +97,19 @@ static struct inet_timewait_sock *rtw_takeover_lookup(struct net *net, struct sk
 
 /*
  * Whether an entry can answer for the timewait socket as it would: only in FIN_WAIT2 (in
- * TIME_WAIT the peer's FIN already came, and nothing marks the moment to take it), and none of
- * what an entry does not keep (D45's list for sockets): signing keys (RFC 2385, RFC 5925),
- * microsecond timestamps, a transparent source, a transmit delay, a PSP association.
+ * TIME_WAIT the peer's FIN already came, and nothing marks the moment to take it), a
+ * connection this host accepted or bound itself (a connect() that chose its port leaves
+ * tw_connect_bind: the port goes back with the socket, and the next connect() could pick it
+ * only to have its SYN held by the entry, where Linux skips a port its TIME_WAIT holds), and
+ * none of what an entry does not keep (D45's list for sockets): signing keys (RFC 2385,
+ * RFC 5925), microsecond timestamps, a transparent source, a transmit delay, a PSP association.
  */
 static bool rtw_takeover_fits(struct inet_timewait_sock *tw)
 {
 	struct tcp_timewait_sock *tcptw = tcp_twsk((struct sock *)tw);
 
-	if (READ_ONCE(tw->tw_substate) != TCP_FIN_WAIT2 || tw->tw_usec_ts ||
-	    tw->tw_transparent || tcptw->tw_tx_delay)
+	if (READ_ONCE(tw->tw_substate) != TCP_FIN_WAIT2 || tw->tw_connect_bind ||
+	    tw->tw_usec_ts || tw->tw_transparent || tcptw->tw_tx_delay)
 		return false;
 #ifdef CONFIG_TCP_MD5SIG
 	if (tcptw->tw_md5_key)
@@ -120,17 +160,37 @@ static void rtw_takeover_copy(struct net *net, struct inet_timewait_sock *tw,
 	if (e->family == AF_INET6) {
 		e->conn.flowlabel = tw->tw_flowlabel;
 		/* A link-local conversation's scope is the device the socket was bound to. */
-		if (ipv6_addr_type((const struct in6_addr *)e->laddr) & IPV6_ADDR_LINKLOCAL)
+		if ((ipv6_addr_type((const struct in6_addr *)e->raddr) |
+		     ipv6_addr_type((const struct in6_addr *)e->laddr)) & IPV6_ADDR_LINKLOCAL)
 			e->ifindex = tw->tw_bound_dev_if;
 	}
 }
 
+/*
+ * The FIN that completes FIN_WAIT2, as tcp_timewait_state_process() accepts it: with ACK, at
+ * rcv_nxt, without data. Any other FIN is left to Linux's socket, which answers it (an ACK,
+ * or a RST for data) and keeps its own timeout: a FIN only the peer can send moves the
+ * connection, not one an off-path sender could guess at.
+ */
+static bool rtw_takeover_fin_ok(struct sk_buff *skb, unsigned int thoff,
+				const struct tcphdr *th, struct inet_timewait_sock *tw)
+{
+	return th->ack && skb->len == thoff + th->doff * 4 &&
+	       ntohl(th->seq) == READ_ONCE(tcp_twsk((struct sock *)tw)->tw_rcv_nxt);
+}
+
+/*
+ * 0: the entry is in the table. -EPERM: the IPsec input policy refuses the segment (the caller
+ * drops it, as tcp_v4_rcv would: Linux's timewait socket never sees it). Any other error: the
+ * segment is not taken over (another CPU may have done it: the caller looks again).
+ */
 int rtw_takeover(struct rtw_glue_net *gn, struct sk_buff *skb, const struct nf_hook_state *state,
-		 u8 family, unsigned int thoff, const u8 *laddr, const u8 *raddr, u16 lport,
-		 u16 rport)
+		 u8 family, unsigned int thoff, const struct tcphdr *th, const u8 *laddr,
+		 const u8 *raddr, u16 lport, u16 rport)
 {
 	struct net *net = state->net;
 	struct inet_timewait_sock *tw;
+	struct mem_cgroup *memcg, *old;
 	struct rtw_glue_entry e = {
 		.family = family,
 		.lport = lport,
@@ -138,19 +198,27 @@ int rtw_takeover(struct rtw_glue_net *gn, struct sk_buff *skb, const struct nf_h
 	};
 	int err;
 
+	/* What tcp_v4_rcv/tcp_v6_rcv discard before any lookup: not addressed to this host. */
+	if (skb->pkt_type != PACKET_HOST)
+		return -EINVAL;
 	tw = rtw_takeover_lookup(net, skb, family, laddr, raddr, lport, rport);
 	if (!tw)
 		return -ENOENT;
+	if (!rtw_takeover_fits(tw) || !rtw_takeover_fin_ok(skb, thoff, th, tw)) {
+		inet_twsk_put(tw);
+		return -EINVAL;
+	}
 	/*
 	 * What tcp_v4_rcv/tcp_v6_rcv check before a timewait socket sees a segment: the IPsec
-	 * policy (a timewait socket has none of its own) and the checksum. A FIN either refuses
-	 * takes nothing over; the stack then drops it as it always would.
+	 * policy (a timewait socket has none of its own) and the checksum.
 	 */
-	if (!rtw_takeover_fits(tw) ||
-	    !(family == AF_INET ? xfrm4_policy_check(NULL, XFRM_POLICY_IN, skb)
-				: xfrm6_policy_check(NULL, XFRM_POLICY_IN, skb)) ||
-	    (!skb_csum_unnecessary(skb) &&
-	     nf_checksum(skb, state->hook, thoff, IPPROTO_TCP, family))) {
+	if (!(family == AF_INET ? xfrm4_policy_check(NULL, XFRM_POLICY_IN, skb)
+				: xfrm6_policy_check(NULL, XFRM_POLICY_IN, skb))) {
+		inet_twsk_put(tw);
+		return -EPERM;
+	}
+	if (!skb_csum_unnecessary(skb) &&
+	    nf_checksum(skb, state->hook, thoff, IPPROTO_TCP, family)) {
 		inet_twsk_put(tw);
 		return -EINVAL;
 	}
@@ -158,16 +226,70 @@ int rtw_takeover(struct rtw_glue_net *gn, struct sk_buff *skb, const struct nf_h
 	memcpy(e.raddr, raddr, family == AF_INET ? 4 : 16);
 	rtw_takeover_copy(net, tw, &e);
 	/*
-	 * The entry first, then the socket goes: from the insert on, the hook answers the tuple.
-	 * A segment already past the hook on another CPU may still reach the socket and be
-	 * answered by it too (a duplicate ACK at worst), as with any handoff (D45).
+	 * Read after the copy: a FIN another CPU's tcp_timewait_state_process() took meanwhile
+	 * moved rcv_nxt past it, and a FIN_WAIT_2 entry with that rcv_nxt would judge our FIN
+	 * out of window. Then the socket is Linux's to finish.
 	 */
+	smp_rmb();
+	if (READ_ONCE(tw->tw_substate) != TCP_FIN_WAIT2) {
+		inet_twsk_put(tw);
+		return -EINVAL;
+	}
+	/*
+	 * Charged to the memory cgroup of whoever set `takeover` (pernet.c), as an add is to
+	 * the adder's (D34): in softirq there is no task to charge otherwise.
+	 */
+	rcu_read_lock();
+	memcg = rcu_dereference(gn->takeover_memcg);
+	old = set_active_memcg(memcg);
 	err = rtw_rs_take_over(gn->rs, &e);
+	set_active_memcg(old);
+	rcu_read_unlock();
 	if (err) {
 		/* The table is full, the peer is local under nolocaltimewait, or it lost a race. */
 		inet_twsk_put(tw);
 		return err;
 	}
+	/*
+	 * The entry first, then the socket goes: from the insert on, the hook answers the tuple.
+	 * A segment already past the hook on another CPU may still reach the socket and be
+	 * answered by it too (a duplicate ACK), or, once the socket is gone, by the stack (a RST
+	 * to a retransmission the entry would have ACKed), as in any handoff's last instant (D45).
+	 */
 	inet_twsk_deschedule_put(tw);
 	return 0;
+}
+
+/*
+ * `takeover` written, in the writer's context (pernet.c): 1 brings the hooks into the netns and
+ * makes the writer's memory cgroup the one takeover entries are charged to, as an add charges
+ * the adder's (D34); 0 lets that cgroup go once no hook can still be using it.
+ */
+int rtw_takeover_sysctl(struct rtw_glue_net *gn, bool on)
+{
+	static DEFINE_MUTEX(lock);
+	struct mem_cgroup *memcg = NULL, *old;
+
+	if (on) {
+		int err = rtw_glue_hooks_enable(gn);
+
+		if (err)
+			return err;
+		memcg = get_mem_cgroup_from_mm(current->mm);
+	}
+	mutex_lock(&lock);
+	old = rcu_replace_pointer(gn->takeover_memcg, memcg, lockdep_is_held(&lock));
+	mutex_unlock(&lock);
+	if (old) {
+		synchronize_rcu();
+		mem_cgroup_put(old);
+	}
+	return 0;
+}
+
+/* Netns exit, after the hooks' grace period: no hook can be reading the cgroup any more. */
+void rtw_takeover_net_exit(struct rtw_glue_net *gn)
+{
+	mem_cgroup_put(rcu_dereference_protected(gn->takeover_memcg, true));
+	RCU_INIT_POINTER(gn->takeover_memcg, NULL);
 }

@@ -394,7 +394,7 @@ impl NetState {
         {
             let rcu = rcu::read_lock();
             let mut guard = self.tables.lock(stripe);
-            self.free_tuple(&mut guard, &rcu, &key, &timeouts, replace)?;
+            self.free_tuple(&mut guard, &rcu, &key, &timeouts, replace).inspect_err(|_| self.bump(Stat::RefusedExists))?;
         }
         // Full: expired entries go first (they never count against the bound), then, as the
         // seed's tcp_tw_2msl_scan(1) when uma_zalloc fails, the entry closest to its expiry.
@@ -456,7 +456,8 @@ impl NetState {
     }
 
     /// Make `key`'s tuple free for an insert: an entry past its expiry no longer guards it
-    /// (T12), reaped or not; a live one goes only to a `replace`, else EEXIST.
+    /// (T12), reaped or not; a live one goes only to a `replace`, else EEXIST (which an add
+    /// counts as refused-exists; a takeover that finds one lost a race and counts nothing).
     fn free_tuple<A: Addr>(&self, guard: &mut StripeGuard<'_>, rcu: &rcu::Guard, key: &Key<A>, timeouts: &Timeouts, replace: bool) -> Result {
         if let Some(occ) = self.tables.lookup(key, rcu).and_then(|e| guard.occupied(e)) {
             if timeouts.expired(occ.get(), clock_us()) {
@@ -466,7 +467,6 @@ impl NetState {
                 self.bump(Stat::Deleted);
                 occ.remove();
             } else {
-                self.bump(Stat::RefusedExists);
                 return Err(EEXIST);
             }
         }

@@ -4,8 +4,10 @@
 # with a plain close() becomes an entry when the peer's FIN comes, if Linux holds it then in
 # FIN_WAIT2 (our FIN acknowledged): the entry completes as the FIN asks (the peer gets its ACK
 # and closes), and Linux keeps nothing of it. Not taken: with the sysctl off; a socket shut down
-# but not closed (a full socket: its TIME_WAIT stays Linux's); a full table; a netns that did
-# not ask. IPv4 and IPv6, on loopback, real sockets.
+# but not closed (a full socket: its TIME_WAIT stays Linux's); the end that connect()ed (its
+# port stays Linux's); data after our close(); a full table; a netns that did not ask. Entries
+# are charged to the memory cgroup of the task that set the sysctl. IPv4 and IPv6, on
+# loopback, real sockets.
 . /tests/tap.inc
 . /tests/ynl.inc
 insmod /lib/modules/rust_timewait.ko || { not_ok "insmod"; tap_done; exit 0; }
@@ -114,6 +116,35 @@ for fam, addr, name in ((socket.AF_INET, "127.0.0.1", "IPv4"), (socket.AF_INET6,
     check(linux_states(fam, c[1][1], c[2][1]) == [],
           f"{name}: nothing of Linux's is left for our end ({linux_states(fam, c[1][1], c[2][1])})")
 
+# A connection this host opened (connect() chose the port): its port must stay Linux's.
+takeover(True)
+taken = stat("taken-over")
+lst = socket.socket()
+lst.bind(("127.0.0.1", 0))
+lst.listen(4)
+p = socket.socket()
+p.connect(lst.getsockname())
+s, _ = lst.accept()
+local, remote = p.getsockname(), p.getpeername()
+p.close()
+until(lambda: linux_states(socket.AF_INET, local[1], remote[1]) == [FIN_WAIT2])
+s.close()
+check(until(lambda: linux_states(socket.AF_INET, local[1], remote[1]) == [TIME_WAIT])
+      and stat("taken-over") == taken,
+      "the connecting end (its port chosen by connect()): Linux's TIME_WAIT, nothing taken over")
+lst.close()
+
+# Data after our close(): Linux resets; the FIN that follows is no FIN_WAIT2 completion.
+taken = stat("taken-over")
+c = closed_pair(socket.AF_INET, "127.0.0.1")
+fin_wait2(socket.AF_INET, c)
+c[0].setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+c[0].send(b"late")
+c[0].close()
+time.sleep(0.5)
+check(stat("taken-over") == taken and entry(socket.AF_INET, c) is None,
+      "data after our close(): nothing taken over (Linux answers it)")
+
 # A socket only shut down, not close()d, when the peer's FIN comes is a full socket: Linux's.
 takeover(True)
 taken = stat("taken-over")
@@ -163,10 +194,50 @@ print(open("/proc/net/tcp").read().count(" 06 "))
 """], capture_output=True, text=True)
 check(r.stdout.strip() == "1" and stat("taken-over") == taken,
       f"a netns without takeover keeps Linux's TIME_WAIT ({r.stdout.strip()} {r.stderr.strip()})")
+
+# Charged to the memory cgroup of whoever set takeover (D34, D47): nothing else runs there.
+CG = "/sys/fs/cgroup/rtwtk"
+
+
+def cg_slab():
+    with open(CG + "/memory.stat") as f:
+        for line in f:
+            k, v = line.split()
+            if k == "slab":
+                return int(v)
+
+
+takeover(False)
+subprocess.run(["sh", "-c", f"echo $$ >{CG}/cgroup.procs; echo 1 >{TAKEOVER}"], check=True)
+time.sleep(0.5)
+s0, taken, n = cg_slab(), stat("taken-over"), 400
+pairs = [closed_pair(socket.AF_INET, "127.0.0.1") for _ in range(n)]
+
+
+def all_fin_wait2():
+    with open("/proc/net/tcp") as f:
+        st = {(int(x[1].split(":")[1], 16), int(x[2].split(":")[1], 16)): int(x[3], 16)
+              for x in (line.split() for line in f.readlines()[1:])}
+    return all(st.get((c[1][1], c[2][1])) == FIN_WAIT2 for c in pairs)
+
+
+check(until(all_fin_wait2), f"{n} connections close()d, all in Linux's FIN_WAIT2")
+for c in pairs:
+    c[0].close()
+check(until(lambda: stat("taken-over") == taken + n), f"{n} connections taken over")
+# Entries charged from softirq reach memory.stat with the periodic flush (every 2 s).
+time.sleep(4)
+s1 = cg_slab()
+check(s1 - s0 >= n * 64,
+      f"{n} takeover entries charged to the cgroup of the task that set takeover (slab {s0} -> {s1} bytes)")
+ynl.do("flush", {})
 takeover(False)
 done()
 EOF
 IP=/usr/local/bin/ip
+grep -q ' /sys/fs/cgroup cgroup2 ' /proc/mounts || { mkdir -p /sys/fs/cgroup; mount -t cgroup2 none /sys/fs/cgroup; }
+echo +memory >/sys/fs/cgroup/cgroup.subtree_control
+mkdir -p /sys/fs/cgroup/rtwtk
 $IP netns add other && $IP -n other link set lo up
 ynl_py /tmp/takeover.py
 $IP netns del other

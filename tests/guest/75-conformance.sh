@@ -253,8 +253,10 @@ c() {
 	if [ $MODE = takeover ]; then
 		# The first pass wrote the script and the linux transcript.
 		[ -f $W/$id.meta ] || return 0
-		# A case whose first step is the peer's FIN must be taken over.
-		! sed -n '/^show$/{n;p;q}' $W/$id.script | grep -q '^send F' || tk_fin=$((tk_fin + 1))
+		# A case whose first step is the FIN that completes FIN_WAIT2 (with ACK, at rcv_nxt,
+		# no data; its timestamp may be anything) must be taken over.
+		! sed -n '/^show$/{n;p;q}' $W/$id.script | grep -qE '^send FA( ts(val|raw)=[^ ]*)?$' ||
+			tk_fin=$((tk_fin + 1))
 	else
 	{
 		[ -z "$isn" ] || echo "isn $isn"
