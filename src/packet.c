@@ -406,12 +406,16 @@ unsigned int rtw_hook(void *priv, struct sk_buff *skb, const struct nf_hook_stat
 		 * FIN_WAIT2, when the netns asks for it (takeover.c, D47): FINs only, so every other
 		 * miss pays one bit test.
 		 */
-		if (likely(!th->fin) || th->syn || th->rst || output ||
-		    !READ_ONCE(gn->sysctl[RTW_GLUE_SYSCTL_TAKEOVER]))
+		int takeover;
+
+		if (likely(!th->fin) || th->syn || th->rst || output)
+			return NF_ACCEPT;
+		takeover = READ_ONCE(gn->sysctl[RTW_GLUE_SYSCTL_TAKEOVER]);
+		if (!takeover)
 			return NF_ACCEPT;
 		if (rtw_takeover(gn, skb, state, family, thoff, th, local, remote,
 				 family == AF_INET ? key.v4.lport : key.v6.lport,
-				 family == AF_INET ? key.v4.rport : key.v6.rport) == -EPERM)
+				 family == AF_INET ? key.v4.rport : key.v6.rport, takeover) == -EPERM)
 			return NF_DROP;
 		/* Taken over, here or, a copy of the FIN, on another CPU just now. */
 		entry = rtw_hook_lookup(gn, state, family, &key, l3index);

@@ -448,7 +448,7 @@ pub extern "C" fn rtw_rs_sysctl_valid(which: c_int, value: c_int) -> bool {
         ffi::rtw_glue_sysctl_RTW_GLUE_SYSCTL_NOLOCALTIMEWAIT => value == 0 || value == 1,
         ffi::rtw_glue_sysctl_RTW_GLUE_SYSCTL_MSL_MS => policy::msl_ms_valid(value),
         ffi::rtw_glue_sysctl_RTW_GLUE_SYSCTL_FIN_TIMEOUT_MS => policy::fin_timeout_ms_valid(value),
-        ffi::rtw_glue_sysctl_RTW_GLUE_SYSCTL_TAKEOVER => value == 0 || value == 1,
+        ffi::rtw_glue_sysctl_RTW_GLUE_SYSCTL_TAKEOVER => policy::takeover_valid(value),
         _ => false,
     }
 }

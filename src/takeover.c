@@ -97,18 +97,19 @@ static struct inet_timewait_sock *rtw_takeover_lookup(struct net *net, struct sk
 
 /*
  * Whether an entry can answer for the timewait socket as it would: only in FIN_WAIT2 (in
- * TIME_WAIT the peer's FIN already came, and nothing marks the moment to take it), a
- * connection this host accepted or bound itself (a connect() that chose its port leaves
- * tw_connect_bind: the port goes back with the socket, and the next connect() could pick it
- * only to have its SYN held by the entry, where Linux skips a port its TIME_WAIT holds), and
+ * TIME_WAIT the peer's FIN already came, and nothing marks the moment to take it); with
+ * `takeover` 1, only a connection this host accepted or bound itself (a connect() that chose
+ * its port leaves tw_connect_bind: the port goes back with the socket, and the next connect()
+ * could pick it only to have its SYN held by the entry (docs/behaviour.md §7), where Linux
+ * skips a port its TIME_WAIT holds; 2 takes those too, as the seed does); and
  * none of what an entry does not keep (D45's list for sockets): signing keys (RFC 2385,
  * RFC 5925), microsecond timestamps, a transparent source, a transmit delay, a PSP association.
  */
-static bool rtw_takeover_fits(struct inet_timewait_sock *tw)
+static bool rtw_takeover_fits(struct inet_timewait_sock *tw, int mode)
 {
 	struct tcp_timewait_sock *tcptw = tcp_twsk((struct sock *)tw);
 
-	if (READ_ONCE(tw->tw_substate) != TCP_FIN_WAIT2 || tw->tw_connect_bind ||
+	if (READ_ONCE(tw->tw_substate) != TCP_FIN_WAIT2 || (tw->tw_connect_bind && mode < 2) ||
 	    tw->tw_usec_ts || tw->tw_transparent || tcptw->tw_tx_delay)
 		return false;
 #ifdef CONFIG_TCP_MD5SIG
@@ -186,7 +187,7 @@ static bool rtw_takeover_fin_ok(struct sk_buff *skb, unsigned int thoff,
  */
 int rtw_takeover(struct rtw_glue_net *gn, struct sk_buff *skb, const struct nf_hook_state *state,
 		 u8 family, unsigned int thoff, const struct tcphdr *th, const u8 *laddr,
-		 const u8 *raddr, u16 lport, u16 rport)
+		 const u8 *raddr, u16 lport, u16 rport, int mode)
 {
 	struct net *net = state->net;
 	struct inet_timewait_sock *tw;
@@ -204,7 +205,7 @@ int rtw_takeover(struct rtw_glue_net *gn, struct sk_buff *skb, const struct nf_h
 	tw = rtw_takeover_lookup(net, skb, family, laddr, raddr, lport, rport);
 	if (!tw)
 		return -ENOENT;
-	if (!rtw_takeover_fits(tw) || !rtw_takeover_fin_ok(skb, thoff, th, tw)) {
+	if (!rtw_takeover_fits(tw, mode) || !rtw_takeover_fin_ok(skb, thoff, th, tw)) {
 		inet_twsk_put(tw);
 		return -EINVAL;
 	}

@@ -19,8 +19,15 @@ pub(crate) const MAXTCPTW_DEFAULT: i32 = 0;
 /// Default `nolocaltimewait`: off, as the seed's `nolocaltimewait` (local peers get entries).
 pub(crate) const NOLOCALTIMEWAIT_DEFAULT: i32 = 0;
 /// Default `takeover`: off. Taking over Linux's FIN_WAIT2 timewait sockets at the peer's FIN
-/// changes what every close() in the netns leaves behind, so a netns asks for it (D47).
+/// changes what every close() in the netns leaves behind, so a netns asks for it (D47): 1 for
+/// the connections it accepted (or bound itself), 2 for every connection, also those whose
+/// port connect() chose.
 pub(crate) const TAKEOVER_DEFAULT: i32 = 0;
+
+/// Whether a `takeover` value may be stored: 0, 1 or 2.
+pub(crate) fn takeover_valid(v: i32) -> bool {
+    (0..=2).contains(&v)
+}
 /// Default MSL: 30 s, FreeBSD's `net.inet.tcp.msl`, giving Linux's 60 s `TCP_TIMEWAIT_LEN`.
 pub(crate) const MSL_MS_DEFAULT: u32 = 30_000;
 /// Shortest MSL: 100 ms lets tests run fast; shorter would be below a typical RTO and make
@@ -195,7 +202,8 @@ mod tests {
         }
         assert!(maxtcptw_valid(MAXTCPTW_DEFAULT));
         assert!(NOLOCALTIMEWAIT_DEFAULT == 0 || NOLOCALTIMEWAIT_DEFAULT == 1);
-        assert!(TAKEOVER_DEFAULT == 0 || TAKEOVER_DEFAULT == 1);
+        assert!(takeover_valid(TAKEOVER_DEFAULT));
+        assert!(takeover_valid(2) && !takeover_valid(3) && !takeover_valid(-1));
         assert!(msl_ms_valid(MSL_MS_DEFAULT as i32));
         assert!(fin_timeout_ms_valid(FIN_TIMEOUT_MS_DEFAULT as i32));
     }

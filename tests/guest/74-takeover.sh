@@ -5,7 +5,8 @@
 # FIN_WAIT2 (our FIN acknowledged): the entry completes as the FIN asks (the peer gets its ACK
 # and closes), and Linux keeps nothing of it. Not taken: with the sysctl off; a socket shut down
 # but not closed (a full socket: its TIME_WAIT stays Linux's); the end that connect()ed (its
-# port stays Linux's); data after our close(); a full table; a netns that did not ask. Entries
+# port stays Linux's, unless takeover is 2); data after our close(); a full table; a netns that
+# did not ask. Entries
 # are charged to the memory cgroup of the task that set the sysctl. IPv4 and IPv6, on
 # loopback, real sockets.
 . /tests/tap.inc
@@ -15,8 +16,8 @@ ip link set lo up
 T=/proc/sys/net/rust_timewait/takeover
 
 check_eq "takeover is off by default" 0 "$(cat $T 2>/dev/null)"
-check "takeover refuses 2 (EINVAL)" sh -c "! echo 2 >$T && [ \$(cat $T) = 0 ]"
-check "takeover takes 1" sh -c "echo 1 >$T && [ \$(cat $T) = 1 ] && echo 0 >$T"
+check "takeover refuses 3 and -1 (EINVAL)" sh -c "! echo 3 >$T && ! echo -1 >$T && [ \$(cat $T) = 0 ]"
+check "takeover takes 1 and 2" sh -c "echo 1 >$T && [ \$(cat $T) = 1 ] && echo 2 >$T && [ \$(cat $T) = 2 ] && echo 0 >$T"
 
 cat >/tmp/takeover.py <<'EOF'
 import socket, subprocess, time
@@ -29,7 +30,7 @@ TAKEOVER = "/proc/sys/net/rust_timewait/takeover"
 
 def takeover(on):
     with open(TAKEOVER, "w") as f:
-        f.write("1" if on else "0")
+        f.write(str(int(on)))
 
 
 def until(cond, secs=15):
@@ -116,23 +117,31 @@ for fam, addr, name in ((socket.AF_INET, "127.0.0.1", "IPv4"), (socket.AF_INET6,
     check(linux_states(fam, c[1][1], c[2][1]) == [],
           f"{name}: nothing of Linux's is left for our end ({linux_states(fam, c[1][1], c[2][1])})")
 
-# A connection this host opened (connect() chose the port): its port must stay Linux's.
+# A connection this host opened (connect() chose the port): its port stays Linux's with
+# takeover 1; 2 takes it over too.
+for mode in (1, 2):
+    takeover(mode)
+    taken = stat("taken-over")
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(4)
+    p = socket.socket()
+    p.connect(lst.getsockname())
+    s, _ = lst.accept()
+    local, remote = p.getsockname(), p.getpeername()
+    p.close()
+    until(lambda: linux_states(socket.AF_INET, local[1], remote[1]) == [FIN_WAIT2])
+    s.close()
+    if mode == 1:
+        check(until(lambda: linux_states(socket.AF_INET, local[1], remote[1]) == [TIME_WAIT])
+              and stat("taken-over") == taken,
+              "takeover 1, the connecting end (its port chosen by connect()): Linux's TIME_WAIT, nothing taken over")
+    else:
+        check(until(lambda: stat("taken-over") == taken + 1)
+              and linux_states(socket.AF_INET, local[1], remote[1]) == [],
+              "takeover 2, the connecting end: taken over, nothing of Linux's left")
+    lst.close()
 takeover(True)
-taken = stat("taken-over")
-lst = socket.socket()
-lst.bind(("127.0.0.1", 0))
-lst.listen(4)
-p = socket.socket()
-p.connect(lst.getsockname())
-s, _ = lst.accept()
-local, remote = p.getsockname(), p.getpeername()
-p.close()
-until(lambda: linux_states(socket.AF_INET, local[1], remote[1]) == [FIN_WAIT2])
-s.close()
-check(until(lambda: linux_states(socket.AF_INET, local[1], remote[1]) == [TIME_WAIT])
-      and stat("taken-over") == taken,
-      "the connecting end (its port chosen by connect()): Linux's TIME_WAIT, nothing taken over")
-lst.close()
 
 # Data after our close(): Linux resets; the FIN that follows is no FIN_WAIT2 completion.
 taken = stat("taken-over")

@@ -6,7 +6,7 @@
 #   ours:  the application execs `twctl handoff --fd 3 --shutdown` instead: shutdown, wait for
 #          FIN_WAIT2, hand off to rust_timewait (the library's close_with_handoff).
 # A second pass (D47) runs every case but the expiry once more as
-#   takeover: the application close()s as in linux, with net.rust_timewait.takeover set: the
+#   takeover: the application close()s as in linux, with net.rust_timewait.takeover 2: the
 #          module takes the connection over from Linux's FIN_WAIT2 at the peer's first FIN;
 # compared with the first pass's linux transcript and reported as case ID@takeover.
 # The two run side by side on their own peer ports. Then the peer sends the case's segments,
@@ -855,12 +855,13 @@ flush_pool
 for id in $bg_ids; do report $id; done
 
 # The takeover pass (D47): the application close()s as in the linux variant, with
-# net.rust_timewait.takeover set, so the module takes the connection over from Linux's FIN_WAIT2
+# net.rust_timewait.takeover 2 (the host's end connect()ed), so the module takes the connection
+# over from Linux's FIN_WAIT2
 # at the peer's first FIN; compared with the first pass's linux transcript, as case ID@takeover.
 # The expiry case is left out (the module's 2MSL is the handoff's, checked in the first pass).
 MODE=takeover tk_fin=0
 taken=$(stat taken_over)
-echo 1 >/proc/sys/net/rust_timewait/takeover
+echo 2 >/proc/sys/net/rust_timewait/takeover
 cases
 flush_pool
 echo 0 >/proc/sys/net/rust_timewait/takeover
