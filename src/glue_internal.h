@@ -73,7 +73,7 @@ void rtw_handoff_exit(void);
 int rtw_takeover(struct rtw_glue_net *gn, struct sk_buff *skb, const struct nf_hook_state *state,
 		 u8 family, unsigned int thoff, const struct tcphdr *th, const u8 *laddr,
 		 const u8 *raddr, u16 lport, u16 rport, int mode);
-int rtw_takeover_sysctl(struct rtw_glue_net *gn, bool on);
+int rtw_takeover_sysctl(struct rtw_glue_net *gn, int val);
 void rtw_takeover_net_exit(struct rtw_glue_net *gn);
 
 /* genl.c: the generic netlink family. */

@@ -164,21 +164,18 @@ static int rtw_proc_int(const struct ctl_table *table, int write, void *buffer, 
 		if (which == RTW_GLUE_SYSCTL_MAXTCPTW && val > 0 &&
 		    (u32)val > rtw_glue_capacity_ceiling(table->extra2))
 			return -EPERM;
-		/* Takeover acts in the hook: the netns gets it now, not at its first entry. */
-		if (which == RTW_GLUE_SYSCTL_TAKEOVER && val) {
-			int err = rtw_takeover_sysctl(table->extra2, true);
-
-			if (err)
-				return err;
-		}
+		/*
+		 * Takeover acts in the hook: the netns gets it now, not at its first entry, and
+		 * the value goes with the memory cgroup its entries are charged to.
+		 */
+		if (which == RTW_GLUE_SYSCTL_TAKEOVER)
+			return rtw_takeover_sysctl(table->extra2, val) ?: ret;
 		WRITE_ONCE(*data, val);
-		if (which == RTW_GLUE_SYSCTL_TAKEOVER && !val)
-			rtw_takeover_sysctl(table->extra2, false);
 		/*
 		 * A shorter timeout makes live entries due now (D30) and a lower bound leaves the
 		 * table over it: the reaper frees and trims at once rather than at its old time.
 		 */
-		if (which != RTW_GLUE_SYSCTL_NOLOCALTIMEWAIT && which != RTW_GLUE_SYSCTL_TAKEOVER)
+		if (which != RTW_GLUE_SYSCTL_NOLOCALTIMEWAIT)
 			rtw_glue_reaper_arm(table->extra2, get_jiffies_64());
 	}
 	return ret;

@@ -153,13 +153,14 @@ void *rtw_glue_entry_alloc(__u8 family)
 }
 
 /*
- * From the hook (takeover.c): softirq, so no sleeping and no charge to whichever task the
- * softirq interrupted; the entry replaces Linux's own TIME_WAIT socket, which is not charged
- * either, and counts against the same bound as every entry (D47).
+ * From the hook (takeover.c): no sleeping. Charged (SLAB_ACCOUNT) to the memory cgroup
+ * takeover.c makes active; GFP_NOWAIT, not GFP_ATOMIC, whose __GFP_HIGH would charge past the
+ * cgroup's limit and dip into the atomic reserves: at the limit the connection stays Linux's,
+ * as an add there fails (D34, D47).
  */
 void *rtw_glue_entry_alloc_atomic(__u8 family)
 {
-	return kmem_cache_alloc(rtw_cache[rtw_fam(family)], GFP_ATOMIC | __GFP_NOWARN);
+	return kmem_cache_alloc(rtw_cache[rtw_fam(family)], GFP_NOWAIT | __GFP_NOWARN);
 }
 
 /* An entry that was never published (in no table): freed at once. */

@@ -34,8 +34,8 @@ static struct sock *rtw_takeover_demuxed(struct sk_buff *skb, u8 family, const u
 {
 	struct sock *sk = skb->sk;
 
-	if (!sk || skb->destructor != sock_edemux || sk->sk_state != TCP_TIME_WAIT ||
-	    sk->sk_num != lport || sk->sk_dport != htons(rport))
+	if (!sk || skb->destructor != sock_edemux || sk->sk_num != lport ||
+	    sk->sk_dport != htons(rport))
 		return NULL;
 	if (family == AF_INET) {
 		if (memcmp(&sk->sk_rcv_saddr, laddr, 4) || memcmp(&sk->sk_daddr, raddr, 4))
@@ -48,7 +48,7 @@ static struct sock *rtw_takeover_demuxed(struct sk_buff *skb, u8 family, const u
 		return NULL;
 #endif
 	}
-	return refcount_inc_not_zero(&sk->sk_refcnt) ? sk : NULL;
+	return sk;
 }
 
 /*
@@ -61,9 +61,19 @@ static struct inet_timewait_sock *rtw_takeover_lookup(struct net *net, struct sk
 {
 	struct sock *sk = rtw_takeover_demuxed(skb, family, laddr, raddr, lport, rport);
 
-	if (sk)
-		return inet_twsk(sk);
-	if (family == AF_INET) {
+	/*
+	 * Early demux found this segment's socket: a live one (the peer's FIN to a connection
+	 * still open, the common case) is no business of ours, and is not looked up again; a
+	 * timewait one is taken unless another CPU's takeover or its timer already unhashed it.
+	 */
+	if (sk) {
+		if (sk->sk_state != TCP_TIME_WAIT ||
+		    (family == AF_INET && sk->sk_family == AF_INET6 &&
+		     !ipv6_addr_v4mapped(&sk->sk_v6_daddr)) ||
+		    hlist_nulls_unhashed_lockless(&sk->sk_nulls_node) ||
+		    !refcount_inc_not_zero(&sk->sk_refcnt))
+			return NULL;
+	} else if (family == AF_INET) {
 		__be32 l, r;
 
 		memcpy(&l, laddr, 4);
@@ -75,8 +85,6 @@ static struct inet_timewait_sock *rtw_takeover_lookup(struct net *net, struct sk
 		sk = __inet6_lookup_established(net, (const struct in6_addr *)raddr, htons(rport),
 						(const struct in6_addr *)laddr, lport,
 						inet6_iif(skb), inet6_sdif(skb));
-#else
-		sk = NULL;
 #endif
 	}
 	if (!sk)
@@ -137,7 +145,6 @@ static void rtw_takeover_copy(struct net *net, struct inet_timewait_sock *tw,
 	u8 wscale = tw->tw_rcv_wscale;
 
 	e->snd_nxt = tcptw->tw_snd_nxt;
-	e->rcv_nxt = READ_ONCE(tcptw->tw_rcv_nxt);
 	e->rcv_wscale = wscale;
 	/* Its ACKs' window: tw_rcv_wnd >> tw_rcv_wscale (tcp_v4_timewait_ack). */
 	e->last_win = min_t(u32, tcptw->tw_rcv_wnd >> wscale, U16_MAX);
@@ -168,10 +175,12 @@ static void rtw_takeover_copy(struct net *net, struct inet_timewait_sock *tw,
 }
 
 /*
- * The FIN that completes FIN_WAIT2, as tcp_timewait_state_process() accepts it: with ACK, at
- * rcv_nxt, without data. Any other FIN is left to Linux's socket, which answers it (an ACK,
- * or a RST for data) and keeps its own timeout: a FIN only the peer can send moves the
- * connection, not one an off-path sender could guess at.
+ * The peer's FIN where tcp_timewait_state_process() would complete FIN_WAIT2 with it: with ACK,
+ * at rcv_nxt, without data. Any other FIN is left to Linux's socket, which answers it (an ACK,
+ * or a RST for data) and keeps its own timeout: a FIN only someone on the path can send moves
+ * the connection. PAWS is the entry's to apply (F1, as Linux's socket would: the same ACK);
+ * an old TSval then leaves the entry in FIN_WAIT_2 with its timeout started afresh (D47). Old
+ * data with a FIN ending at rcv_nxt + 1, which Linux also completes with, stays Linux's.
  */
 static bool rtw_takeover_fin_ok(struct sk_buff *skb, unsigned int thoff,
 				const struct tcphdr *th, struct inet_timewait_sock *tw)
@@ -226,12 +235,12 @@ int rtw_takeover(struct rtw_glue_net *gn, struct sk_buff *skb, const struct nf_h
 	memcpy(e.laddr, laddr, family == AF_INET ? 4 : 16);
 	memcpy(e.raddr, raddr, family == AF_INET ? 4 : 16);
 	rtw_takeover_copy(net, tw, &e);
+	/* The rcv_nxt the FIN was checked against (rtw_takeover_fin_ok), not a second read. */
+	e.rcv_nxt = ntohl(th->seq);
 	/*
-	 * Read after the copy: a FIN another CPU's tcp_timewait_state_process() took meanwhile
-	 * moved rcv_nxt past it, and a FIN_WAIT_2 entry with that rcv_nxt would judge our FIN
-	 * out of window. Then the socket is Linux's to finish.
+	 * A FIN another CPU's tcp_timewait_state_process() took meanwhile made the socket
+	 * TIME_WAIT: then it is Linux's to finish.
 	 */
-	smp_rmb();
 	if (READ_ONCE(tw->tw_substate) != TCP_FIN_WAIT2) {
 		inet_twsk_put(tw);
 		return -EINVAL;
@@ -257,29 +266,38 @@ int rtw_takeover(struct rtw_glue_net *gn, struct sk_buff *skb, const struct nf_h
 	 * answered by it too (a duplicate ACK), or, once the socket is gone, by the stack (a RST
 	 * to a retransmission the entry would have ACKed), as in any handoff's last instant (D45).
 	 */
+	/*
+	 * Bottom halves off, as nf_tproxy_twsk_deschedule_put() does: a segment NFQUEUE hands
+	 * back runs the later hooks in process context, and the established hash's bucket lock
+	 * is also taken in softirq.
+	 */
+	local_bh_disable();
 	inet_twsk_deschedule_put(tw);
+	local_bh_enable();
 	return 0;
 }
 
 /*
- * `takeover` written, in the writer's context (pernet.c): 1 brings the hooks into the netns and
- * makes the writer's memory cgroup the one takeover entries are charged to, as an add charges
- * the adder's (D34); 0 lets that cgroup go once no hook can still be using it.
+ * `takeover` written, in the writer's context (pernet.c): 1 or 2 brings the hooks into the
+ * netns and makes the writer's memory cgroup the one takeover entries are charged to, as an
+ * add charges the adder's (D34); 0 lets that cgroup go once no hook can still be using it.
  */
-int rtw_takeover_sysctl(struct rtw_glue_net *gn, bool on)
+int rtw_takeover_sysctl(struct rtw_glue_net *gn, int val)
 {
 	static DEFINE_MUTEX(lock);
 	struct mem_cgroup *memcg = NULL, *old;
 
-	if (on) {
+	if (val) {
 		int err = rtw_glue_hooks_enable(gn);
 
 		if (err)
 			return err;
 		memcg = get_mem_cgroup_from_mm(current->mm);
 	}
+	/* The value and its cgroup together: two writers never leave one without the other. */
 	mutex_lock(&lock);
 	old = rcu_replace_pointer(gn->takeover_memcg, memcg, lockdep_is_held(&lock));
+	WRITE_ONCE(gn->sysctl[RTW_GLUE_SYSCTL_TAKEOVER], val);
 	mutex_unlock(&lock);
 	if (old) {
 		synchronize_rcu();

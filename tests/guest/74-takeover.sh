@@ -8,7 +8,8 @@
 # port stays Linux's, unless takeover is 2); data after our close(); a full table; a netns that
 # did not ask. Entries
 # are charged to the memory cgroup of the task that set the sysctl. IPv4 and IPv6, on
-# loopback, real sockets.
+# loopback, real sockets (loopback skips early demux: the lookup path; 75-conformance's veth
+# takes the early-demux one).
 . /tests/tap.inc
 . /tests/ynl.inc
 insmod /lib/modules/rust_timewait.ko || { not_ok "insmod"; tap_done; exit 0; }
@@ -107,14 +108,14 @@ for fam, addr, name in ((socket.AF_INET, "127.0.0.1", "IPv4"), (socket.AF_INET6,
     check(until(lambda: (entry(fam, c) or {}).get("substate") == "time-wait"),
           f"{name}, takeover on: the peer's FIN makes a time-wait entry")
     e = entry(fam, c) or {}
-    check(stat("taken-over") == taken + 1 and stat("added") == added + 1
-          and stat("fin-wait2-completed") == completed + 1 and stat("acks-sent") >= acks + 1,
+    check(until(lambda: stat("taken-over") == taken + 1 and stat("added") == added + 1
+                and stat("fin-wait2-completed") == completed + 1 and stat("acks-sent") >= acks + 1),
           f"{name}: taken-over, added and fin-wait2-completed count it, and our ACK went out")
     check("has-ts" in e and "ts-recent-valid" in e and e.get("ts-recent", 0) != 0,
           f"{name}: the entry has the connection's timestamps ({e})")
     check(until(lambda: linux_states(fam, c[2][1], c[1][1]) == []),
           f"{name}: the peer's end is closed: our ACK acknowledged its FIN ({linux_states(fam, c[2][1], c[1][1])})")
-    check(linux_states(fam, c[1][1], c[2][1]) == [],
+    check(until(lambda: linux_states(fam, c[1][1], c[2][1]) == []),
           f"{name}: nothing of Linux's is left for our end ({linux_states(fam, c[1][1], c[2][1])})")
 
 # A connection this host opened (connect() chose the port): its port stays Linux's with
@@ -137,24 +138,25 @@ for mode in (1, 2):
               and stat("taken-over") == taken,
               "takeover 1, the connecting end (its port chosen by connect()): Linux's TIME_WAIT, nothing taken over")
     else:
-        check(until(lambda: stat("taken-over") == taken + 1)
-              and linux_states(socket.AF_INET, local[1], remote[1]) == [],
+        check(until(lambda: stat("taken-over") == taken + 1
+                    and linux_states(socket.AF_INET, local[1], remote[1]) == []),
               "takeover 2, the connecting end: taken over, nothing of Linux's left")
     lst.close()
 takeover(True)
 
-# Data after our close(): Linux resets; the FIN that follows is no FIN_WAIT2 completion.
+# Data and FIN in one segment after our close(): no FIN_WAIT2 completion; Linux resets.
 taken = stat("taken-over")
 c = closed_pair(socket.AF_INET, "127.0.0.1")
 fin_wait2(socket.AF_INET, c)
-c[0].setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+c[0].setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
 c[0].send(b"late")
 c[0].close()
-time.sleep(0.5)
-check(stat("taken-over") == taken and entry(socket.AF_INET, c) is None,
-      "data after our close(): nothing taken over (Linux answers it)")
+check(until(lambda: linux_states(socket.AF_INET, c[1][1], c[2][1]) == [])
+      and stat("taken-over") == taken and entry(socket.AF_INET, c) is None,
+      "data with the FIN after our close(): nothing taken over, Linux's socket resets and goes")
 
-# A socket only shut down, not close()d, when the peer's FIN comes is a full socket: Linux's.
+# An accepted socket only shut down, not close()d, when the peer's FIN comes is a full
+# socket: Linux's.
 takeover(True)
 taken = stat("taken-over")
 lst = socket.socket()
@@ -164,13 +166,14 @@ p = socket.socket()
 p.connect(lst.getsockname())
 s, _ = lst.accept()
 local, remote = s.getsockname(), s.getpeername()
-p.shutdown(socket.SHUT_WR)
-until(lambda: s.recv(1) == b"")
-s.close()
-check(until(lambda: linux_states(socket.AF_INET, remote[1], local[1]) == [TIME_WAIT])
-      and stat("taken-over") == taken,
-      "a socket shut down but not closed: the peer's FIN leaves Linux's TIME_WAIT, nothing taken over")
+s.shutdown(socket.SHUT_WR)
+until(lambda: p.recv(1) == b"")
+until(lambda: linux_states(socket.AF_INET, local[1], remote[1]) == [FIN_WAIT2])
 p.close()
+check(until(lambda: linux_states(socket.AF_INET, local[1], remote[1]) == [TIME_WAIT])
+      and stat("taken-over") == taken,
+      "an accepted socket shut down but not closed: the peer's FIN leaves Linux's TIME_WAIT, nothing taken over")
+s.close()
 lst.close()
 
 # A full table: the connection stays Linux's.
@@ -192,17 +195,21 @@ ynl.do("flush", {})
 with open("/proc/sys/net/rust_timewait/maxtcptw", "w") as f:
     f.write("0")
 
-# Another netns that did not ask: nothing taken there.
-taken = stat("taken-over")
-r = subprocess.run(["/usr/local/bin/ip", "netns", "exec", "other", "python3", "-c", """
+# Another netns, whose hooks are registered (takeover set, then cleared there) while this one
+# has takeover on: nothing taken there, by its own counter.
+r = subprocess.run(["/usr/local/bin/ip", "netns", "exec", "other", "sh", "-c", """
+echo 1 >/proc/sys/net/rust_timewait/takeover && echo 0 >/proc/sys/net/rust_timewait/takeover &&
+python3 -c '
 import socket, time
 lst = socket.socket(); lst.bind(("127.0.0.1", 0)); lst.listen(1)
 p = socket.socket(); p.connect(lst.getsockname()); s, _ = lst.accept()
 s.close(); time.sleep(0.5); p.close(); time.sleep(0.5)
 print(open("/proc/net/tcp").read().count(" 06 "))
+' && twctl --json stats | tr ',{}' '\\n\\n\\n' | grep taken_over
 """], capture_output=True, text=True)
-check(r.stdout.strip() == "1" and stat("taken-over") == taken,
-      f"a netns without takeover keeps Linux's TIME_WAIT ({r.stdout.strip()} {r.stderr.strip()})")
+out = r.stdout.split()
+check(len(out) >= 3 and out[0] == "1" and out[-1] == "0",
+      f"a netns with its hooks but takeover 0 keeps Linux's TIME_WAIT, takes nothing ({r.stdout.strip()} {r.stderr.strip()})")
 
 # Charged to the memory cgroup of whoever set takeover (D34, D47): nothing else runs there.
 CG = "/sys/fs/cgroup/rtwtk"
@@ -235,10 +242,8 @@ for c in pairs:
     c[0].close()
 check(until(lambda: stat("taken-over") == taken + n), f"{n} connections taken over")
 # Entries charged from softirq reach memory.stat with the periodic flush (every 2 s).
-time.sleep(4)
-s1 = cg_slab()
-check(s1 - s0 >= n * 64,
-      f"{n} takeover entries charged to the cgroup of the task that set takeover (slab {s0} -> {s1} bytes)")
+check(until(lambda: cg_slab() - s0 >= n * 64, 60),
+      f"{n} takeover entries charged to the cgroup of the task that set takeover (slab {s0} -> {cg_slab()} bytes)")
 ynl.do("flush", {})
 takeover(False)
 done()
