@@ -6,8 +6,9 @@
  * tcp_twstart() compresses every connection that enters TIME_WAIT, and so does this. The entry
  * holds what that socket holds (tcp_time_wait()'s copy of the connection); the socket goes as
  * a SYN that reuses its tuple makes it go (inet_twsk_deschedule_put, tcp_v4_rcv's TCP_TW_SYN).
- * The server's close() is the whole handoff: it pays nothing, waits for nothing, and the FIN
- * pays one established-hash lookup.
+ * The server's close() is the whole handoff: it pays nothing and waits for nothing; the FIN
+ * pays the socket early demux already found (or one established-hash lookup without it), a
+ * slab allocation and an insert.
  */
 #include <linux/memcontrol.h>
 #include <linux/sched/mm.h>
