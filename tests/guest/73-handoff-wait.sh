@@ -20,18 +20,9 @@ fin_timeout=$(cat /proc/sys/net/ipv4/tcp_fin_timeout)
 cat >/tmp/handoff-wait.py <<'EOF'
 import errno, socket, subprocess, time
 from lib import NlError
-from rtw_ynl import check, done, state, stat, ynl
+from rtw_ynl import check, done, state, stat, until, ynl
 
 FIN_WAIT1, FIN_WAIT2, TIME_WAIT, CLOSE, CLOSE_WAIT = 4, 5, 6, 7, 8
-
-
-def until(cond, secs=15):
-    end = time.time() + secs
-    while time.time() < end:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return cond()
 
 
 def handoff(*fds):

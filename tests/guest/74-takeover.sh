@@ -23,7 +23,7 @@ check "takeover takes 1 and 2" sh -c "echo 1 >$T && [ \$(cat $T) = 1 ] && echo 2
 cat >/tmp/takeover.py <<'EOF'
 import socket, subprocess, time
 from lib import NlError
-from rtw_ynl import check, done, stat, ynl
+from rtw_ynl import check, done, stat, until, ynl
 
 FIN_WAIT2, TIME_WAIT = 5, 6
 TAKEOVER = "/proc/sys/net/rust_timewait/takeover"
@@ -32,15 +32,6 @@ TAKEOVER = "/proc/sys/net/rust_timewait/takeover"
 def takeover(on):
     with open(TAKEOVER, "w") as f:
         f.write(str(int(on)))
-
-
-def until(cond, secs=15):
-    end = time.time() + secs
-    while time.time() < end:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return cond()
 
 
 def linux_states(fam, lport, rport):
@@ -65,8 +56,8 @@ def entry(fam, c):
         return None
 
 
-def closed_pair(fam, addr):
-    """A connection whose first end close()d and is in Linux's FIN_WAIT2; (peer, local, remote)."""
+def connection(fam=socket.AF_INET, addr="127.0.0.1"):
+    """A connection on loopback: (the connecting end, the accepted end); no listener left."""
     lst = socket.socket(fam)
     lst.bind((addr, 0))
     lst.listen(4)
@@ -74,6 +65,13 @@ def closed_pair(fam, addr):
     p.connect(lst.getsockname()[:2])
     s, _ = lst.accept()
     lst.close()
+    return p, s
+
+
+def closed_pair(fam, addr):
+    """A connection whose accepted end close()d (Linux's FIN_WAIT2 once the ACK is in);
+    (the connecting end, our address, the peer's)."""
+    p, s = connection(fam, addr)
     local, remote = s.getsockname()[:2], s.getpeername()[:2]
     s.sendall(b"reply")
     s.close()
@@ -123,12 +121,7 @@ for fam, addr, name in ((socket.AF_INET, "127.0.0.1", "IPv4"), (socket.AF_INET6,
 for mode in (1, 2):
     takeover(mode)
     taken = stat("taken-over")
-    lst = socket.socket()
-    lst.bind(("127.0.0.1", 0))
-    lst.listen(4)
-    p = socket.socket()
-    p.connect(lst.getsockname())
-    s, _ = lst.accept()
+    p, s = connection()
     local, remote = p.getsockname(), p.getpeername()
     p.close()
     until(lambda: linux_states(socket.AF_INET, local[1], remote[1]) == [FIN_WAIT2])
@@ -141,7 +134,6 @@ for mode in (1, 2):
         check(until(lambda: stat("taken-over") == taken + 1
                     and linux_states(socket.AF_INET, local[1], remote[1]) == []),
               "takeover 2, the connecting end: taken over, nothing of Linux's left")
-    lst.close()
 takeover(True)
 
 # Data and FIN in one segment after our close(): no FIN_WAIT2 completion; Linux resets.
@@ -159,12 +151,7 @@ check(until(lambda: linux_states(socket.AF_INET, c[1][1], c[2][1]) == [])
 # socket: Linux's.
 takeover(True)
 taken = stat("taken-over")
-lst = socket.socket()
-lst.bind(("127.0.0.1", 0))
-lst.listen(4)
-p = socket.socket()
-p.connect(lst.getsockname())
-s, _ = lst.accept()
+p, s = connection()
 local, remote = s.getsockname(), s.getpeername()
 s.shutdown(socket.SHUT_WR)
 until(lambda: p.recv(1) == b"")
@@ -174,7 +161,6 @@ check(until(lambda: linux_states(socket.AF_INET, local[1], remote[1]) == [TIME_W
       and stat("taken-over") == taken,
       "an accepted socket shut down but not closed: the peer's FIN leaves Linux's TIME_WAIT, nothing taken over")
 s.close()
-lst.close()
 
 # A full table: the connection stays Linux's.
 ynl.do("flush", {})
