@@ -266,8 +266,6 @@ int rtw_takeover(struct rtw_glue_net *gn, struct sk_buff *skb, const struct nf_h
 	 * A segment already past the hook on another CPU may still reach the socket and be
 	 * answered by it too (a duplicate ACK), or, once the socket is gone, by the stack (a RST
 	 * to a retransmission the entry would have ACKed), as in any handoff's last instant (D45).
-	 */
-	/*
 	 * Bottom halves off, as nf_tproxy_twsk_deschedule_put() does: a segment NFQUEUE hands
 	 * back runs the later hooks in process context, and the established hash's bucket lock
 	 * is also taken in softirq.
