@@ -156,7 +156,8 @@ void *rtw_glue_entry_alloc(__u8 family)
  * From the hook (takeover.c): no sleeping. Charged (SLAB_ACCOUNT) to the memory cgroup
  * takeover.c makes active; GFP_NOWAIT, not GFP_ATOMIC, whose __GFP_HIGH would charge past the
  * cgroup's limit and dip into the atomic reserves: at the limit the connection stays Linux's,
- * as an add there fails (D34, D47).
+ * as an add there fails (D34, D47). (takeover.c leaves alone the segments received under
+ * PF_MEMALLOC, which would force the charge.)
  */
 void *rtw_glue_entry_alloc_atomic(__u8 family)
 {

@@ -209,8 +209,12 @@ int rtw_takeover(struct rtw_glue_net *gn, struct sk_buff *skb, const struct nf_h
 	};
 	int err;
 
-	/* What tcp_v4_rcv/tcp_v6_rcv discard before any lookup: not addressed to this host. */
-	if (skb->pkt_type != PACKET_HOST)
+	/*
+	 * What tcp_v4_rcv/tcp_v6_rcv discard before any lookup: not addressed to this host. And
+	 * a segment received from the emergency reserves (swap over the network): its softirq
+	 * runs with PF_MEMALLOC, under which the memory cgroup would be charged past its limit.
+	 */
+	if (skb->pkt_type != PACKET_HOST || skb_pfmemalloc(skb))
 		return -EINVAL;
 	tw = rtw_takeover_lookup(net, skb, family, laddr, raddr, lport, rport);
 	if (!tw)
