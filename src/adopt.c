@@ -78,39 +78,47 @@ struct sock *rtw_adopt_fd(struct net *net, struct rtw_glue_entry *e, int *err,
 }
 
 /*
- * The established socket (or TIME_WAIT / request socket) for the entry's tuple, held. A socket
- * bound to a device is found only by that device (inet_sk_bound_dev_eq): the request names it
- * as bound-ifindex, or as ifindex for a link-local scope.
+ * The established socket (or TIME_WAIT / request socket) for a tuple, held, found as
+ * tcp_v4_rcv/tcp_v6_rcv find it, by the device and L3 master it is matched against (`dif`,
+ * `sdif`): adopt's lookup and takeover.c's. An IPv4 tuple also finds an IPv6 socket talking to
+ * an IPv4-mapped peer, and, the established hash comparing no family, a native IPv6 one with
+ * the same address pair: the caller tells them apart.
  */
-static struct sock *rtw_adopt_lookup(struct net *net, const struct rtw_glue_entry *e)
+struct sock *rtw_lookup_established(struct net *net, u8 family, const u8 *laddr,
+				    const u8 *raddr, u16 lport, u16 rport, int dif, int sdif)
 {
-	int dif = e->ifindex ?: e->conn.bound_ifindex;
-	/*
-	 * As sdif too: an unbound socket of the same tuple then matches only under
-	 * tcp_l3mdev_accept (inet_bound_dev_eq), instead of hiding the bound one.
-	 */
-	int sdif = e->conn.bound_ifindex;
-	struct sock *sk;
+	struct sock *sk = NULL;
 
 	rcu_read_lock();
-	if (e->family == AF_INET) {
+	if (family == AF_INET) {
 		__be32 l, r;
 
-		memcpy(&l, e->laddr, 4);
-		memcpy(&r, e->raddr, 4);
-		/* Also finds an IPv6 socket talking to an IPv4-mapped peer, as tcp_v4_rcv does. */
-		sk = __inet_lookup_established(net, r, htons(e->rport), l, e->lport, dif, sdif);
+		memcpy(&l, laddr, 4);
+		memcpy(&r, raddr, 4);
+		sk = __inet_lookup_established(net, r, htons(rport), l, lport, dif, sdif);
 	} else {
 #if IS_ENABLED(CONFIG_IPV6)
-		sk = __inet6_lookup_established(net, (const struct in6_addr *)e->raddr,
-						htons(e->rport), (const struct in6_addr *)e->laddr,
-						e->lport, dif, sdif);
-#else
-		sk = NULL;
+		sk = __inet6_lookup_established(net, (const struct in6_addr *)raddr, htons(rport),
+						(const struct in6_addr *)laddr, lport, dif, sdif);
 #endif
 	}
 	rcu_read_unlock();
 	return sk;
+}
+
+/*
+ * The socket for the entry's tuple, held. A socket bound to a device is found only by that
+ * device (inet_sk_bound_dev_eq): the request names it as bound-ifindex, or as ifindex for a
+ * link-local scope.
+ */
+static struct sock *rtw_adopt_lookup(struct net *net, const struct rtw_glue_entry *e)
+{
+	/*
+	 * As sdif too: an unbound socket of the same tuple then matches only under
+	 * tcp_l3mdev_accept (inet_bound_dev_eq), instead of hiding the bound one.
+	 */
+	return rtw_lookup_established(net, e->family, e->laddr, e->raddr, e->lport, e->rport,
+				      e->ifindex ?: e->conn.bound_ifindex, e->conn.bound_ifindex);
 }
 
 /*

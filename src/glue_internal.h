@@ -56,6 +56,8 @@ int rtw_adopt_check(struct sock *sk, bool before_fin);
 struct sock *rtw_adopt_fd(struct net *net, struct rtw_glue_entry *e, int *err,
 			  struct socket **keep);
 void rtw_adopt_unrepair(struct sock *sk);
+struct sock *rtw_lookup_established(struct net *net, u8 family, const u8 *laddr,
+				    const u8 *raddr, u16 lport, u16 rport, int dif, int sdif);
 
 /* handoff.c: a socket taken by fd and adopted when our FIN is acknowledged (process context). */
 struct rtw_handoff;

@@ -69,31 +69,20 @@ static struct inet_timewait_sock *rtw_takeover_lookup(struct net *net, struct sk
 	 */
 	if (sk) {
 		if (sk->sk_state != TCP_TIME_WAIT ||
-		    (family == AF_INET && sk->sk_family == AF_INET6 &&
-		     !ipv6_addr_v4mapped(&sk->sk_v6_daddr)) ||
 		    hlist_nulls_unhashed_lockless(&sk->sk_nulls_node) ||
 		    !refcount_inc_not_zero(&sk->sk_refcnt))
 			return NULL;
-	} else if (family == AF_INET) {
-		__be32 l, r;
-
-		memcpy(&l, laddr, 4);
-		memcpy(&r, raddr, 4);
-		sk = __inet_lookup_established(net, r, htons(rport), l, lport, inet_iif(skb),
-					       inet_sdif(skb));
 	} else {
-#if IS_ENABLED(CONFIG_IPV6)
-		sk = __inet6_lookup_established(net, (const struct in6_addr *)raddr, htons(rport),
-						(const struct in6_addr *)laddr, lport,
-						inet6_iif(skb), inet6_sdif(skb));
-#endif
+		sk = rtw_lookup_established(net, family, laddr, raddr, lport, rport,
+					    family == AF_INET ? inet_iif(skb) : inet6_iif(skb),
+					    family == AF_INET ? inet_sdif(skb) : inet6_sdif(skb));
+		if (!sk)
+			return NULL;
 	}
-	if (!sk)
-		return NULL;
 	/*
 	 * A full socket (not closed, or closed with our FIN unacknowledged), a request one, or,
-	 * for an IPv4 segment, a native IPv6 one that matched by its address pair alone (the
-	 * established hash compares no family: adopt.c refuses it too).
+	 * for an IPv4 segment, a native IPv6 one that matched by its address pair alone (adopt.c
+	 * refuses it too).
 	 */
 	if (sk->sk_state != TCP_TIME_WAIT ||
 	    (family == AF_INET && sk->sk_family == AF_INET6 &&

@@ -266,21 +266,29 @@ pub(crate) struct SlabBox<A: Addr> {
 }
 
 impl<A: Addr> SlabBox<A> {
-    /// Allocate (GFP_KERNEL) and initialise.
+    /// Allocate (GFP_KERNEL, process context) and initialise.
     pub(crate) fn new(e: Entry<A>) -> Result<Self> {
-        // SAFETY: no preconditions; process context.
-        let p = NonNull::new(unsafe { ffi::rtw_glue_entry_alloc(A::FAMILY.af()) }.cast::<Entry<A>>()).ok_or(ENOMEM)?;
-        // SAFETY: a fresh object of the family's cache, created with `Entry<A>`'s size and
-        // alignment (`entry_layouts`).
-        unsafe { p.as_ptr().write(e) };
-        Ok(SlabBox { ptr: p })
+        Self::alloc(e, false)
     }
 
     /// Allocate without sleeping (the hook, softirq) and initialise.
     pub(crate) fn new_atomic(e: Entry<A>) -> Result<Self> {
-        // SAFETY: no preconditions; any context.
-        let p = NonNull::new(unsafe { ffi::rtw_glue_entry_alloc_atomic(A::FAMILY.af()) }.cast::<Entry<A>>()).ok_or(ENOMEM)?;
-        // SAFETY: as in `new`.
+        Self::alloc(e, true)
+    }
+
+    fn alloc(e: Entry<A>, atomic: bool) -> Result<Self> {
+        // SAFETY: no preconditions; the sleeping one is asked for by `new`, whose callers are
+        // in process context.
+        let raw = unsafe {
+            if atomic {
+                ffi::rtw_glue_entry_alloc_atomic(A::FAMILY.af())
+            } else {
+                ffi::rtw_glue_entry_alloc(A::FAMILY.af())
+            }
+        };
+        let p = NonNull::new(raw.cast::<Entry<A>>()).ok_or(ENOMEM)?;
+        // SAFETY: a fresh object of the family's cache, created with `Entry<A>`'s size and
+        // alignment (`entry_layouts`).
         unsafe { p.as_ptr().write(e) };
         Ok(SlabBox { ptr: p })
     }
