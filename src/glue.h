@@ -225,8 +225,11 @@ void rtw_rs_net_exit(void *rs);
 unsigned int rtw_rs_hook(void *rs, const struct rtw_glue_pkt *pkt, void *entry);
 void rtw_rs_reap(void *rs);
 int rtw_rs_add(void *rs, const struct rtw_glue_entry *e, bool replace);
-/* Softirq (takeover.c): add `e` if its tuple is free and the table has room, nothing else. */
-int rtw_rs_take_over(void *rs, const struct rtw_glue_entry *e);
+/*
+ * Softirq (takeover.c): add `e` if its tuple is free and the table has room, nothing else; the
+ * entry added, for the hook to process the segment with (valid for the caller's RCU section).
+ */
+int rtw_rs_take_over(void *rs, const struct rtw_glue_entry *e, void **entry);
 int rtw_rs_del(void *rs, const struct rtw_glue_entry *key);
 int rtw_rs_get(void *rs, struct rtw_glue_entry *e);
 /* A walked entry (under RCU) as it crosses netlink; -ENOENT if it is gone or expired. */

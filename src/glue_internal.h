@@ -70,11 +70,12 @@ void rtw_handoff_exit(void);
 
 /*
  * takeover.c: the peer's FIN to a connection Linux holds in FIN_WAIT2 after the server's
- * close() turns it into an entry (the hook, softirq, RCU read side); 0 if it did.
+ * close() turns it into an entry (the hook, softirq, RCU read side); 0 and the entry in
+ * `*entry` if it did.
  */
 int rtw_takeover(struct rtw_glue_net *gn, struct sk_buff *skb, const struct nf_hook_state *state,
 		 u8 family, unsigned int thoff, const struct tcphdr *th, const u8 *laddr,
-		 const u8 *raddr, u16 lport, u16 rport, int mode);
+		 const u8 *raddr, u16 lport, u16 rport, int mode, void **entry);
 int rtw_takeover_sysctl(struct rtw_glue_net *gn, int val);
 void rtw_takeover_net_exit(struct rtw_glue_net *gn);
 

@@ -413,11 +413,17 @@ unsigned int rtw_hook(void *priv, struct sk_buff *skb, const struct nf_hook_stat
 		takeover = READ_ONCE(gn->sysctl[RTW_GLUE_SYSCTL_TAKEOVER]);
 		if (!takeover)
 			return NF_ACCEPT;
-		if (rtw_takeover(gn, skb, state, family, thoff, th, local, remote,
-				 family == AF_INET ? key.v4.lport : key.v6.lport,
-				 family == AF_INET ? key.v4.rport : key.v6.rport, takeover) == -EPERM)
+		switch (rtw_takeover(gn, skb, state, family, thoff, th, local, remote,
+				     family == AF_INET ? key.v4.lport : key.v6.lport,
+				     family == AF_INET ? key.v4.rport : key.v6.rport, takeover,
+				     &entry)) {
+		case 0:
+			/* Past the IPsec policy already (rtw_takeover). */
+			return rtw_hook_hit(gn, skb, state, entry, family, off, thoff, ext_len);
+		case -EPERM:
 			return NF_DROP;
-		/* Taken over, here or, a copy of the FIN, on another CPU just now. */
+		}
+		/* Perhaps taken over by a copy of the FIN on another CPU just now. */
 		entry = rtw_hook_lookup(gn, state, family, &key, l3index);
 		if (!entry)
 			return NF_ACCEPT;

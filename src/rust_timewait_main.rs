@@ -302,20 +302,32 @@ pub unsafe extern "C" fn rtw_rs_add(rs: *mut c_void, e: *const ffi::rtw_glue_ent
 }
 
 /// Add one entry taken over from Linux's own FIN_WAIT2 socket (takeover.c, the hook); returns
-/// 0 or a negative errno.
+/// 0 and the entry in `*entry` (for the hook to hand the FIN at once, as a lookup's result), or
+/// a negative errno.
 ///
 /// # Safety
 ///
-/// `rs` is live; `e` points to a valid entry.
+/// `rs` is live; `e` points to a valid entry; `entry` is writable; the caller is in an RCU
+/// read-side critical section (the hook's), which keeps `*entry` allocated until it ends.
 #[no_mangle]
-pub unsafe extern "C" fn rtw_rs_take_over(rs: *mut c_void, e: *const ffi::rtw_glue_entry) -> c_int {
+pub unsafe extern "C" fn rtw_rs_take_over(rs: *mut c_void, e: *const ffi::rtw_glue_entry, entry: *mut *mut c_void) -> c_int {
     // SAFETY: the caller guarantees both pointers.
     let (st, g) = unsafe { (state(rs), &*e) };
-    errno(match Family::from_af(g.family) {
-        Some(Family::V4) => st.take_over(key_of::<V4>(g), g.ifindex, &state_of(g), g.ts_offset, sys::conn_from_glue(&g.conn)),
-        Some(Family::V6) => st.take_over(key_of::<V6>(g), g.ifindex, &state_of(g), g.ts_offset, sys::conn_from_glue(&g.conn)),
+    // Nested in the caller's read-side section: it only ties the entry's lifetime to it.
+    let rcu = rcu::read_lock();
+    let taken = match Family::from_af(g.family) {
+        Some(Family::V4) => st
+            .take_over(key_of::<V4>(g), g.ifindex, &state_of(g), g.ts_offset, sys::conn_from_glue(&g.conn), &rcu)
+            .map(|e| core::ptr::from_ref(e).cast_mut().cast::<c_void>()),
+        Some(Family::V6) => st
+            .take_over(key_of::<V6>(g), g.ifindex, &state_of(g), g.ts_offset, sys::conn_from_glue(&g.conn), &rcu)
+            .map(|e| core::ptr::from_ref(e).cast_mut().cast::<c_void>()),
         None => Err(EINVAL),
-    })
+    };
+    errno(taken.map(|p| {
+        // SAFETY: `entry` is writable (caller's contract).
+        unsafe { *entry = p };
+    }))
 }
 
 /// Delete one entry by key.

@@ -180,13 +180,14 @@ static bool rtw_takeover_fin_ok(struct sk_buff *skb, unsigned int thoff,
 }
 
 /*
- * 0: the entry is in the table. -EPERM: the IPsec input policy refuses the segment (the caller
+ * 0: the entry is in the table, and in `*entry`, valid for the hook's RCU read-side section
+ * (the segment is the IPsec policy's and the checksum's already). -EPERM: the IPsec input policy refuses the segment (the caller
  * drops it, as tcp_v4_rcv would: Linux's timewait socket never sees it). Any other error: the
  * segment is not taken over (another CPU may have done it: the caller looks again).
  */
 int rtw_takeover(struct rtw_glue_net *gn, struct sk_buff *skb, const struct nf_hook_state *state,
 		 u8 family, unsigned int thoff, const struct tcphdr *th, const u8 *laddr,
-		 const u8 *raddr, u16 lport, u16 rport, int mode)
+		 const u8 *raddr, u16 lport, u16 rport, int mode, void **entry)
 {
 	struct net *net = state->net;
 	struct inet_timewait_sock *tw;
@@ -246,7 +247,7 @@ int rtw_takeover(struct rtw_glue_net *gn, struct sk_buff *skb, const struct nf_h
 	rcu_read_lock();
 	memcg = rcu_dereference(gn->takeover_memcg);
 	old = set_active_memcg(memcg);
-	err = rtw_rs_take_over(gn->rs, &e);
+	err = rtw_rs_take_over(gn->rs, &e, entry);
 	set_active_memcg(old);
 	rcu_read_unlock();
 	if (err) {

@@ -405,12 +405,14 @@ impl NetState {
                 self.recycle_one(&timeouts);
             }
         }
+        let rcu = rcu::read_lock();
         let mut guard = self.tables.lock(stripe);
         // Read under the stripe lock: entries of one FIFO are stamped in the order they join it.
         let now_us = clock_us();
         b.get_mut().start = now_us;
-        guard.insert(b).map_err(|(err, _b)| err)?;
+        guard.insert(b, &rcu).map_err(|(err, _b)| err)?;
         drop(guard);
+        drop(rcu);
         self.bump(Stat::Added);
         self.glue.arm_reaper(jiffies_after_us(timeouts.of(state.substate)));
         Ok(())
@@ -419,7 +421,15 @@ impl NetState {
     /// Add an entry taken over from Linux's FIN_WAIT2 timewait socket at the peer's FIN (the
     /// hook, softirq; takeover.c, D47). Nothing here sleeps, reaps or recycles: a table at its
     /// capacity leaves the connection to Linux, as a busy tuple does.
-    pub(crate) fn take_over<A: Addr>(&self, key: Key<A>, ifindex: u32, state: &EntryState, ts_offset: u32, conn: Conn) -> Result {
+    pub(crate) fn take_over<'g, A: Addr>(
+        &self,
+        key: Key<A>,
+        ifindex: u32,
+        state: &EntryState,
+        ts_offset: u32,
+        conn: Conn,
+        rcu: &'g rcu::Guard,
+    ) -> Result<&'g Entry<A>> {
         self.check_nolocal(&key)?;
         if self.tables.len() >= self.capacity() as usize {
             return Err(ENOSPC);
@@ -430,17 +440,16 @@ impl NetState {
         let stripe = self.tables.stripe_of(&key);
         // One stripe lock hold: an entry past its expiry gives the tuple up, a live one keeps
         // it (EEXIST).
-        let rcu = rcu::read_lock();
         let mut guard = self.tables.lock(stripe);
-        self.free_tuple(&mut guard, &rcu, &key, &timeouts, false)?;
+        self.free_tuple(&mut guard, rcu, &key, &timeouts, false)?;
         b.get_mut().start = clock_us();
-        guard.insert(b).map_err(|(err, _b)| err)?;
+        let entry = guard.insert(b, rcu).map_err(|(err, _b)| err)?;
         drop(guard);
-        drop(rcu);
         self.bump(Stat::Added);
         self.bump(Stat::TakenOver);
         self.glue.arm_reaper(jiffies_after_us(timeouts.of(state.substate)));
-        Ok(())
+        // The hook answers the FIN through it at once, without looking it up again.
+        Ok(entry)
     }
 
     /// The seed's in_localip() under `nolocaltimewait`: a local peer has its own TIME_WAIT to

@@ -159,9 +159,10 @@ impl<'a> StripeGuard<'a> {
         linked.then_some(Occupied { guard: self, entry: e })
     }
 
-    /// Publish `b` (whose key this stripe guards) on the FIFO of its substate.
+    /// Publish `b` (whose key this stripe guards) on the FIFO of its substate; the published
+    /// entry stays allocated for as long as `_rcu` (as any entry a lookup finds).
     /// On failure (`EEXIST`, or the hash could not grow) the entry comes back.
-    pub(crate) fn insert<A: Addr>(&mut self, b: SlabBox<A>) -> core::result::Result<(), (Error, SlabBox<A>)> {
+    pub(crate) fn insert<'g, A: Addr>(&mut self, b: SlabBox<A>, _rcu: &'g rcu::Guard) -> core::result::Result<&'g Entry<A>, (Error, SlabBox<A>)> {
         // SAFETY: `b` owns the unpublished entry.
         let m = unsafe { b.entry().mutable() };
         if self.tables.stripe_of(&b.entry().key) != self.stripe {
@@ -179,9 +180,12 @@ impl<'a> StripeGuard<'a> {
             unsafe { b.entry().mutable() }.flags &= !flag::LINKED;
             return Err((Error::from_errno(err), b));
         }
-        // Owned by the table now; freed by `Occupied::remove`.
+        // Owned by the table now; freed by `Occupied::remove`, after a grace period.
+        let p = b.as_ptr();
         core::mem::forget(b);
-        Ok(())
+        // SAFETY: published above; removed entries are freed only after a grace period, and
+        // `_rcu` keeps the caller in a read-side critical section for `'g`.
+        Ok(unsafe { &*p })
     }
 
     /// The oldest entry of a family's FIFO for a timeout class in this stripe.
@@ -353,8 +357,9 @@ mod tests {
 
         fn add(&self, port: u16, start: u32, sub: Substate) -> bool {
             let Ok(b) = SlabBox::new(Entry::new(key(port), &state(sub), 0, Default::default(), start, ())) else { return false };
+            let rcu = rcu::read_lock();
             let mut g = self.0.lock(self.0.stripe_of(&key(port)));
-            g.insert(b).is_ok()
+            g.insert(b, &rcu).is_ok()
         }
 
         fn remove(&self, port: u16) -> bool {

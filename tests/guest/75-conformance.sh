@@ -111,10 +111,14 @@ variant() {
 	esac
 	if [ "$var" != ours ]; then
 		rtw-script -c "$dst" -t hello $w $h $q >$base.app 2>&1
+		rc=$?
+		touch $base.go.closed
 	else
+		# The handoff waits for FIN_WAIT2: the peer's ACK goes at once.
+		touch $base.go.closed
 		rtw-script -c "$dst" -t hello $w $q -- twctl handoff --fd 3 --shutdown >$base.app 2>&1
+		rc=$?
 	fi
-	rc=$?
 	echo "$(rtw-script -M) exit $rc" >>$base.app
 	$SS -tinH "( dport = :$port )" 2>/dev/null | sed 's/^/ss: /' >>$base.app
 	# What each side should hold now, before the peer is let go. Linux's close() returns
@@ -125,6 +129,9 @@ variant() {
 		sleep 0.1; t=$((t + 1))
 	done
 	sock=$($SS -tanH "( dport = :$port )" 2>/dev/null | awk '{ print $1 }' | head -n1)
+	# A FIN_WAIT2 socket of Linux's is a timewait one (ss shows its substate), with its timer.
+	[ "$sock" != FIN-WAIT-2 ] || $SS -tanoH "( dport = :$port )" 2>/dev/null | grep -q 'timer:(timewait' ||
+		echo "setup: $var Linux kept a full FIN_WAIT2 socket, not a timewait one: $($SS -tanoH "( dport = :$port )" 2>/dev/null | head -n1)" >>$base.setup
 	entry=$(twctl list 2>/dev/null | grep ":$port " | awk '{ print $1 }' | head -n1)
 	want_rc=0 want_sock=FIN-WAIT-2 want_entry=""
 	[ "$var" = ours ] && want_sock="" want_entry=FIN-WAIT-2
@@ -168,7 +175,7 @@ run_case() {
 		variant takeover $((port + 1000))
 		t0=$(($(stat taken_over) - t0))
 		[ ! -f $W/$id.finfirst ] || [ $t0 -ge 1 ] ||
-			echo "$t0" >$W/$id.missed
+			echo "setup: the completing FIN (the first step) took nothing over" >>$W/$id.takeover.setup
 		return
 	fi
 	(variant linux $port) &
@@ -207,8 +214,6 @@ report() {
 	else
 		verdict=MISMATCH
 	fi
-	[ ! -f $W/$id.missed ] ||
-		echo "rtw-conf: note $cid|its first step, the completing FIN, took nothing over"
 	echo "rtw-conf: verdict $cid|$verdict|$ref"
 	if [ $verdict = MISMATCH ]; then
 		not_ok "conformance $cid ($rows, $fam, $opt): MISMATCH"
@@ -279,6 +284,11 @@ c() {
 		close)
 			echo "wait A ack"      # the handshake's ACK
 			echo "wait F ack"      # the data (acknowledged at once) and the host's FIN
+			# Until close() has returned: an ACK that meets the socket still owned by
+			# close() is processed from its backlog, where Linux keeps a full FIN_WAIT2
+			# socket (tcp_rcv_state_process, FIN_WAIT1 under sock_owned_by_user) in
+			# place of the timewait one its TIME_WAIT (and the takeover) works from.
+			echo "sync closed"
 			echo "send A"          # acknowledge them: FIN_WAIT2
 			echo "sync"            # the runner checked both sides
 			echo "show" ;;
@@ -880,14 +890,11 @@ cases
 flush_pool
 echo 0 >/proc/sys/net/rust_timewait/takeover
 taken=$(($(stat taken_over) - taken))
-# Each such case is checked on its own (run_case); this says the pass had them.
-missed=$(ls $W/*.missed 2>/dev/null | wc -l)
-diag "takeover pass: $taken taken over, $tk_fin cases whose first step is the completing FIN, $missed of them took nothing over"
+# Each such case is checked on its own (run_case: one that took nothing over is a MISMATCH);
+# this says the pass had them.
+diag "takeover pass: $taken taken over, $tk_fin cases whose first step is the completing FIN"
 [ -n "$filter" ] || check "the takeover pass had cases that begin with the completing FIN ($tk_fin)" [ "$tk_fin" -gt 40 ]
-# One of them taking nothing over was seen once in seven runs (a GFP_NOWAIT allocation failing
-# leaves the connection to Linux, as D47 says): each is noted in docs/conformance.md, and the
-# pass as a whole must have taken over at least as many as there are such cases.
-check "the takeover pass took over at least one connection per such case ($taken >= $tk_fin; $missed missed)" [ "$taken" -ge "$tk_fin" ]
+check "the takeover pass took over at least one connection per such case ($taken >= $tk_fin)" [ "$taken" -ge "$tk_fin" ]
 
 echo "$old_rl" >/proc/sys/net/ipv4/tcp_invalid_ratelimit
 echo "$old_1337" >/proc/sys/net/ipv4/tcp_rfc1337

@@ -52,7 +52,7 @@
  *   expect [MS]                  print what arrives within MS ms (default 300), or "< none"
  *   seen FLAGS                   print whether a segment with these flags came before `show`
  *   sleep MS | tick N            wait (what arrives meanwhile is printed); advance our clock
- *   sync                         wait until GOFILE exists (the runner's go-ahead)
+ *   sync [NAME]                  wait until GOFILE (or GOFILE.NAME) exists (the runner's go-ahead)
  *   show                         from here on, print sends and replies as compared lines
  * Compared lines start with '>' (sent), '<' (received) or '=' (seen); other output starts
  * with '#' (before `show`: with the time in ms). A step that fails prints "error: ..." and exits 1.
@@ -85,6 +85,7 @@
 #include <linux/filter.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
+#include <limits.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -1039,12 +1040,19 @@ static int peer_main(const char *ifname, const char *mac, const char *src, const
 		else if (IS("tick"))
 			p.tsv += (uint32_t)strtoul(args, NULL, 0);
 		else if (IS("sync")) {
+			char path[PATH_MAX];
 			struct stat st;
 			long long end = mono_ms() + 30000;
 
-			while (!p.gofile || stat(p.gofile, &st) != 0) {
+			if (!p.gofile)
+				fail("sync without -g");
+			/* "sync NAME": the go-ahead GOFILE.NAME, one of several in a script. */
+			if (snprintf(path, sizeof(path), *args ? "%s.%s" : "%s", p.gofile, args) >=
+			    (int)sizeof(path))
+				fail("go-ahead path too long");
+			while (stat(path, &st) != 0) {
 				if (mono_ms() > end)
-					fail("no go-ahead (%s) within 30 s", p.gofile ? p.gofile : "no -g");
+					fail("no go-ahead (%s) within 30 s", path);
 				sleep_ms(10);
 			}
 		} else if (IS("show")) {
