@@ -221,7 +221,10 @@ int rtw_glue_reply_send(void *ctx, void *dst, const struct rtw_glue_conn *conn, 
 /* Implemented in Rust (src/rust_timewait_main.rs). */
 void *rtw_rs_net_init(struct rtw_glue_net *gn, struct rtw_glue_tables *tables);
 void rtw_rs_net_exit(void *rs);
-/* `entry` was found for the segment's tuple by rtw_glue_table_lookup, under RCU. */
+/*
+ * `entry` was found for the segment's tuple by rtw_glue_table_lookup, or added for it by
+ * rtw_rs_take_over, in the RCU read-side section the call runs in.
+ */
 unsigned int rtw_rs_hook(void *rs, const struct rtw_glue_pkt *pkt, void *entry);
 void rtw_rs_reap(void *rs);
 int rtw_rs_add(void *rs, const struct rtw_glue_entry *e, bool replace);

@@ -218,7 +218,8 @@ pub unsafe extern "C" fn rtw_rs_net_exit(rs: *mut c_void) {
 ///
 /// `rs` is live; `pkt` points to a valid `rtw_glue_pkt` whose `head` has `head_len` readable
 /// bytes and whose `ctx` is valid for this call; `entry` was found in the table of `pkt`'s
-/// family by `rtw_glue_table_lookup` within the RCU read-side critical section the call runs in.
+/// family by `rtw_glue_table_lookup`, or added to it by `rtw_rs_take_over`, within the RCU
+/// read-side critical section the call runs in.
 #[no_mangle]
 pub unsafe extern "C" fn rtw_rs_hook(rs: *mut c_void, pkt: *const ffi::rtw_glue_pkt, entry: *mut c_void) -> c_uint {
     // SAFETY: the caller guarantees `pkt` is valid for the call.
@@ -253,8 +254,8 @@ pub unsafe extern "C" fn rtw_rs_hook(rs: *mut c_void, pkt: *const ffi::rtw_glue_
         dsfield: pkt.dsfield,
     };
     let action = match (family, pkt.output) {
-        // SAFETY: `entry` is an entry of the IPv4 table found under the RCU read lock that
-        // `rcu` stands for (caller's contract).
+        // SAFETY: `entry` is an entry of the IPv4 table found (or added) under the RCU read
+        // lock that `rcu` stands for (caller's contract).
         (Some(Family::V4), output) => unsafe { table::entry_from_glue::<V4>(entry, &rcu) }.map(|e| {
             if output {
                 st.local_connect(&seg, pkt.ifindex, pkt.bound_port, e)
@@ -380,8 +381,8 @@ pub unsafe extern "C" fn rtw_rs_export(rs: *mut c_void, family: u8, entry: *mut 
     // SAFETY: the caller guarantees `rs` and `out`.
     let (st, g) = unsafe { (state(rs), &mut *out) };
     errno(match Family::from_af(family) {
-        // SAFETY: `entry` is an entry of the IPv4 table found under the RCU read lock that
-        // `rcu` stands for (caller's contract).
+        // SAFETY: `entry` is an entry of the IPv4 table found (or added) under the RCU read
+        // lock that `rcu` stands for (caller's contract).
         Some(Family::V4) => unsafe { table::entry_from_glue::<V4>(entry, &rcu) }
             .ok_or(ENOENT)
             .and_then(|e| st.snapshot(e).map(|s| fill(&e.key, &s, g))),

@@ -148,8 +148,9 @@ impl Drop for StripeGuard<'_> {
 
 impl<'a> StripeGuard<'a> {
     /// The entry, if it is still in the table and this stripe guards it. `e` must come from
-    /// a lookup in these same tables (every caller's does): an entry of another netns's table
-    /// that happened to share the stripe index would pass the checks below.
+    /// a lookup in, or an insert into, these same tables (every caller's does): an entry of
+    /// another netns's table that happened to share the stripe index would pass the checks
+    /// below.
     pub(crate) fn occupied<'g, A: Addr>(&'g mut self, e: &'g Entry<A>) -> Option<Occupied<'g, 'a, A>> {
         if self.tables.stripe_of(&e.key) != self.stripe {
             return None;
