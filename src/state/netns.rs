@@ -439,11 +439,18 @@ impl NetState {
         let timeouts = self.timeouts();
         let stripe = self.tables.stripe_of(&key);
         // One stripe lock hold: an entry past its expiry gives the tuple up, a live one keeps
-        // it (EEXIST).
+        // it (EEXIST). The insert looks the tuple up itself, so the common case (no entry) costs
+        // one lookup, not two.
         let mut guard = self.tables.lock(stripe);
-        self.free_tuple(&mut guard, rcu, &key, &timeouts, false)?;
         b.get_mut().start = clock_us();
-        let entry = guard.insert(b, rcu).map_err(|(err, _b)| err)?;
+        let entry = match guard.insert(b, rcu) {
+            Ok(entry) => entry,
+            Err((err, b)) if err == EEXIST => {
+                self.free_tuple(&mut guard, rcu, &key, &timeouts, false)?;
+                guard.insert(b, rcu).map_err(|(err, _b)| err)?
+            }
+            Err((err, _b)) => return Err(err),
+        };
         drop(guard);
         self.bump(Stat::Added);
         self.bump(Stat::TakenOver);

@@ -5,8 +5,9 @@
 #   veth, with 1M entries in the table against the module not loaded, and the memory per entry;
 # - per call, in the kernel (src/bench.c, through /sys/kernel/debug/rust_timewait/bench): the
 #   hook against Linux's own lookup, two vCPUs, growth, reaping;
-# - a server closing its connections with the non-blocking handoff against close()
-#   (handoff_vs_close, twctl/examples/handoff_server.rs).
+# - a server closing its connections with the non-blocking handoff against the same server
+#   closing them with close(), the two side by side (handoff_vs_close,
+#   twctl/examples/handoff_server.rs).
 # Every result line is "rtw-bench: <figure> min=.. median=.. max=.. <unit>"; "rtw-bench-note:"
 # lines carry the absolute values behind a figure.
 . /tests/net.inc
@@ -29,14 +30,14 @@ RR=$((5000 / (scale > 10 ? 10 : scale)))
 # enough for a median to stand against the host's slow stretches.
 CYCLES=9
 ECHO_PORT=7000
-# handoff_vs_close: connections timed per sample (the server serves until this many are done and
-# times the last nine tenths), client threads, how long a client keeps a finished connection
-# open before it closes (longer than Linux's 40 ms delayed ACK, so the server's FIN is
+# handoff_vs_close: connections timed per sample (each server serves until this many are done
+# and times the last nine tenths), client threads per server, how long a client keeps a finished
+# connection open before it closes (longer than Linux's 40 ms delayed ACK, so the server's FIN is
 # acknowledged on its own and the socket reaches FIN_WAIT2, as with a browser or a client pool).
 HC=$((8000 / (scale > 10 ? 10 : scale)))
 HC_CLIENTS=4
-# Cycles for handoff_vs_close, whose samples vary by ±10 % on a loaded host: more of them than
-# of the reported handoff figures, so its median moves less.
+# Samples of handoff_vs_close: more of them than of the reported handoff figures, so its median
+# moves less.
 HC_CYCLES=21
 HC_HOLD_MS=300
 HC_PORT=7100
@@ -75,94 +76,162 @@ slab() { cut -d' ' -f1 /sys/kernel/slab/rust_timewait4/$1; }
 # both sides.
 ratios() { echo "$1" | awk -v l="$2" '{ n = split(l, L, " "); for (i = 1; i <= n; i++) {
 	d = ($i + $(i + 1)) / 2; printf "%.4f ", d ? L[i] / d : 0 } }'; }
-# tcpext NAME: a TcpExt counter of /proc/net/netstat.
-tcpext() { awk -v k="$1" '/^TcpExt:/ { if (!n) { for (i = 2; i <= NF; i++) c[i] = $i; n = 1 }
-	else for (i = 2; i <= NF; i++) if (c[i] == k) print $i }' /proc/net/netstat; }
+# tcpext NAME: a TcpExt counter of /proc/net/netstat (TCPEXT: the program, for other netns).
+TCPEXT='/^TcpExt:/ { if (!n) { for (i = 2; i <= NF; i++) c[i] = $i; n = 1 }
+	else for (i = 2; i <= NF; i++) if (c[i] == k) print $i }'
+tcpext() { awk -v k="$1" "$TCPEXT" /proc/net/netstat; }
 
-# handoff_sample MODE: one run of the event-loop server on a fresh port (--loop: close(),
-# --takeover: close() with net.rust_timewait.takeover set, --batch: HandoffBatch, the wait in
-# the kernel; --queue: HandoffQueue, the wait in userspace) under the client load from the peer
-# netns; prints its connections/s.
-handoff_sample() {
-	HC_PORT=$((HC_PORT + 1))
-	mode=$1 takeover=0
+# The second server netns, srv2 (10.9.2.1), which the peer netns reaches through veth2/veth3
+# (10.9.2.2): each handoff sample runs two servers at once, one here and one there, each under a
+# client load of its own, so whatever the host does to the guest meanwhile it does to both.
+S2=10.9.2.1 S2P=10.9.2.2
+pair_up() {
+	$IP netns add srv2
+	$IP link add veth2 type veth peer name veth3
+	$IP link set veth2 netns srv2
+	$IP link set veth3 netns peer
+	$IP netns exec srv2 ip link set lo up
+	$IP netns exec srv2 ip addr add $S2/24 dev veth2
+	$IP netns exec srv2 ip link set veth2 up
+	$IP netns exec peer ip addr add $S2P/24 dev veth3
+	$IP netns exec peer ip link set veth3 up
+}
+pair_down() {
+	$IP netns del srv2 2>/dev/null
+}
+# side N CMD...: CMD in side N's netns (0: this one, 1: srv2).
+side() {
+	if [ "$1" = 0 ]; then shift; "$@"; else shift; $IP netns exec srv2 "$@"; fi
+}
+# side_sysctl N PATH VALUE (PATH under /proc/sys).
+side_sysctl() { side "$1" sh -c "echo $3 >/proc/sys/$2"; }
+
+# serve N MODE PORT: side N's server (--loop: close(), --takeover: close() with
+# net.rust_timewait.takeover set there, --batch: HandoffBatch, the wait in the kernel; --queue:
+# HandoffQueue, the wait in userspace) on PORT, in the background, output in /tmp/hsN.*.
+serve() {
+	mode=$2 takeover=0
 	[ "$mode" != --takeover ] || mode=--loop takeover=1
-	echo $takeover >/proc/sys/net/rust_timewait/takeover
-	handoff_server $H4:$HC_PORT $HC $mode >/tmp/hs.out 2>/tmp/hs.err &
-	srv=$!
+	side_sysctl $1 net/rust_timewait/takeover $takeover
+	side $1 handoff_server $(addr_of $1):$3 $HC $mode --until /tmp/hs.stop >/tmp/hs$1.out 2>/tmp/hs$1.err &
+}
+addr_of() { [ "$1" = 0 ] && echo $H4 || echo $S2; }
+
+# pair_sample MODE0 MODE1 PORT: both servers at once on PORT, under the same client load each
+# (4 client threads in the peer netns, one set per server); each keeps serving, untimed, until
+# the other has its window too. Prints "RATE0 RATE1" (connections/s).
+pair_sample() {
+	rm -f /tmp/hs.stop /tmp/hs0.* /tmp/hs1.* /tmp/hl0.out /tmp/hl1.out
+	serve 0 $1 $3
+	s0=$!
+	serve 1 $2 $3
+	s1=$!
+	for n in 0 1; do
+		i=0
+		until side $n $SS -ltnH | grep -q "$(addr_of $n):$3 "; do
+			i=$((i + 1))
+			[ $i -lt 600 ] || break
+			sleep 0.05
+		done
+	done
+	$IP netns exec peer handoff_server --load $H4:$3 $HC_CLIENTS $HC_HOLD_MS >/tmp/hl0.out &
+	l0=$!
+	$IP netns exec peer handoff_server --load $S2:$3 $HC_CLIENTS $HC_HOLD_MS >/tmp/hl1.out &
+	l1=$!
 	i=0
-	until $SS -ltnH | grep -q "$H4:$HC_PORT "; do
+	until grep -q '^window full' /tmp/hs0.out 2>/dev/null && grep -q '^window full' /tmp/hs1.out 2>/dev/null; do
 		i=$((i + 1))
-		[ $i -lt 600 ] || break
+		[ $i -lt 6000 ] || break
+		kill -0 $s0 2>/dev/null && kill -0 $s1 2>/dev/null || break
 		sleep 0.05
 	done
-	$IP netns exec peer handoff_server --load $H4:$HC_PORT $HC_CLIENTS $HC_HOLD_MS >/tmp/hl.out &
-	load=$!
-	wait $srv
-	rc=$?
-	wait $load
-	echo 0 >/proc/sys/net/rust_timewait/takeover
-	echo "rtw-bench-note: handoff_vs_close sample mode=${1#--} rc=$rc $(grep '^rate' /tmp/hs.out | sed 's/^rate //') $(grep '^served' /tmp/hs.out | tr -d ',:') $(cat /tmp/hl.out) server_errors=$(wc -l </tmp/hs.err)" >&2
-	head -n 3 /tmp/hs.err >&2
-	sed -n 's/^rate conn_per_s=\([0-9.]*\).*/\1/p' /tmp/hs.out
+	touch /tmp/hs.stop
+	wait $s0
+	r0=$?
+	wait $s1
+	r1=$?
+	wait $l0 $l1
+	side_sysctl 0 net/rust_timewait/takeover 0
+	side_sysctl 1 net/rust_timewait/takeover 0
+	for n in 0 1; do
+		eval "rc=\$r$n"
+		m=$1
+		[ $n = 0 ] || m=$2
+		echo "rtw-bench-note: handoff_vs_close sample side=$n mode=${m#--} rc=$rc $(grep '^rate' /tmp/hs$n.out | sed 's/^rate //') $(grep '^served' /tmp/hs$n.out | tr -d ',:') $(cat /tmp/hl$n.out) server_errors=$(wc -l </tmp/hs$n.err)" >&2
+		head -n 3 /tmp/hs$n.err >&2
+	done
+	echo "$(sed -n 's/^rate conn_per_s=\([0-9.]*\).*/\1/p' /tmp/hs0.out) $(sed -n 's/^rate conn_per_s=\([0-9.]*\).*/\1/p' /tmp/hs1.out)"
 }
 
-# handoff_vs_close: the same one-threaded event-loop server, closing with close() or with the
-# non-blocking handoff, under the same client load; both with the module loaded. Plain first
-# and last, alternating; each handoff sample against the mean of the plain samples around it.
+# handoff_pair VAR MODE: one sample of MODE against plain close(), side by side, its ratio (MODE's
+# rate over plain's) appended to VAR. MODE's side alternates from sample to sample, and every
+# sample has a port of its own: no tuple meets what an earlier sample left in either table.
+pairs=0
+handoff_pair() {
+	port=$((HC_PORT + pairs))
+	if [ $((pairs % 2)) = 0 ]; then
+		set -- "$1" "$2" $(pair_sample $2 --loop $port)
+		h=$3 p=$4
+	else
+		set -- "$1" "$2" $(pair_sample --loop $2 $port)
+		h=$4 p=$3
+	fi
+	pairs=$((pairs + 1))
+	echo "rtw-bench-note: handoff_vs_close pair mode=${2#--} side=$(((pairs + 1) % 2)) plain=$p handoff=$h"
+	eval "$1=\"\$$1 $(awk -v h="$h" -v p="$p" 'BEGIN { if (h > 0 && p > 0) printf "%.4f", h / p; else print 0 }')\""
+}
+
+# handoff_vs_close: the same one-threaded event-loop server, closing with close() or with a
+# handoff, under the same client load, the two side by side (pair_sample); module loaded for
+# both.
 handoff_vs_close() {
 	insmod $KO || exit 1
+	pair_up
 	# Both sides keep every connection's TIME_WAIT for the whole run: Linux's default bound
-	# here (tcp_max_tw_buckets, from this 1 GiB guest's ehash size: 4096) would let close()
-	# skip the TIME_WAIT of most connections (TCPTimeWaitOverflow), and the module's automatic
+	# (tcp_max_tw_buckets, from this 1 GiB guest's ehash size: 4096) would let close() skip
+	# the TIME_WAIT of most connections (TCPTimeWaitOverflow), and the module's automatic
 	# capacity would recycle entries.
 	tw_buckets=$(cat /proc/sys/net/ipv4/tcp_max_tw_buckets)
-	echo 1048576 >/proc/sys/net/ipv4/tcp_max_tw_buckets
-	echo 1048576 >/proc/sys/net/rust_timewait/maxtcptw
-	echo "rtw-bench-note: handoff_vs_close setup connections_per_sample=$HC clients=$HC_CLIENTS hold_ms=$HC_HOLD_MS tcp_max_tw_buckets=$(cat /proc/sys/net/ipv4/tcp_max_tw_buckets) (was $tw_buckets) maxtcptw=$(cat /proc/sys/net/rust_timewait/maxtcptw) msl_ms=$(cat /proc/sys/net/rust_timewait/msl_ms)"
-	# Untimed: ARP, the netlink family, the first connections.
-	handoff_sample --queue >/dev/null 2>&1
-	tw_overflow=$(tcpext TCPTimeWaitOverflow)
-	hp="" hk="" hb="" hq=""
+	for n in 0 1; do
+		side_sysctl $n net/ipv4/tcp_max_tw_buckets 1048576
+		side_sysctl $n net/rust_timewait/maxtcptw 1048576
+	done
+	echo "rtw-bench-note: handoff_vs_close setup connections_per_sample=$HC clients_per_server=$HC_CLIENTS hold_ms=$HC_HOLD_MS tcp_max_tw_buckets=$(side 1 cat /proc/sys/net/ipv4/tcp_max_tw_buckets) (was $tw_buckets) maxtcptw=$(side 1 cat /proc/sys/net/rust_timewait/maxtcptw) msl_ms=$(cat /proc/sys/net/rust_timewait/msl_ms)"
+	# Untimed: ARP, the netlink family, the first connections, on both sides.
+	pair_sample --queue --queue $HC_PORT >/dev/null 2>&1
+	pairs=1
+	hk="" hb="" hq=""
 	i=0
-	while [ $i -le $HC_CYCLES ]; do
-		hp="$hp $(handoff_sample --loop)"
-		[ $i -lt $HC_CYCLES ] || break
-		# Each handoff sample sits between the same two plain ones. The target's figure
-		# (takeover) is in every cycle, the reported ones (batch, queue) in the first $CYCLES;
-		# where all three run, they take turns at going first.
+	while [ $i -lt $HC_CYCLES ]; do
+		# The target's figure (takeover) in every cycle, the reported ones (batch, queue) in
+		# the first $CYCLES, taking turns at going first.
 		if [ $i -ge $CYCLES ]; then
-			hk="$hk $(handoff_sample --takeover)"
+			handoff_pair hk --takeover
 		else
 			case $((i % 3)) in
-			0)
-				hk="$hk $(handoff_sample --takeover)"
-				hb="$hb $(handoff_sample --batch)"
-				hq="$hq $(handoff_sample --queue)" ;;
-			1)
-				hb="$hb $(handoff_sample --batch)"
-				hq="$hq $(handoff_sample --queue)"
-				hk="$hk $(handoff_sample --takeover)" ;;
-			2)
-				hq="$hq $(handoff_sample --queue)"
-				hk="$hk $(handoff_sample --takeover)"
-				hb="$hb $(handoff_sample --batch)" ;;
+			0) handoff_pair hk --takeover; handoff_pair hb --batch; handoff_pair hq --queue ;;
+			1) handoff_pair hb --batch; handoff_pair hq --queue; handoff_pair hk --takeover ;;
+			2) handoff_pair hq --queue; handoff_pair hk --takeover; handoff_pair hb --batch ;;
 			esac
 		fi
 		i=$((i + 1))
 	done
-	echo "rtw-bench-note: handoff_vs_close conn_per_s plain:$hp takeover:$hk queue:$hq batch:$hb"
+	echo "rtw-bench-note: handoff_vs_close ratios takeover:$hk batch:$hb queue:$hq"
 	# The last sockets taken reach FIN_WAIT2 after the server is done with them.
 	sleep 2
-	m=""
-	for c in capacity entries added recycled fin_wait2_completed fin_wait2_timeouts syn_reuse acks_sent handoffs_deferred handoffs_returned taken_over; do
-		m="$m $c=$(stat $c)"
+	for n in 0 1; do
+		m=""
+		for c in capacity entries added recycled fin_wait2_completed fin_wait2_timeouts syn_reuse acks_sent handoffs_deferred handoffs_returned taken_over; do
+			m="$m $c=$(side $n twctl --json stats | tr ',{}' '\n\n\n' | sed -n "s/^ *\"$c\": *\([0-9]*\) *$/\1/p")"
+		done
+		echo "rtw-bench-note: handoff_vs_close module side=$n$m linux_tw_overflow=$(side $n awk "$TCPEXT" k=TCPTimeWaitOverflow /proc/net/netstat)"
 	done
-	echo "rtw-bench-note: handoff_vs_close module$m linux_tw_overflow=$(($(tcpext TCPTimeWaitOverflow) - tw_overflow))"
-	echo "rtw-bench: handoff_vs_close $(stats $(ratios "$hp" "$hk")) x samples=$HC_CYCLES"
-	echo "rtw-bench: handoff_batch_vs_close $(stats $(ratios "$hp" "$hb")) x samples=$CYCLES"
-	echo "rtw-bench: handoff_queue_vs_close $(stats $(ratios "$hp" "$hq")) x samples=$CYCLES"
+	echo "rtw-bench: handoff_vs_close $(stats $hk) x samples=$HC_CYCLES"
+	echo "rtw-bench: handoff_batch_vs_close $(stats $hb) x samples=$CYCLES"
+	echo "rtw-bench: handoff_queue_vs_close $(stats $hq) x samples=$CYCLES"
 	twctl flush >/dev/null
+	side 1 twctl flush >/dev/null
+	pair_down
 	rmmod rust_timewait || exit 1
 	echo $tw_buckets >/proc/sys/net/ipv4/tcp_max_tw_buckets
 }

@@ -5,7 +5,7 @@
 //! connection.
 //!
 //! ```text
-//! handoff_server ADDR:PORT COUNT [--plain | --batch | --queue | --loop | --queue-dry-run]
+//! handoff_server ADDR:PORT COUNT [--plain | --batch | --queue | --loop | --queue-dry-run] [--until FILE]
 //! handoff_server --load ADDR:PORT CLIENTS HOLD_MS
 //! ```
 //! Serves COUNT connections (reads one request line, writes a reply), then prints a summary.
@@ -31,7 +31,9 @@
 //! The event-loop modes measure: they keep serving until COUNT connections are done (closed,
 //! flushed, or reported by the queue), time the last nine tenths of them (the server is in a steady state
 //! by then, with as many connections in the queue as leave it), stop accepting, finish, and
-//! print `rate conn_per_s=.. cpu_us_per_conn=.. ..`.
+//! print `rate conn_per_s=.. cpu_us_per_conn=.. ..`. With `--until FILE` they print `window full`
+//! once the timed connections are done and keep serving, untimed, until FILE exists: two
+//! servers measured side by side then each have the other's load for the whole of their window.
 //!
 //! `--load` is the client side of that measurement: CLIENTS threads, each connecting, sending a
 //! request line and reading the reply until the server's FIN, over and over, as fast as the
@@ -59,7 +61,7 @@ const BATCH_FLUSH_AT: usize = 16;
 const BATCH_IDLE_MS: i32 = 2;
 const REPLY: &[u8] = b"HTTP/1.0 200 OK\r\n\r\nhello from a server that keeps no TIME_WAIT\n";
 const USAGE: &str =
-    "usage: handoff_server ADDR:PORT COUNT [--plain | --batch | --queue | --loop | --queue-dry-run]\n       \
+    "usage: handoff_server ADDR:PORT COUNT [--plain | --batch | --queue | --loop | --queue-dry-run] [--until FILE]\n       \
                      handoff_server --load ADDR:PORT CLIENTS HOLD_MS";
 
 fn main() -> ExitCode {
@@ -83,6 +85,16 @@ fn main() -> ExitCode {
         eprintln!("{USAGE}");
         return ExitCode::from(2);
     }
+    let until = match &args[4.min(args.len())..] {
+        [] => None,
+        [opt, file] if opt == "--until" && !mode.is_empty() && mode != "--plain" => {
+            Some(std::path::PathBuf::from(file))
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
     let listener = match TcpListener::bind(&args[1]) {
         Ok(l) => l,
         Err(e) => {
@@ -91,10 +103,10 @@ fn main() -> ExitCode {
         }
     };
     match mode {
-        "--loop" => event_loop(listener, count.max(1), Closer::Plain),
-        "--batch" => event_loop(listener, count.max(1), Closer::Batch),
-        "--queue" => event_loop(listener, count.max(1), Closer::Queue),
-        "--queue-dry-run" => event_loop(listener, count.max(1), Closer::QueueDryRun),
+        "--loop" => event_loop(listener, count.max(1), Closer::Plain, until),
+        "--batch" => event_loop(listener, count.max(1), Closer::Batch, until),
+        "--queue" => event_loop(listener, count.max(1), Closer::Queue, until),
+        "--queue-dry-run" => event_loop(listener, count.max(1), Closer::QueueDryRun, until),
         _ => blocking(listener, count, mode == "--plain"),
     }
 }
@@ -301,8 +313,14 @@ fn finish(
     }
 }
 
-/// Non-blocking accept and reads, closing as `closer` says.
-fn event_loop(listener: TcpListener, count: usize, closer: Closer) -> ExitCode {
+/// Non-blocking accept and reads, closing as `closer` says; with `until`, serving on past the
+/// window until that file exists.
+fn event_loop(
+    listener: TcpListener,
+    count: usize,
+    closer: Closer,
+    until: Option<std::path::PathBuf>,
+) -> ExitCode {
     let timeout = Duration::from_secs(2);
     let opened = match closer {
         Closer::Plain | Closer::Batch => Ok(None),
@@ -343,6 +361,8 @@ fn event_loop(listener: TcpListener, count: usize, closer: Closer) -> ExitCode {
     // none costs an epoll_wait for nothing.)
     let mut queue_due = false;
     let mut accept_failed = false;
+    // `window full` printed (--until).
+    let mut told = false;
     loop {
         // The queue's reports.
         if let Some(qq) = q.as_mut().filter(|_| queue_due) {
@@ -366,8 +386,15 @@ fn event_loop(listener: TcpListener, count: usize, closer: Closer) -> ExitCode {
             win.add(out.len() as u64);
         }
         if win.full() && listener.is_some() {
+            if !told && until.is_some() {
+                told = true;
+                println!("window full");
+                let _ = io::stdout().flush();
+            }
             // Enough: refuse further clients, finish what is in flight.
-            listener = None;
+            if until.as_ref().is_none_or(|f| f.exists()) {
+                listener = None;
+            }
         }
         if listener.is_none()
             && conns.is_empty()
@@ -406,6 +433,10 @@ fn event_loop(listener: TcpListener, count: usize, closer: Closer) -> ExitCode {
             if let Some(t) = qq.poll_timeout() {
                 timeout = t.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32;
             }
+        }
+        // Past the window with --until: look for the file now and then even with no client.
+        if told && !(0..=100).contains(&timeout) {
+            timeout = 100;
         }
         // SAFETY: pfds holds pfds.len() valid pollfds.
         let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout) };
