@@ -95,6 +95,8 @@ pair_up() {
 	$IP netns exec srv2 ip link set veth2 up
 	$IP netns exec peer ip addr add $S2P/24 dev veth3
 	$IP netns exec peer ip link set veth3 up
+	# As this netns reaches the peer (net.inc): a permanent neighbour entry, no ARP.
+	$IP netns exec srv2 ip neigh replace $S2P lladdr "$($IP netns exec peer cat /sys/class/net/veth3/address)" dev veth2 nud permanent
 }
 pair_down() {
 	$IP netns del srv2 2>/dev/null
@@ -160,24 +162,29 @@ pair_sample() {
 		echo "rtw-bench-note: handoff_vs_close sample side=$n mode=${m#--} rc=$rc $(grep '^rate' /tmp/hs$n.out | sed 's/^rate //') $(grep '^served' /tmp/hs$n.out | tr -d ',:') $(cat /tmp/hl$n.out) server_errors=$(wc -l </tmp/hs$n.err)" >&2
 		head -n 3 /tmp/hs$n.err >&2
 	done
-	echo "$(sed -n 's/^rate conn_per_s=\([0-9.]*\).*/\1/p' /tmp/hs0.out) $(sed -n 's/^rate conn_per_s=\([0-9.]*\).*/\1/p' /tmp/hs1.out)"
+	# 0 for a server that measured nothing: the pair stays a pair.
+	r0=$(sed -n 's/^rate conn_per_s=\([0-9.]*\).*/\1/p' /tmp/hs0.out)
+	r1=$(sed -n 's/^rate conn_per_s=\([0-9.]*\).*/\1/p' /tmp/hs1.out)
+	echo "${r0:-0} ${r1:-0}"
 }
 
 # handoff_pair VAR MODE: one sample of MODE against plain close(), side by side, its ratio (MODE's
-# rate over plain's) appended to VAR. MODE's side alternates from sample to sample, and every
-# sample has a port of its own: no tuple meets what an earlier sample left in either table.
+# rate over plain's) appended to VAR. MODE's side alternates from one of its samples to the next
+# (a count per figure), and every sample has a port of its own: no tuple meets what an earlier
+# sample left in either table.
 pairs=0
 handoff_pair() {
 	port=$((HC_PORT + pairs))
-	if [ $((pairs % 2)) = 0 ]; then
+	pairs=$((pairs + 1))
+	eval "c=\${count_$1:-0}; count_$1=\$((c + 1))"
+	if [ $((c % 2)) = 0 ]; then
 		set -- "$1" "$2" $(pair_sample $2 --loop $port)
 		h=$3 p=$4
 	else
 		set -- "$1" "$2" $(pair_sample --loop $2 $port)
 		h=$4 p=$3
 	fi
-	pairs=$((pairs + 1))
-	echo "rtw-bench-note: handoff_vs_close pair mode=${2#--} side=$(((pairs + 1) % 2)) plain=$p handoff=$h"
+	echo "rtw-bench-note: handoff_vs_close pair mode=${2#--} side=$((c % 2)) plain=$p handoff=$h"
 	eval "$1=\"\$$1 $(awk -v h="$h" -v p="$p" 'BEGIN { if (h > 0 && p > 0) printf "%.4f", h / p; else print 0 }')\""
 }
 
@@ -196,10 +203,12 @@ handoff_vs_close() {
 		side_sysctl $n net/ipv4/tcp_max_tw_buckets 1048576
 		side_sysctl $n net/rust_timewait/maxtcptw 1048576
 	done
-	echo "rtw-bench-note: handoff_vs_close setup connections_per_sample=$HC clients_per_server=$HC_CLIENTS hold_ms=$HC_HOLD_MS tcp_max_tw_buckets=$(side 1 cat /proc/sys/net/ipv4/tcp_max_tw_buckets) (was $tw_buckets) maxtcptw=$(side 1 cat /proc/sys/net/rust_timewait/maxtcptw) msl_ms=$(cat /proc/sys/net/rust_timewait/msl_ms)"
-	# Untimed: ARP, the netlink family, the first connections, on both sides.
+	echo "rtw-bench-note: handoff_vs_close setup connections_per_sample=$HC clients_per_server=$HC_CLIENTS hold_ms=$HC_HOLD_MS tcp_max_tw_buckets=$(cat /proc/sys/net/ipv4/tcp_max_tw_buckets),$(side 1 cat /proc/sys/net/ipv4/tcp_max_tw_buckets) (was $tw_buckets here) maxtcptw=$(cat /proc/sys/net/rust_timewait/maxtcptw),$(side 1 cat /proc/sys/net/rust_timewait/maxtcptw) msl_ms=$(cat /proc/sys/net/rust_timewait/msl_ms)"
+	# Untimed: the netlink family, the first connections, on both sides.
 	pair_sample --queue --queue $HC_PORT >/dev/null 2>&1
 	pairs=1
+	o0=$(tcpext TCPTimeWaitOverflow)
+	o1=$(side 1 awk -v k=TCPTimeWaitOverflow "$TCPEXT" /proc/net/netstat)
 	hk="" hb="" hq=""
 	i=0
 	while [ $i -lt $HC_CYCLES ]; do
@@ -224,7 +233,7 @@ handoff_vs_close() {
 		for c in capacity entries added recycled fin_wait2_completed fin_wait2_timeouts syn_reuse acks_sent handoffs_deferred handoffs_returned taken_over; do
 			m="$m $c=$(side $n twctl --json stats | tr ',{}' '\n\n\n' | sed -n "s/^ *\"$c\": *\([0-9]*\) *$/\1/p")"
 		done
-		echo "rtw-bench-note: handoff_vs_close module side=$n$m linux_tw_overflow=$(side $n awk "$TCPEXT" k=TCPTimeWaitOverflow /proc/net/netstat)"
+		echo "rtw-bench-note: handoff_vs_close module side=$n$m linux_tw_overflow=$(($(side $n awk -v k=TCPTimeWaitOverflow "$TCPEXT" /proc/net/netstat) - o$n))"
 	done
 	echo "rtw-bench: handoff_vs_close $(stats $hk) x samples=$HC_CYCLES"
 	echo "rtw-bench: handoff_batch_vs_close $(stats $hb) x samples=$CYCLES"
