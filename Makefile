@@ -10,6 +10,7 @@
 #   make test-debug   the same on the debug kernel (KASAN, UBSAN, debug objects; built by
 #                     clang), with the fuzzers and the churn at full size (about 35 min)
 #   make bench        table size against add rate and per-segment hook cost (in the guest)
+#   make profile      where the guest's CPU goes with the takeover against plain close()
 #   make clean        remove build products from this directory
 #
 # RTW_CACHE (default /var/cache/rust_timewait) holds the build root and the test kernel.
@@ -44,4 +45,7 @@ test-debug:
 bench:
 	bash qemu/bench.sh
 
-.PHONY: all clean demo test test-debug bench
+profile:
+	bash qemu/profile.sh
+
+.PHONY: all clean demo test test-debug bench profile

@@ -13,9 +13,12 @@ initrd=$1 log=$2 limit=$3; shift 3
 kernel="$RTW_KERNEL/src/arch/x86/boot/bzImage"
 [ -f "$kernel" ] || rtw_die "no test kernel at $kernel (run qemu/kernel.sh)"
 
+# RTW_QEMU_MONITOR=PATH: QEMU's monitor on that Unix socket (qemu/profile.sh samples through it).
+monitor=none
+[ -z "${RTW_QEMU_MONITOR:-}" ] || monitor="unix:$RTW_QEMU_MONITOR,server=on,wait=off"
 set +e
 timeout --foreground -k 5 "$limit" qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 1024M \
-	-nographic -no-reboot -monitor none -serial stdio -display none \
+	-nographic -no-reboot -monitor "$monitor" -serial stdio -display none \
 	-kernel "$kernel" -initrd "$initrd" \
 	-append "console=ttyS0 panic=-1 oops=panic loglevel=7 slub_debug=FZPU,rust_timewait4,rust_timewait6 rcupdate.rcu_cpu_stall_timeout=120 $*" </dev/null >"$log" 2>&1
 rc=$?

@@ -14,7 +14,8 @@
 B=/sys/kernel/debug/rust_timewait
 KO=/lib/modules/rust_timewait.ko
 # rtw.bench_scale=N divides the table sizes and traffic (a quick functional run, not a result).
-# rtw.bench_only=handoff_vs_close measures that figure alone (a quick look at it).
+# rtw.bench_only=handoff_vs_close measures that figure alone (a quick look at it);
+# rtw.bench_only=profile runs qemu/profile.sh's workload (profile_workload) and nothing else.
 scale=1 only=""
 for arg in $(cat /proc/cmdline); do
 	case "$arg" in
@@ -245,11 +246,42 @@ handoff_vs_close() {
 	echo $tw_buckets >/proc/sys/net/ipv4/tcp_max_tw_buckets
 }
 
+# qemu/profile.sh's workload: the two servers of handoff_vs_close both closing with close(), then
+# both with the takeover, twice over, each phase marked on the console for the sampler.
+profile_workload() {
+	insmod $KO || exit 1
+	pair_up
+	for n in 0 1; do
+		side_sysctl $n net/ipv4/tcp_max_tw_buckets 1048576
+		side_sysctl $n net/rust_timewait/maxtcptw 1048576
+	done
+	echo "rtw-profile: text $(cat /sys/module/rust_timewait/sections/.text)"
+	pair_sample --queue --queue $HC_PORT >/dev/null 2>&1
+	for r in 1 2; do
+		for m in loop takeover; do
+			phase=$m
+			[ $m != loop ] || phase=plain
+			echo "rtw-profile: phase $phase"
+			for p in 1 2 3; do
+				echo "rtw-bench-note: profile $phase $(pair_sample --$m --$m $((HC_PORT + r * 10 + p)) 2>/dev/null)"
+			done
+		done
+	done
+	echo "rtw-profile: phase end"
+	pair_down
+	rmmod rust_timewait
+}
+
 bench() {
 	echo "rtw-bench-note: cpus_online=$(grep -c ^processor /proc/cpuinfo) scale=$scale entries=$N flood_segments=$FLOOD rr_transactions=$RR"
 	net_up
 	# The request/response client needs an address in the peer netns; floods bypass it (AF_PACKET).
 	$IP netns exec peer ip addr add $P4/24 dev veth1
+	if [ "$only" = profile ]; then
+		profile_workload
+		net_down
+		return
+	fi
 	if [ "$only" = handoff_vs_close ]; then
 		echo "rtw-bench-note: only handoff_vs_close (rtw.bench_only)"
 		handoff_vs_close
@@ -307,9 +339,10 @@ bench() {
 	echo "rtw-bench: miss_flood_1m_vs_unloaded $(stats $(ratios "$uf" "$lf")) x samples=$CYCLES"
 	echo "rtw-bench: rr_1m_vs_unloaded $(stats $(ratios "$ur" "$lr")) x samples=$CYCLES"
 	echo "rtw-bench: bytes_per_entry_ipv4 $(stats $bytes) B samples=$CYCLES"
-	handoff_vs_close
 
-	# The per-call figures, in the kernel, with the module loaded once more.
+	# The per-call figures, in the kernel, with the module loaded once more. Before
+	# handoff_vs_close: the TIME_WAIT sockets its plain servers leave (a minute each, in the
+	# established hash all netns share) would lengthen the chains Linux's lookup walks.
 	insmod $KO || exit 1
 	echo $scale >$B/scale
 	kbench all || echo "rtw-bench-note: in-kernel figures failed"
@@ -324,6 +357,7 @@ bench() {
 		sed -n '1,40p' $K
 	fi
 	rmmod rust_timewait
+	handoff_vs_close
 	net_down
 }
 
