@@ -11,7 +11,8 @@
 A TCG vCPU's instruction pointer is written back at the end of each translated block, so a
 sample names the block being run: enough to say which functions take the time. The guest marks
 its phases on the console with "rtw-profile: phase NAME" (and "rtw-profile: text ADDR", the
-module's .text address); "rtw-profile: phase end" ends the sampling.
+module's .text address); "rtw-profile: phase -" pauses the sampling, "rtw-profile: phase end"
+ends it.
 """
 import bisect
 import collections
@@ -53,14 +54,25 @@ def sample(sock_path, console, out):
             now = time.time()
             if now - checked > 0.2:
                 checked = now
+                # QEMU gone (the guest finished, or the boot failed): nothing more to sample.
+                try:
+                    if s.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b"":
+                        return
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    return
                 data = ""
                 if os.path.exists(console):
                     if os.path.getsize(console) < pos:
                         pos = 0
-                    with open(console, errors="replace") as c:
+                    with open(console, "rb") as c:
                         c.seek(pos)
-                        data = c.read()
-                        pos = c.tell()
+                        raw = c.read()
+                    # Whole lines only: the console is written a few bytes at a time.
+                    raw = raw[: raw.rfind(b"\n") + 1]
+                    pos += len(raw)
+                    data = raw.decode(errors="replace")
                 for m in re.finditer(r"rtw-profile: (phase|text) (\S+)", data):
                     f.write("#%s %s\n" % m.groups())
                     f.flush()
@@ -68,7 +80,7 @@ def sample(sock_path, console, out):
                         phase = m.group(2)
                         if phase == "end":
                             return
-            if phase:
+            if phase and phase != "-":
                 try:
                     regs = cmd("info registers -a")
                 except (OSError, EOFError):

@@ -342,7 +342,8 @@ impl NetState {
     // ---- the reaper ----
 
     /// Free every expired entry, a bounded batch per stripe lock hold, rescheduling between
-    /// holds (process context: the reaper is a worker). Then arm for the earliest expiry left.
+    /// holds (process context: the reaper is a worker). Then arm for the earliest expiry left,
+    /// and no sooner than `REAP_INTERVAL_US`.
     /// A table over its capacity (the bound was lowered) is trimmed to it afterwards.
     pub(crate) fn reap(&self) {
         let next = self.reap_expired();

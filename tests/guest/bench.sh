@@ -137,6 +137,8 @@ pair_sample() {
 			sleep 0.05
 		done
 	done
+	# qemu/profile.sh samples from here until both windows are full (profile_workload).
+	[ -z "${PROFILE_PHASE:-}" ] || echo "rtw-profile: phase $PROFILE_PHASE" >&2
 	$IP netns exec peer handoff_server --load $H4:$3 $HC_CLIENTS $HC_HOLD_MS >/tmp/hl0.out &
 	l0=$!
 	$IP netns exec peer handoff_server --load $S2:$3 $HC_CLIENTS $HC_HOLD_MS >/tmp/hl1.out &
@@ -148,6 +150,7 @@ pair_sample() {
 		kill -0 $s0 2>/dev/null && kill -0 $s1 2>/dev/null || break
 		sleep 0.05
 	done
+	[ -z "${PROFILE_PHASE:-}" ] || echo "rtw-profile: phase -" >&2
 	touch /tmp/hs.stop
 	wait $s0
 	r0=$?
@@ -242,12 +245,14 @@ handoff_vs_close() {
 	twctl flush >/dev/null
 	side 1 twctl flush >/dev/null
 	pair_down
+	leak_check handoff
 	rmmod rust_timewait || exit 1
 	echo $tw_buckets >/proc/sys/net/ipv4/tcp_max_tw_buckets
 }
 
 # qemu/profile.sh's workload: the two servers of handoff_vs_close both closing with close(), then
-# both with the takeover, twice over, each phase marked on the console for the sampler.
+# both with the takeover, twice over; the sampler samples while both serve their timed
+# connections (pair_sample marks that stretch with PROFILE_PHASE), not the set-up in between.
 profile_workload() {
 	insmod $KO || exit 1
 	pair_up
@@ -257,19 +262,36 @@ profile_workload() {
 	done
 	echo "rtw-profile: text $(cat /sys/module/rust_timewait/sections/.text)"
 	pair_sample --queue --queue $HC_PORT >/dev/null 2>&1
+	port=$HC_PORT
 	for r in 1 2; do
 		for m in loop takeover; do
-			phase=$m
-			[ $m != loop ] || phase=plain
-			echo "rtw-profile: phase $phase"
+			PROFILE_PHASE=$m
+			[ $m != loop ] || PROFILE_PHASE=plain
 			for p in 1 2 3; do
-				echo "rtw-bench-note: profile $phase $(pair_sample --$m --$m $((HC_PORT + r * 10 + p)) 2>/dev/null)"
+				# A port of its own: no SYN meets what an earlier phase left.
+				port=$((port + 1))
+				echo "rtw-bench-note: profile $PROFILE_PHASE $(pair_sample --$m --$m $port)"
 			done
 		done
 	done
+	PROFILE_PHASE=""
 	echo "rtw-profile: phase end"
 	pair_down
 	rmmod rust_timewait
+}
+
+# leak_check WHAT: a quick run keeps kmemleak on (qemu/bench.sh): nothing the benchmark allocated
+# may be left. Called with the module loaded (kmemleak names its functions only then); kmemleak
+# reports only objects older than 5 s, and needs two scans to be sure.
+leak_check() {
+	K=/sys/kernel/debug/kmemleak
+	if [ $scale -gt 1 ] && [ -w $K ] && ! grep -q kmemleak=off /proc/cmdline; then
+		sleep 6
+		echo scan >$K
+		echo scan >$K
+		echo "rtw-bench-note: kmemleak $1 unreferenced_rust_timewait=$(grep -c rust_timewait $K)"
+		sed -n '1,40p' $K
+	fi
 }
 
 bench() {
@@ -346,16 +368,7 @@ bench() {
 	insmod $KO || exit 1
 	echo $scale >$B/scale
 	kbench all || echo "rtw-bench-note: in-kernel figures failed"
-	# A quick run keeps kmemleak on (qemu/bench.sh): nothing the benchmark allocated may be left.
-	# kmemleak reports only objects older than 5 s, and needs two scans to be sure.
-	K=/sys/kernel/debug/kmemleak
-	if [ $scale -gt 1 ] && [ -w $K ] && ! grep -q kmemleak=off /proc/cmdline; then
-		sleep 6
-		echo scan >$K
-		echo scan >$K
-		echo "rtw-bench-note: kmemleak unreferenced_rust_timewait=$(grep -c rust_timewait $K)"
-		sed -n '1,40p' $K
-	fi
+	leak_check kbench
 	rmmod rust_timewait
 	handoff_vs_close
 	net_down
