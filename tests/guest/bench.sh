@@ -99,6 +99,17 @@ pair_up() {
 	# As this netns reaches the peer (net.inc): a permanent neighbour entry, no ARP.
 	$IP netns exec srv2 ip neigh replace $S2P lladdr "$($IP netns exec peer cat /sys/class/net/veth3/address)" dev veth2 nud permanent
 }
+# pair_setup: srv2 up, and both sides keeping every connection's TIME_WAIT for the whole run:
+# Linux's default bound (tcp_max_tw_buckets, from this 1 GiB guest's ehash size: 4096) would let
+# close() skip the TIME_WAIT of most connections (TCPTimeWaitOverflow), and the module's
+# automatic capacity would recycle entries.
+pair_setup() {
+	pair_up
+	for n in 0 1; do
+		side_sysctl $n net/ipv4/tcp_max_tw_buckets 1048576
+		side_sysctl $n net/rust_timewait/maxtcptw 1048576
+	done
+}
 pair_down() {
 	$IP netns del srv2 2>/dev/null
 }
@@ -197,16 +208,8 @@ handoff_pair() {
 # both.
 handoff_vs_close() {
 	insmod $KO || exit 1
-	pair_up
-	# Both sides keep every connection's TIME_WAIT for the whole run: Linux's default bound
-	# (tcp_max_tw_buckets, from this 1 GiB guest's ehash size: 4096) would let close() skip
-	# the TIME_WAIT of most connections (TCPTimeWaitOverflow), and the module's automatic
-	# capacity would recycle entries.
 	tw_buckets=$(cat /proc/sys/net/ipv4/tcp_max_tw_buckets)
-	for n in 0 1; do
-		side_sysctl $n net/ipv4/tcp_max_tw_buckets 1048576
-		side_sysctl $n net/rust_timewait/maxtcptw 1048576
-	done
+	pair_setup
 	echo "rtw-bench-note: handoff_vs_close setup connections_per_sample=$HC clients_per_server=$HC_CLIENTS hold_ms=$HC_HOLD_MS tcp_max_tw_buckets=$(cat /proc/sys/net/ipv4/tcp_max_tw_buckets),$(side 1 cat /proc/sys/net/ipv4/tcp_max_tw_buckets) (was $tw_buckets here) maxtcptw=$(cat /proc/sys/net/rust_timewait/maxtcptw),$(side 1 cat /proc/sys/net/rust_timewait/maxtcptw) msl_ms=$(cat /proc/sys/net/rust_timewait/msl_ms)"
 	# Untimed: the netlink family, the first connections, on both sides.
 	pair_sample --queue --queue $HC_PORT >/dev/null 2>&1
@@ -255,11 +258,7 @@ handoff_vs_close() {
 # connections (pair_sample marks that stretch with PROFILE_PHASE), not the set-up in between.
 profile_workload() {
 	insmod $KO || exit 1
-	pair_up
-	for n in 0 1; do
-		side_sysctl $n net/ipv4/tcp_max_tw_buckets 1048576
-		side_sysctl $n net/rust_timewait/maxtcptw 1048576
-	done
+	pair_setup
 	echo "rtw-profile: text $(cat /sys/module/rust_timewait/sections/.text)"
 	pair_sample --queue --queue $HC_PORT >/dev/null 2>&1
 	port=$HC_PORT
