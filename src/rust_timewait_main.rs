@@ -381,8 +381,8 @@ pub unsafe extern "C" fn rtw_rs_export(rs: *mut c_void, family: u8, entry: *mut 
     // SAFETY: the caller guarantees `rs` and `out`.
     let (st, g) = unsafe { (state(rs), &mut *out) };
     errno(match Family::from_af(family) {
-        // SAFETY: `entry` is an entry of the IPv4 table found (or added) under the RCU read
-        // lock that `rcu` stands for (caller's contract).
+        // SAFETY: `entry` is an entry of the IPv4 table found under the RCU read lock that
+        // `rcu` stands for (caller's contract).
         Some(Family::V4) => unsafe { table::entry_from_glue::<V4>(entry, &rcu) }
             .ok_or(ENOENT)
             .and_then(|e| st.snapshot(e).map(|s| fill(&e.key, &s, g))),

@@ -183,8 +183,8 @@ static bool rtw_takeover_fin_ok(struct sk_buff *skb, unsigned int thoff,
  * 0: the entry is in the table, and in `*entry`, valid for the hook's RCU read-side section
  * (the segment has passed the IPsec policy and the checksum already). -EPERM: the IPsec input
  * policy refuses the segment (the caller drops it, as tcp_v4_rcv would: Linux's timewait
- * socket never sees it). Any other error: the
- * segment is not taken over (another CPU may have done it: the caller looks again).
+ * socket never sees it). Any other error: the segment is not taken over (another CPU may have
+ * done it: the caller looks again).
  */
 int rtw_takeover(struct rtw_glue_net *gn, struct sk_buff *skb, const struct nf_hook_state *state,
 		 u8 family, unsigned int thoff, const struct tcphdr *th, const u8 *laddr,
