@@ -77,10 +77,9 @@ slab() { cut -d' ' -f1 /sys/kernel/slab/rust_timewait4/$1; }
 # both sides.
 ratios() { echo "$1" | awk -v l="$2" '{ n = split(l, L, " "); for (i = 1; i <= n; i++) {
 	d = ($i + $(i + 1)) / 2; printf "%.4f ", d ? L[i] / d : 0 } }'; }
-# tcpext NAME: a TcpExt counter of /proc/net/netstat (TCPEXT: the program, for other netns).
-TCPEXT='/^TcpExt:/ { if (!n) { for (i = 2; i <= NF; i++) c[i] = $i; n = 1 }
-	else for (i = 2; i <= NF; i++) if (c[i] == k) print $i }'
-tcpext() { awk -v k="$1" "$TCPEXT" /proc/net/netstat; }
+# tcpext NAME [SIDE]: a TcpExt counter of /proc/net/netstat, in handoff side SIDE's netns (side).
+tcpext() { side "${2:-0}" awk -v k="$1" '/^TcpExt:/ { if (!n) { for (i = 2; i <= NF; i++) c[i] = $i; n = 1 }
+	else for (i = 2; i <= NF; i++) if (c[i] == k) print $i }' /proc/net/netstat; }
 
 # The second server netns, srv2 (10.9.2.1), which the peer netns reaches through veth2/veth3
 # (10.9.2.2): each handoff sample runs two servers at once, one here and one there, each under a
@@ -164,14 +163,14 @@ pair_sample() {
 	[ -z "${PROFILE_PHASE:-}" ] || echo "rtw-profile: phase -" >&2
 	touch /tmp/hs.stop
 	wait $s0
-	r0=$?
+	rc0=$?
 	wait $s1
-	r1=$?
+	rc1=$?
 	wait $l0 $l1
 	side_sysctl 0 net/rust_timewait/takeover 0
 	side_sysctl 1 net/rust_timewait/takeover 0
 	for n in 0 1; do
-		eval "rc=\$r$n"
+		eval "rc=\$rc$n"
 		m=$1
 		[ $n = 0 ] || m=$2
 		echo "rtw-bench-note: handoff_vs_close sample side=$n mode=${m#--} rc=$rc $(grep '^rate' /tmp/hs$n.out | sed 's/^rate //') $(grep '^served' /tmp/hs$n.out | tr -d ',:') $(cat /tmp/hl$n.out) server_errors=$(wc -l </tmp/hs$n.err)" >&2
@@ -214,8 +213,8 @@ handoff_vs_close() {
 	# Untimed: the netlink family, the first connections, on both sides.
 	pair_sample --queue --queue $HC_PORT >/dev/null 2>&1
 	pairs=1
-	o0=$(tcpext TCPTimeWaitOverflow)
-	o1=$(side 1 awk -v k=TCPTimeWaitOverflow "$TCPEXT" /proc/net/netstat)
+	o0=$(tcpext TCPTimeWaitOverflow 0)
+	o1=$(tcpext TCPTimeWaitOverflow 1)
 	hk="" hb="" hq=""
 	i=0
 	while [ $i -lt $HC_CYCLES ]; do
@@ -236,11 +235,13 @@ handoff_vs_close() {
 	# The last sockets taken reach FIN_WAIT2 after the server is done with them.
 	sleep 2
 	for n in 0 1; do
+		# One read of the counters per side (net.inc's stat reads them once per name).
+		j=$(side $n twctl --json stats | tr ',{}' '\n\n\n')
 		m=""
 		for c in capacity entries added recycled fin_wait2_completed fin_wait2_timeouts syn_reuse acks_sent handoffs_deferred handoffs_returned taken_over; do
-			m="$m $c=$(side $n twctl --json stats | tr ',{}' '\n\n\n' | sed -n "s/^ *\"$c\": *\([0-9]*\) *$/\1/p")"
+			m="$m $c=$(echo "$j" | sed -n "s/^ *\"$c\": *\([0-9]*\) *$/\1/p")"
 		done
-		echo "rtw-bench-note: handoff_vs_close module side=$n$m linux_tw_overflow=$(($(side $n awk -v k=TCPTimeWaitOverflow "$TCPEXT" /proc/net/netstat) - o$n))"
+		echo "rtw-bench-note: handoff_vs_close module side=$n$m linux_tw_overflow=$(($(tcpext TCPTimeWaitOverflow $n) - o$n))"
 	done
 	echo "rtw-bench: handoff_vs_close $(stats $hk) x samples=$HC_CYCLES"
 	echo "rtw-bench: handoff_batch_vs_close $(stats $hb) x samples=$CYCLES"
