@@ -18,6 +18,7 @@ import bisect
 import collections
 import os
 import re
+import select
 import socket
 import subprocess
 import sys
@@ -55,11 +56,12 @@ def sample(sock_path, console, out):
             if now - checked > 0.2:
                 checked = now
                 # QEMU gone (the guest finished, or the boot failed): nothing more to sample.
+                # (select first: a socket with a timeout waits out its timeout before even a
+                # MSG_DONTWAIT recv, and then raises.)
                 try:
-                    if s.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b"":
+                    readable, _, _ = select.select([s], [], [], 0)
+                    if readable and s.recv(1, socket.MSG_PEEK) == b"":
                         return
-                except BlockingIOError:
-                    pass
                 except OSError:
                     return
                 data = ""

@@ -16,7 +16,7 @@ sock="$work/monitor.sock"
 rm -f "$sock" "$work/samples.txt"
 python3 "$RTW_TOP/qemu/profile.py" sample "$sock" "$work/console.log" "$work/samples.txt" &
 sampler=$!
-trap 'kill $sampler 2>/dev/null' EXIT
+trap 'kill $sampler 2>/dev/null || true' EXIT
 rtw_log "booting the $RTW_FLAVOR kernel for the profile (about 6 min; log: $work/console.log)"
 RTW_QEMU_MONITOR="$sock" bash "$RTW_TOP/qemu/boot.sh" "$work/initramfs.cpio" "$work/console.log" \
 	3600 rtw.scenarios=bench kunit.enable=0 slub_debug=-,rust_timewait4,rust_timewait6 \

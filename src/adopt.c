@@ -210,13 +210,18 @@ static void rtw_adopt_copy(struct sock *sk, struct rtw_glue_entry *e)
 	e->conn.bound_ifindex = READ_ONCE(sk->sk_bound_dev_if);
 	/* The entry is keyed by the socket's VRF, as its TIME_WAIT would be found only there. */
 	e->l3index = l3mdev_master_ifindex_by_index(sock_net(sk), e->conn.bound_ifindex);
-	/* An IPv4-mapped IPv6 socket's IPv4 packets carry inet->tos, as its TIME_WAIT's do. */
+	/*
+	 * An AF_INET6 socket's TIME_WAIT keeps its traffic class, not its IP_TOS (tcp_time_wait:
+	 * tw_tclass is tw_tos), and tcp_v4_timewait_ack sends an IPv4-mapped connection's ACKs
+	 * with it: so do the entry's, though the connection's own IPv4 segments carried inet->tos.
+	 */
 	e->conn.tos = READ_ONCE(inet_sk(sk)->tos);
 #if IS_ENABLED(CONFIG_IPV6)
+	if (sk->sk_family == AF_INET6)
+		e->conn.tos = READ_ONCE(inet6_sk(sk)->tclass);
 	if (e->family == AF_INET6) {
 		const struct ipv6_pinfo *np = inet6_sk(sk);
 
-		e->conn.tos = READ_ONCE(np->tclass);
 		e->conn.flowlabel = be32_to_cpu(np->flow_label & IPV6_FLOWLABEL_MASK);
 		/* A link-local conversation's scope is the device the socket is bound to. */
 		if (!e->ifindex && ipv6_addr_type((const struct in6_addr *)e->laddr) &

@@ -102,6 +102,7 @@ variant() {
 	for s in $settings; do
 		case $s in
 		tos=*) q="$q -Q ${s#*=}" ;;          # IP_TOS / IPV6_TCLASS on the socket
+		tclass=*) q="$q -C ${s#*=}" ;;       # IPV6_TCLASS other than tos=
 		flowlabel=*) q="$q -F ${s#*=}" ;;    # an explicit IPv6 flow label
 		esac
 	done
@@ -243,7 +244,7 @@ report() {
 # rfc1337=0|1 (default 1, the Linux column of behaviour.md), ecn=N (net.ipv4.tcp_ecn, default 2:
 # the host asks for no ECN); a case with other settings than these defaults runs alone, the
 # others up to POOL at a time; tos=N (the application sets IP_TOS, and IPV6_TCLASS on an
-# AF_INET6 socket, before connect()), flowlabel=N (an explicit IPv6 flow label); listen (a listener on the host's
+# AF_INET6 socket, before connect()), tclass=N (IPV6_TCLASS N rather than tos=), flowlabel=N (an explicit IPv6 flow label); listen (a listener on the host's
 # port before the steps), app=close|unread|unread-half, isn=N, tsbase=N, bg (run in the
 # background, reported at the end). The steps follow a prologue that makes the connection and
 # takes it to FIN_WAIT2 (our FIN sent and acknowledged); app=unread* has its own.
@@ -813,6 +814,18 @@ send FA tos=0x11
 expect
 EOF
 c ip-tos-m4-ts "F5,T6" m4 ts "IP_TOS 0x28 on an AF_INET6 socket talking IPv4 (IPv4-mapped)" tos=0x28 <<'EOF'
+send FA
+expect
+send FA seq=snd-1
+expect
+EOF
+c ip-tosonly-m4-ts "F5,T6" m4 ts "IP_TOS 0x28 and IPV6_TCLASS 0, IPv4-mapped: the connection's segments carry the TOS, its TIME_WAIT's ACKs the traffic class (tw_tclass is tw_tos)" tos=0x28 tclass=0 <<'EOF'
+send FA
+expect
+send FA seq=snd-1
+expect
+EOF
+c ip-tclassonly-m4-nots "F5,T6" m4 nots "as ip-tosonly-m4-ts the other way round: IP_TOS 0, IPV6_TCLASS 0x28" tos=0 tclass=0x28 <<'EOF'
 send FA
 expect
 send FA seq=snd-1

@@ -9,7 +9,8 @@
  *
  * Peer:     rtw-script -i IF -m HOSTMAC -s PEER -d HOST -p PORT [-g GOFILE] [-o PORTFILE]
  *                      [-T TOLERANCE_MS] < SCRIPT
- * App:      rtw-script -c ADDR:PORT [-t TEXT] [-w MS] [-H] [-Q TOS] [-F LABEL] [-- COMMAND...]
+ * App:      rtw-script -c ADDR:PORT [-t TEXT] [-w MS] [-H] [-Q TOS] [-C TCLASS] [-F LABEL]
+ *                      [-- COMMAND...]
  *           connect (SO_REUSEADDR, so a listener can take the port later), send TEXT, wait MS,
  *           then close(); with -H first shutdown(SHUT_WR) and wait for FIN_WAIT2. With a
  *           COMMAND, run it instead of closing, with the socket as fd 3 (`twctl handoff --fd 3
@@ -18,7 +19,9 @@
  *           for a dual-stack socket). -Q: set IP_TOS (and IPV6_TCLASS on an AF_INET6 socket)
  *           to TOS before connect(); Linux keeps the ECN bits of a TCP socket's TOS to itself
  *           (ip_sockglue.c __ip_sock_set_tos, ipv6_sockglue.c IPV6_TCLASS), so only the DSCP
- *           bits take. -F: an AF_INET6 socket sends with the explicit flow label LABEL
+ *           bits take. -C: an AF_INET6 socket's IPV6_TCLASS is TCLASS rather than TOS (an
+ *           IPv4-mapped connection sends with IP_TOS, its TIME_WAIT with the traffic class).
+ *           -F: an AF_INET6 socket sends with the explicit flow label LABEL
  *           (IPV6_FLOWLABEL_MGR to lease it, shared with anyone: labels are leased per netns
  *           and both variants of a case use the same; IPV6_FLOWINFO_SEND, sin6_flowinfo).
  * Clock:    rtw-script -M   prints CLOCK_MONOTONIC in ms.
@@ -210,7 +213,7 @@ struct flowlabel_req {
 };
 
 static int app(const char *dst, const char *text, long wait, int half_close, char **exec_argv,
-	       int tos, long label)
+	       int tos, int tclass, long label)
 {
 	struct sockaddr_storage da, la;
 	socklen_t len = parse_endpoint(dst, &da), ll = sizeof(la);
@@ -222,14 +225,14 @@ static int app(const char *dst, const char *text, long wait, int half_close, cha
 	if (fd < 0)
 		fail("socket: %s", strerror(errno));
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (tos >= 0) {
-		/* An AF_INET6 socket takes IP_TOS for what it sends over IPv4 (IPv4-mapped). */
-		if (setsockopt(fd, IPPROTO_IP, IP_TOS, &tos, sizeof(tos)) < 0)
-			fail("IP_TOS: %s", strerror(errno));
-		if (da.ss_family == AF_INET6 &&
-		    setsockopt(fd, IPPROTO_IPV6, IPV6_TCLASS, &tos, sizeof(tos)) < 0)
-			fail("IPV6_TCLASS: %s", strerror(errno));
-	}
+	/* An AF_INET6 socket takes IP_TOS for what it sends over IPv4 (IPv4-mapped). */
+	if (tos >= 0 && setsockopt(fd, IPPROTO_IP, IP_TOS, &tos, sizeof(tos)) < 0)
+		fail("IP_TOS: %s", strerror(errno));
+	if (tclass < 0)
+		tclass = tos;
+	if (tclass >= 0 && da.ss_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_TCLASS, &tclass, sizeof(tclass)) < 0)
+		fail("IPV6_TCLASS: %s", strerror(errno));
 	if (label >= 0) {
 		struct sockaddr_in6 *s6 = (void *)&da;
 		struct flowlabel_req fr = { .dst = s6->sin6_addr, .label = htonl((uint32_t)label),
@@ -1082,10 +1085,10 @@ int main(int argc, char **argv)
 	const char *portfile = NULL, *conn = NULL, *lst = NULL, *text = NULL;
 	unsigned long port = 0;
 	long wait = 0, tol = 5, label = -1;
-	int half = 0, opt, tos = -1;
+	int half = 0, opt, tos = -1, tclass = -1;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	while ((opt = getopt(argc, argv, "i:m:s:d:p:g:o:T:c:l:t:w:HMQ:F:")) != -1) {
+	while ((opt = getopt(argc, argv, "i:m:s:d:p:g:o:T:c:l:t:w:HMQ:C:F:")) != -1) {
 		switch (opt) {
 		case 'i': ifname = optarg; break;
 		case 'm': mac = optarg; break;
@@ -1101,13 +1104,14 @@ int main(int argc, char **argv)
 		case 'w': wait = atol(optarg); break;
 		case 'H': half = 1; break;
 		case 'Q': tos = (int)strtol(optarg, NULL, 0); break;
+		case 'C': tclass = (int)strtol(optarg, NULL, 0); break;
 		case 'F': label = strtol(optarg, NULL, 0); break;
 		case 'M': printf("%lld\n", mono_ms()); return 0;
 		default: fprintf(stderr, "usage: see the header of rtw-script.c\n"); return 2;
 		}
 	}
 	if (conn)
-		return app(conn, text, wait, half, argv + optind, tos, label);
+		return app(conn, text, wait, half, argv + optind, tos, tclass, label);
 	if (lst)
 		return listener(lst, wait);
 	if (!ifname || !mac || !src || !dst || !port) {
