@@ -76,7 +76,7 @@ def sample(sock_path, console, out):
                     pos += len(raw)
                     data = raw.decode(errors="replace")
                 for m in re.finditer(r"rtw-profile: (phase|text) (\S+)", data):
-                    f.write("#%s %s\n" % m.groups())
+                    f.write("#%s %s %.3f\n" % (m.group(1), m.group(2), time.time()))
                     f.flush()
                     if m.group(1) == "phase":
                         phase = m.group(2)
@@ -122,6 +122,20 @@ def report(out, vmlinux, module):
         total[phase] += 1
     phases = list(total)
     print("samples: " + ", ".join("%s %d" % (p, total[p]) for p in phases))
+    # How often the sampler got to run (its marks are timed to within its 0.2 s console
+    # reads): a sampler the host starves samples mostly when a vCPU idles, and so
+    # overstates idle.
+    secs, cur, since = collections.Counter(), None, None
+    for l in lines:
+        p = l.split()
+        if p and p[0] == "#phase" and len(p) == 3:
+            if cur not in (None, "-"):
+                secs[cur] += float(p[2]) - since
+            cur, since = p[1], float(p[2])
+    if all(secs[p] > 0 for p in phases):
+        print("samples per second of phase: " +
+              ", ".join("%s %.0f" % (p, total[p] / secs[p]) for p in phases) +
+              " (both vCPUs every 2 ms would be about 1000)")
     if len(phases) != 2:
         return
     a, b = phases

@@ -130,6 +130,11 @@ serve() {
 }
 addr_of() { [ "$1" = 0 ] && echo $H4 || echo $S2; }
 
+# profile_mark TEXT: a mark for qemu/profile.sh's sampler, written to the serial port itself:
+# through the scenario's output pipe (qemu/init's sed) a mark reached the host seconds late while
+# the servers' load ran.
+profile_mark() { echo "rtw-profile: $1" >/dev/ttyS0; }
+
 # pair_sample MODE0 MODE1 PORT: both servers at once on PORT, under the same client load each
 # (4 client threads in the peer netns, one set per server); each keeps serving, untimed, until
 # the other has its window too. Prints "RATE0 RATE1" (connections/s).
@@ -148,7 +153,7 @@ pair_sample() {
 		done
 	done
 	# qemu/profile.sh samples from here until both windows are full (profile_workload).
-	[ -z "${PROFILE_PHASE:-}" ] || echo "rtw-profile: phase $PROFILE_PHASE" >&2
+	[ -z "${PROFILE_PHASE:-}" ] || profile_mark "phase $PROFILE_PHASE"
 	$IP netns exec peer handoff_server --load $H4:$3 $HC_CLIENTS $HC_HOLD_MS >/tmp/hl0.out &
 	l0=$!
 	$IP netns exec peer handoff_server --load $S2:$3 $HC_CLIENTS $HC_HOLD_MS >/tmp/hl1.out &
@@ -160,7 +165,7 @@ pair_sample() {
 		kill -0 $s0 2>/dev/null && kill -0 $s1 2>/dev/null || break
 		sleep 0.05
 	done
-	[ -z "${PROFILE_PHASE:-}" ] || echo "rtw-profile: phase -" >&2
+	[ -z "${PROFILE_PHASE:-}" ] || profile_mark "phase -"
 	touch /tmp/hs.stop
 	wait $s0
 	rc0=$?
@@ -260,7 +265,7 @@ handoff_vs_close() {
 profile_workload() {
 	insmod $KO || exit 1
 	pair_setup
-	echo "rtw-profile: text $(cat /sys/module/rust_timewait/sections/.text)"
+	profile_mark "text $(cat /sys/module/rust_timewait/sections/.text)"
 	pair_sample --queue --queue $HC_PORT >/dev/null 2>&1
 	port=$HC_PORT
 	for r in 1 2; do
@@ -275,7 +280,7 @@ profile_workload() {
 		done
 	done
 	PROFILE_PHASE=""
-	echo "rtw-profile: phase end"
+	profile_mark "phase end"
 	pair_down
 	rmmod rust_timewait
 }
