@@ -132,7 +132,7 @@ def report(out, vmlinux, module):
             if cur not in (None, "-"):
                 secs[cur] += float(p[2]) - since
             cur, since = p[1], float(p[2])
-    if all(secs[p] > 0 for p in phases):
+    if phases and all(secs[p] > 0 for p in phases):
         print("samples per second of phase: " +
               ", ".join("%s %.0f" % (p, total[p] / secs[p]) for p in phases) +
               " (both vCPUs every 2 ms would be about 1000)")

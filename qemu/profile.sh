@@ -17,7 +17,7 @@ rm -f "$sock" "$work/samples.txt"
 # The sampler at a real-time priority: the emulator's vCPU threads keep the host's cores busy,
 # and a sampler that waits its turn runs mostly when a vCPU idles (its report shows the rate).
 prio=()
-! chrt -f 1 true 2>/dev/null || prio=(chrt -f 1)
+if chrt -f 1 true 2>/dev/null; then prio=(chrt -f 1); fi
 "${prio[@]}" python3 "$RTW_TOP/qemu/profile.py" sample "$sock" "$work/console.log" "$work/samples.txt" &
 sampler=$!
 trap 'kill $sampler 2>/dev/null || true' EXIT

@@ -84,7 +84,7 @@ struct rtw_glue_conn {
 	__u32 txhash;
 	/* IPv6 flow label the socket set (20 bits); 0: the reply gets one as auto_flowlabels says. */
 	__u32 flowlabel;
-	/* IPv4 TOS or IPv6 traffic class. */
+	/* What Linux's TIME_WAIT keeps: an AF_INET socket's TOS, an AF_INET6 one's traffic class. */
 	__u8 tos;
 };
 

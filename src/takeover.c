@@ -153,7 +153,7 @@ static void rtw_takeover_copy(struct net *net, struct inet_timewait_sock *tw,
 	e->conn.txhash = tw->tw_txhash;
 	e->conn.bound_ifindex = tw->tw_bound_dev_if;
 	e->l3index = l3mdev_master_ifindex_by_index(net, e->conn.bound_ifindex);
-	/* tw_tclass is tw_tos: the IPv4 TOS, or the traffic class of an IPv6 connection. */
+	/* tw_tclass is tw_tos: an AF_INET socket's TOS, an AF_INET6 one's traffic class. */
 	e->conn.tos = tw->tw_tos;
 	if (e->family == AF_INET6) {
 		e->conn.flowlabel = tw->tw_flowlabel;

@@ -244,9 +244,10 @@ report() {
 # rfc1337=0|1 (default 1, the Linux column of behaviour.md), ecn=N (net.ipv4.tcp_ecn, default 2:
 # the host asks for no ECN); a case with other settings than these defaults runs alone, the
 # others up to POOL at a time; tos=N (the application sets IP_TOS, and IPV6_TCLASS on an
-# AF_INET6 socket, before connect()), tclass=N (IPV6_TCLASS N rather than tos=), flowlabel=N (an explicit IPv6 flow label); listen (a listener on the host's
-# port before the steps), app=close|unread|unread-half, isn=N, tsbase=N, bg (run in the
-# background, reported at the end). The steps follow a prologue that makes the connection and
+# AF_INET6 socket, before connect()), tclass=N (IPV6_TCLASS N rather than tos=), flowlabel=N
+# (an explicit IPv6 flow label); listen (a listener on the host's port before the steps),
+# app=close|unread|unread-half, isn=N, tsbase=N, bg (run in the background, reported at the
+# end). The steps follow a prologue that makes the connection and
 # takes it to FIN_WAIT2 (our FIN sent and acknowledged); app=unread* has its own.
 c() {
 	id=$1 rows=$2 fam=$3 opt=$4 title=$5
