@@ -247,8 +247,8 @@ report() {
 # AF_INET6 socket, before connect()), tclass=N (IPV6_TCLASS N rather than tos=), flowlabel=N
 # (an explicit IPv6 flow label); listen (a listener on the host's port before the steps),
 # app=close|unread|unread-half, isn=N, tsbase=N, bg (run in the background, reported at the
-# end). The steps follow a prologue that makes the connection and
-# takes it to FIN_WAIT2 (our FIN sent and acknowledged); app=unread* has its own.
+# end). The steps follow a prologue that makes the connection and takes it to FIN_WAIT2 (our FIN
+# sent and acknowledged); app=unread* has its own.
 c() {
 	id=$1 rows=$2 fam=$3 opt=$4 title=$5
 	shift 5

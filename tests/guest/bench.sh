@@ -77,8 +77,8 @@ slab() { cut -d' ' -f1 /sys/kernel/slab/rust_timewait4/$1; }
 # both sides.
 ratios() { echo "$1" | awk -v l="$2" '{ n = split(l, L, " "); for (i = 1; i <= n; i++) {
 	d = ($i + $(i + 1)) / 2; printf "%.4f ", d ? L[i] / d : 0 } }'; }
-# tcpext NAME [SIDE]: a TcpExt counter of /proc/net/netstat, in handoff side SIDE's netns (side).
-tcpext() { side "${2:-0}" awk -v k="$1" '/^TcpExt:/ { if (!n) { for (i = 2; i <= NF; i++) c[i] = $i; n = 1 }
+# tcpext NAME SIDE: a TcpExt counter of /proc/net/netstat, in handoff side SIDE's netns (side).
+tcpext() { side "$2" awk -v k="$1" '/^TcpExt:/ { if (!n) { for (i = 2; i <= NF; i++) c[i] = $i; n = 1 }
 	else for (i = 2; i <= NF; i++) if (c[i] == k) print $i }' /proc/net/netstat; }
 
 # The second server netns, srv2 (10.9.2.1), which the peer netns reaches through veth2/veth3
